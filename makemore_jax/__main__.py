@@ -1,0 +1,7 @@
+"""python -m makemore_jax: the same as the makemore-jax command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

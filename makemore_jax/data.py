@@ -1,0 +1,198 @@
+"""Words in, integer arrays out: loading, the vocabulary, the split and the datasets.
+
+Everything here runs on the host with numpy; the training loop moves the finished int32
+arrays to the device once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+BOUNDARY = "."  # start/end token, always index 0
+IGNORE = -1  # target value the loss skips (padding in sequence datasets)
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "names.txt")
+
+
+class DataError(ValueError):
+    """A problem with the user's data: the message names the file and line where it can."""
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_words(path: str | os.PathLike) -> list[str]:
+    """Read one word per line; surrounding whitespace is stripped, blank lines skipped.
+
+    Raises:
+        DataError: missing file, a directory, not UTF-8, no words, or a word that contains
+            the boundary token "." or whitespace (message gives file and 1-based line).
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise DataError(f"{path}: is a directory, expected a text file with one word per line")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 text") from None
+
+    words = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        word = line.strip()
+        if not word:
+            continue
+        if BOUNDARY in word:
+            raise DataError(f"{path}:{lineno}: word {word!r} contains the boundary token {BOUNDARY!r}")
+        if any(ch.isspace() for ch in word):
+            raise DataError(f"{path}:{lineno}: word {word!r} contains whitespace; expected one word per line")
+        words.append(word)
+    if not words:
+        raise DataError(f"{path}: contains no words")
+    return words
+
+
+# ----------------------------------------------------------------------------- vocabulary
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocab:
+    """Characters of the data set: the boundary token "." at index 0, the rest sorted."""
+
+    chars: tuple[str, ...]
+
+    @classmethod
+    def from_words(cls, words: Sequence[str]) -> Vocab:
+        chars = set("".join(words))
+        if BOUNDARY in chars:
+            raise DataError(f"a word contains the boundary token {BOUNDARY!r}")
+        return cls((BOUNDARY, *sorted(chars)))
+
+    def __post_init__(self):
+        if not self.chars or self.chars[0] != BOUNDARY:
+            raise DataError(f"vocabulary must start with the boundary token {BOUNDARY!r}")
+        if len(set(self.chars)) != len(self.chars) or any(len(c) != 1 for c in self.chars):
+            raise DataError("vocabulary must be distinct single characters")
+        # code point -> index, as two sorted arrays for vectorised lookups
+        codes = np.array([ord(c) for c in self.chars], dtype=np.uint32)
+        order = np.argsort(codes)
+        object.__setattr__(self, "_codes", codes[order])
+        object.__setattr__(self, "_index", order.astype(np.int32))
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> np.ndarray:
+        """Characters to int32 indices; raises DataError naming an unknown character."""
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        pos = np.searchsorted(self._codes, codes)
+        pos = np.minimum(pos, len(self._codes) - 1)
+        bad = self._codes[pos] != codes
+        if bad.any():
+            ch = chr(int(codes[np.argmax(bad)]))
+            raise DataError(f"character {ch!r} (U+{ord(ch):04X}) is not in the vocabulary")
+        return self._index[pos]
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def to_json(self) -> str:
+        return json.dumps({"chars": "".join(self.chars)}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Vocab:
+        return cls(tuple(json.loads(text)["chars"]))
+
+
+# ----------------------------------------------------------------------------- split
+
+
+def split_words(
+    words: Sequence[str], seed: int = 42, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> tuple[list[str], list[str], list[str]]:
+    """Shuffle with `random.Random(seed)` and cut into train/dev/test.
+
+    With seed 42 this is the lectures' recipe (`random.seed(42); random.shuffle(words)`,
+    cuts at `int(0.8*n)` and `int(0.9*n)`).
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise DataError(f"split fractions must be three non-negative numbers summing to 1, got {fractions}")
+    shuffled = list(words)
+    random.Random(seed).shuffle(shuffled)
+    n = len(shuffled)
+    n1 = int(fractions[0] * n)
+    n2 = int((fractions[0] + fractions[1]) * n)
+    return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def _encode_words(words: Sequence[str], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """All words encoded into one flat array, plus each word's length."""
+    lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    return vocab.encode("".join(words)), lengths
+
+
+def build_context_dataset(words: Sequence[str], vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (context, next character) pair of the words, contexts padded with ".".
+
+    Returns:
+        X: int32 [N, block_size], the previous block_size characters.
+        Y: int32 [N], the next character; N = sum(len(w) + 1).
+    """
+    if block_size < 1:
+        raise DataError(f"block_size must be at least 1, got {block_size}")
+    flat, lengths = _encode_words(words, vocab)
+    # One stream: each word is preceded by block_size boundary tokens and followed by one.
+    # Word i occupies stream[start_i : start_i + block_size + len_i + 1].
+    span = lengths + block_size + 1
+    starts = np.concatenate([[0], np.cumsum(span)[:-1]])
+    stream = np.zeros(int(span.sum()), dtype=np.int32)
+    char_starts = starts + block_size
+    char_pos = np.repeat(char_starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(flat.size)
+    stream[char_pos] = flat
+    # targets: every position from the first character to the closing boundary
+    n_targets = lengths + 1
+    target_pos = np.repeat(char_starts - np.concatenate([[0], np.cumsum(n_targets)[:-1]]), n_targets) + np.arange(
+        int(n_targets.sum())
+    )
+    X = stream[target_pos[:, None] - block_size + np.arange(block_size)]
+    Y = stream[target_pos]
+    return X.astype(np.int32), Y.astype(np.int32)
+
+
+def build_sequence_dataset(words: Sequence[str], vocab: Vocab, max_len: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Whole words as padded sequences, for sequence models.
+
+    Returns:
+        X: int32 [N, max_len + 1]: start token 0, the characters, then 0 padding.
+        Y: int32 [N, max_len + 1]: the characters, the end token 0, then -1 (ignored).
+    """
+    flat, lengths = _encode_words(words, vocab)
+    longest = int(lengths.max()) if lengths.size else 0
+    max_len = longest if max_len is None else max_len
+    if longest > max_len:
+        raise DataError(f"a word has {longest} characters, more than max_len={max_len}")
+    n = len(words)
+    row = np.repeat(np.arange(n), lengths)
+    col = np.arange(flat.size) - np.repeat(np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    X = np.zeros((n, max_len + 1), dtype=np.int32)
+    Y = np.full((n, max_len + 1), IGNORE, dtype=np.int32)
+    X[row, col + 1] = flat
+    Y[row, col] = flat
+    Y[np.arange(n), lengths] = 0
+    return X, Y

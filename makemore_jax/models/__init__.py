@@ -1,0 +1,66 @@
+"""The model registry: one entry per `--model` name.
+
+Every model is a frozen, hashable `Config` dataclass (with `vocab_size` and `block_size`)
+and two pure functions:
+
+    init(key, config) -> (params, state)
+    apply(params, state, x, *, train) -> (logits, new_state)
+
+Adding a model to the CLI is adding one `Model` entry here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from . import bigram, mlp
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    name: str
+    Config: type
+    init: Callable
+    apply: Callable
+    description: str = ""
+    config_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides of Config's defaults
+    train_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides of TrainConfig's
+    penalty: Callable | None = None  # (params, config) -> scalar added to the training loss
+    fit: Callable | None = None  # closed-form fit (config, X, Y) -> params, instead of gradients
+
+    def make_config(self, **overrides) -> Any:
+        return self.Config(**{**self.config_defaults, **overrides})
+
+    @property
+    def config_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self.Config))
+
+
+def _registry(*models: Model) -> Mapping[str, Model]:
+    return MappingProxyType({m.name: m for m in models})
+
+
+REGISTRY = _registry(
+    Model("bigram", bigram.CountConfig, bigram.init, bigram.apply, fit=bigram.fit,
+          description="counting bigram: normalised counts with additive smoothing (closed form)"),
+    Model("bigram-nn", bigram.NeuralConfig, bigram.neural_init, bigram.neural_apply, penalty=bigram.neural_penalty,
+          description="neural bigram: a [vocab, vocab] logits table trained by full-batch gradient descent",
+          train_defaults={"steps": 500, "batch_size": None, "lr": 50.0, "lr_decay_step": None}),
+    Model("mlp", mlp.Config, mlp.init, mlp.apply,
+          description="Bengio et al. 2003 MLP (lecture 2), with the lecture-3 initialisation by default"),
+    Model("mlp-bn", mlp.Config, mlp.init, mlp.apply, config_defaults={"batchnorm": True},
+          description="the MLP with BatchNorm after the hidden layer (lecture 3)"),
+    Model("mlp-deep", mlp.Config, mlp.init, mlp.apply,
+          config_defaults={"n_hidden": 100, "n_layers": 5, "batchnorm": True, "out_batchnorm": True},
+          description="lecture 3's deep net: 5 x [linear -> batchnorm -> tanh] of width 100, then linear -> batchnorm"),
+)
+
+
+def get(name: str) -> Model:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(REGISTRY)}") from None

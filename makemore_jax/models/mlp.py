@@ -1,0 +1,124 @@
+"""The Bengio et al. (2003) MLP and its lecture variants: mlp, mlp-bn and mlp-deep.
+
+    C[x] -> concat -> n_layers x [linear -> (batchnorm) -> tanh] -> linear -> (batchnorm)
+
+A linear layer carries a bias only when no BatchNorm follows it (the BatchNorm's beta does
+that job). Parameters and state are nested dicts:
+
+    params = {"C": [vocab, n_embd],
+              "layers": [{"linear": {"W", "b"?}, "bn"?: {"gamma", "beta"}}, ...],
+              "out": {"linear": {"W", "b"?}, "bn"?: {...}}}
+    state  = {"layers": [{"mean", "var"}, ...], "out": {...}}   (only where a BatchNorm is)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from .. import nn
+
+INITS = ("unit", "scaled", "fan-in", "kaiming")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    vocab_size: int = 27
+    block_size: int = 3  # characters of context
+    n_embd: int = 10  # embedding size per character
+    n_hidden: int = 200  # width of every hidden layer
+    n_layers: int = 1  # hidden layers
+    batchnorm: bool = False  # BatchNorm after each hidden linear layer
+    out_batchnorm: bool = False  # BatchNorm after the output layer (lecture 3's deep net)
+    # Initialisation, from the lectures:
+    #   "unit":    every weight and bias N(0, 1) (lecture 2; initial loss ~27)
+    #   "scaled":  hidden W x 0.2, hidden b x 0.01, output W x 0.01, output b = 0 (lecture 3)
+    #   "fan-in":  hidden W / sqrt(fan_in) without the tanh gain, otherwise as "kaiming"
+    #   "kaiming": hidden W x (5/3)/sqrt(fan_in), hidden b x 0.01, output W x 0.01, b = 0;
+    #              with an output BatchNorm: output W kaiming too and its gamma x 0.1
+    init: str = "kaiming"
+
+    def __post_init__(self):
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        for name in ("vocab_size", "block_size", "n_embd", "n_hidden", "n_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+def _hidden_scales(config: Config, fan_in: int) -> tuple[float, float]:
+    """(weight scale, bias scale) of a hidden linear layer."""
+    return {
+        "unit": (1.0, 1.0),
+        "scaled": (0.2, 0.01),
+        "fan-in": (1 / math.sqrt(fan_in), 0.01),
+        "kaiming": (nn.TANH_GAIN / math.sqrt(fan_in), 0.01),
+    }[config.init]
+
+
+def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
+    """Returns (params, state) as in the module docstring."""
+    key_c, key_out, *layer_keys = jax.random.split(key, config.n_layers + 2)
+    params = {"C": nn.embedding_init(key_c, config.vocab_size, config.n_embd), "layers": []}
+    state: dict = {}
+    fan_in = config.block_size * config.n_embd
+    for layer_key in layer_keys:
+        w_scale, b_scale = _hidden_scales(config, fan_in)
+        layer = {"linear": nn.linear_init(layer_key, fan_in, config.n_hidden, bias=not config.batchnorm,
+                                          scale=w_scale, bias_scale=b_scale)}
+        if config.batchnorm:
+            layer["bn"], bn_state = nn.batchnorm_init(config.n_hidden)
+            state.setdefault("layers", []).append(bn_state)
+        params["layers"].append(layer)
+        fan_in = config.n_hidden
+
+    if config.init == "unit":
+        w_scale, b_scale, gamma = 1.0, 1.0, 1.0
+    elif config.out_batchnorm:
+        w_scale, b_scale, gamma = _hidden_scales(config, fan_in)[0], 0.0, 0.1
+    else:
+        w_scale, b_scale, gamma = 0.01, 0.0, 1.0
+    params["out"] = {"linear": nn.linear_init(key_out, fan_in, config.vocab_size, bias=not config.out_batchnorm,
+                                              scale=w_scale, bias_scale=b_scale)}
+    if config.out_batchnorm:
+        params["out"]["bn"], state["out"] = nn.batchnorm_init(config.vocab_size, gamma=gamma)
+    return params, state
+
+
+def _block(params: dict, state: dict | None, h: jax.Array, *, train: bool):
+    """linear -> optional batchnorm; returns (pre-activation, new batchnorm state or None)."""
+    h = nn.linear(params["linear"], h)
+    if "bn" not in params:
+        return h, None
+    return nn.batchnorm(params["bn"], state, h, train=train)
+
+
+def forward(params: dict, state: dict, x: jax.Array, *, train: bool):
+    """`apply` that also returns each hidden layer's pre-activation and tanh output.
+
+    Returns:
+        (logits [B, vocab], new_state, [(preact [B, n_hidden], act [B, n_hidden]), ...]).
+    """
+    h = nn.embedding(params["C"], x).reshape(x.shape[0], -1)  # [B, block_size * n_embd]
+    layer_states = state.get("layers", [None] * len(params["layers"]))
+    new_state: dict = {}
+    activations = []
+    for layer, layer_state in zip(params["layers"], layer_states):
+        preact, bn_state = _block(layer, layer_state, h, train=train)
+        if bn_state is not None:
+            new_state.setdefault("layers", []).append(bn_state)
+        h = nn.tanh(preact)
+        activations.append((preact, h))
+    logits, bn_state = _block(params["out"], state.get("out"), h, train=train)
+    if bn_state is not None:
+        new_state["out"] = bn_state
+    return logits, new_state, activations
+
+
+def apply(params: dict, state: dict, x: jax.Array, *, train: bool) -> tuple[jax.Array, dict]:
+    """x int [B, block_size] -> (logits [B, vocab], new_state); train mode updates BatchNorm state."""
+    logits, new_state, _ = forward(params, state, x, train=train)
+    return logits, new_state

@@ -1,0 +1,249 @@
+"""One training engine for every model: a pure train step, fused into chunks with lax.scan.
+
+The device runs `chunk_size` steps per dispatch; minibatches are drawn on the device from
+the device-resident training arrays with the key `fold_in(key, step)`, so a run's numbers
+depend only on the seed and the step, not on how the steps were cut into chunks. The host
+only advances chunks, checks the losses for NaN, logs and shows progress.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from .losses import cross_entropy
+from .models import Model
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 200_000
+    batch_size: int | None = 32  # None: full batch, every example every step, in order
+    optimizer: str = "sgd"  # "sgd" (plain, as the lectures) or "adamw"
+    lr: float = 0.1  # peak learning rate
+    lr_decay_step: int | None = 100_000  # sgd: lr x lr_decay from this step on (lectures: 0.1 -> 0.01 at 100k)
+    lr_decay: float = 0.1
+    warmup_steps: int = 0  # adamw: linear warmup, then cosine decay to lr x min_lr_ratio at `steps`
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01  # adamw only
+    clip_norm: float | None = None  # clip the global gradient norm to this
+    chunk_size: int = 1000  # steps per device dispatch (and per log line)
+
+    def __post_init__(self):
+        checks = [
+            (self.steps >= 1, f"steps must be at least 1, got {self.steps}"),
+            (self.batch_size is None or self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
+            (self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}"),
+            (self.lr_decay_step is None or self.lr_decay_step >= 0, f"lr_decay_step must be >= 0, got {self.lr_decay_step}"),
+            (self.lr_decay > 0, f"lr_decay must be positive, got {self.lr_decay}"),
+            (0 <= self.warmup_steps <= self.steps, f"warmup_steps must be in [0, steps], got {self.warmup_steps}"),
+            (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.clip_norm is None or self.clip_norm > 0, f"clip_norm must be positive, got {self.clip_norm}"),
+            (self.chunk_size >= 1, f"chunk_size must be at least 1, got {self.chunk_size}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything a run needs to continue exactly: a pytree, saved whole in checkpoints."""
+
+    step: jax.Array  # int32 scalar: steps taken
+    params: dict
+    model_state: dict  # e.g. BatchNorm running statistics; {} for stateless models
+    opt_state: optax.OptState
+    key: jax.Array  # base key of the minibatch draws; step s uses fold_in(key, s)
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite at `step`; `last_good` is the state before that chunk."""
+
+    def __init__(self, step: int, last_good: TrainState):
+        super().__init__(f"training diverged: the loss is not finite at step {step}")
+        self.step = step
+        self.last_good = last_good
+
+
+# ----------------------------------------------------------------------------- optimiser
+
+
+def make_schedule(tc: TrainConfig) -> optax.Schedule:
+    if tc.optimizer == "sgd":
+        if tc.lr_decay_step is None:
+            return optax.constant_schedule(tc.lr)
+        return optax.piecewise_constant_schedule(tc.lr, {tc.lr_decay_step: tc.lr_decay})
+    return optax.warmup_cosine_decay_schedule(
+        0.0, tc.lr, tc.warmup_steps, max(tc.steps, tc.warmup_steps + 1), end_value=tc.lr * tc.min_lr_ratio)
+
+
+def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
+    schedule = make_schedule(tc)
+    if tc.optimizer == "sgd":
+        tx = optax.sgd(schedule)
+    else:
+        tx = optax.adamw(schedule, weight_decay=tc.weight_decay)
+    if tc.clip_norm is not None:
+        tx = optax.chain(optax.clip_by_global_norm(tc.clip_norm), tx)
+    return tx
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def create_train_state(model: Model, config, tc: TrainConfig, key: jax.Array) -> TrainState:
+    """Initialise params and model state from `key`; the minibatch key is split from it."""
+    init_key, data_key = jax.random.split(key)
+    params, model_state = model.init(init_key, config)
+    opt_state = make_optimizer(tc).init(params)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                      opt_state=opt_state, key=data_key)
+
+
+def loss_fn(model: Model, config, params, model_state, x: jax.Array, y: jax.Array):
+    """Training loss (cross-entropy plus the model's penalty) and the new model state."""
+    logits, new_state = model.apply(params, model_state, x, train=True)
+    loss = cross_entropy(logits, y)
+    if model.penalty is not None:
+        loss = loss + model.penalty(params, config)
+    return loss, new_state
+
+
+def make_train_step(model: Model, config, tx: optax.GradientTransformation) -> Callable:
+    """Returns train_step(ts, (x, y)) -> (ts, {"loss": scalar}); pure, jit it or scan it."""
+    grad_fn = jax.value_and_grad(functools.partial(loss_fn, model, config), has_aux=True)
+
+    def train_step(ts: TrainState, batch: tuple[jax.Array, jax.Array]):
+        (loss, model_state), grads = grad_fn(ts.params, ts.model_state, *batch)
+        updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
+        params = optax.apply_updates(ts.params, updates)
+        ts = ts.replace(step=ts.step + 1, params=params, model_state=model_state, opt_state=opt_state)
+        return ts, {"loss": loss}
+
+    return train_step
+
+
+def batch_indices(key: jax.Array, steps: jax.Array, batch_size: int, n: int) -> jax.Array:
+    """Minibatch rows for each step: int32 [len(steps), batch_size], from fold_in(key, step)."""
+    draw = lambda step: jax.random.randint(jax.random.fold_in(key, step), (batch_size,), 0, n)
+    return jax.vmap(draw)(steps)
+
+
+def make_train_chunk(train_step: Callable, n_steps: int, batch_size: int | None) -> Callable:
+    """Jitted chunk(ts, X, Y) -> (ts, losses [n_steps]): n_steps train steps in one dispatch.
+
+    X [N, ...] and Y [N] stay on the device; all n_steps minibatches are drawn up front with
+    one vectorised call (much cheaper than one random call per step).
+    """
+
+    def chunk(ts: TrainState, X: jax.Array, Y: jax.Array):
+        if batch_size is None:  # full batch: the same arrays every step
+            return jax.lax.scan(lambda ts, _: _loss_only(train_step(ts, (X, Y))), ts, length=n_steps)
+        rows = batch_indices(ts.key, ts.step + jnp.arange(n_steps), batch_size, X.shape[0])
+        return jax.lax.scan(lambda ts, ix: _loss_only(train_step(ts, (X[ix], Y[ix]))), ts, rows)
+
+    return jax.jit(chunk)
+
+
+def _loss_only(out):
+    ts, metrics = out
+    return ts, metrics["loss"]
+
+
+# ----------------------------------------------------------------------------- host loop
+
+
+def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts: TrainState, *,
+        on_chunk: Callable[[TrainState], None] | None = None, log_path: str | None = None,
+        quiet: bool = False) -> tuple[TrainState, dict]:
+    """Train from `ts` up to `tc.steps` steps.
+
+    Args:
+        X, Y: the training split, int32 [N, block_size] and [N] (moved to the device once).
+        ts: the state to continue from (fresh or loaded from a checkpoint).
+        on_chunk: called with each good state after a chunk (e.g. to checkpoint).
+        log_path: append one JSON line per chunk: step, loss (chunk mean), last loss, lr, time.
+        quiet: no progress bar (it is also off when stderr is not a terminal).
+    Returns:
+        (final state, summary {"steps", "seconds", "compile_seconds", "final_loss"}).
+    Raises:
+        Diverged: the loss went NaN/inf; it carries the state after the last good chunk.
+    """
+    from tqdm.auto import tqdm
+
+    if tc.batch_size is not None and tc.batch_size > len(X):
+        raise ValueError(f"batch_size {tc.batch_size} is larger than the training split ({len(X)} examples)")
+    X, Y = jax.device_put(X), jax.device_put(Y)
+    train_step = make_train_step(model, config, make_optimizer(tc))
+    schedule = make_schedule(tc)
+    chunks: dict[int, Callable] = {}
+    start = int(ts.step)
+    bar = tqdm(total=tc.steps, initial=start, disable=quiet or not sys.stderr.isatty(), unit="step",
+               dynamic_ncols=True)
+    log = open(log_path, "a", encoding="utf-8") if log_path else None
+    t0 = time.perf_counter()
+    compile_seconds = 0.0
+    last_loss = float("nan")
+    try:
+        while (step := int(ts.step)) < tc.steps:
+            n = min(tc.chunk_size, tc.steps - step)
+            if n not in chunks:
+                tc0 = time.perf_counter()
+                chunks[n] = make_train_chunk(train_step, n, tc.batch_size).lower(ts, X, Y).compile()
+                compile_seconds += time.perf_counter() - tc0
+            new_ts, losses = chunks[n](ts, X, Y)
+            losses = np.asarray(losses)  # the one host sync per chunk
+            if not np.all(np.isfinite(losses)):
+                raise Diverged(step + int(np.argmin(np.isfinite(losses))), ts)
+            ts, last_loss = new_ts, float(losses[-1])
+            if on_chunk is not None:
+                on_chunk(ts)
+            bar.update(n)
+            bar.set_postfix(loss=f"{losses.mean():.4f}")
+            if log is not None:
+                record = {"step": step + n, "loss": float(losses.mean()), "last_loss": last_loss,
+                          "lr": float(schedule(step + n - 1)), "time": round(time.perf_counter() - t0, 4)}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    seconds = time.perf_counter() - t0
+    return ts, {"steps": int(ts.step) - start, "seconds": seconds, "compile_seconds": compile_seconds,
+                "final_loss": last_loss}
+
+
+# ----------------------------------------------------------------------------- learning-rate finder
+
+
+def lr_find(model: Model, config, X: np.ndarray, Y: np.ndarray, key: jax.Array, *, batch_size: int = 32,
+            steps: int = 1000, lr_min: float = 1e-3, lr_max: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Lecture 2's sweep: step i uses lr = 10**linspace(log10 lr_min, log10 lr_max, steps)[i].
+
+    Returns:
+        (lrs [steps], minibatch losses [steps]) as numpy arrays.
+    """
+    lrs = jnp.logspace(math.log10(lr_min), math.log10(lr_max), steps)
+    tx = optax.sgd(lambda count: lrs[jnp.minimum(count, steps - 1)])
+    ts = create_train_state(model, config, TrainConfig(steps=steps), key)
+    ts = ts.replace(opt_state=tx.init(ts.params))
+    chunk = make_train_chunk(make_train_step(model, config, tx), steps, batch_size)
+    _, losses = chunk(ts, jax.device_put(X), jax.device_put(Y))
+    return np.asarray(lrs), np.asarray(losses)

@@ -1,0 +1,119 @@
+"""Every registered model against the protocol, and the MLP's lecture numbers."""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from makemore_jax import models
+from makemore_jax.losses import cross_entropy
+from makemore_jax.train import TrainConfig, create_train_state, loss_fn, make_optimizer, make_train_step
+
+from conftest import assert_trees_close
+
+GRADIENT_MODELS = [name for name, m in models.REGISTRY.items() if m.fit is None]
+
+
+def n_params(params):
+    return sum(x.size for x in jax.tree.leaves(params))
+
+
+def random_batch(key, config, batch_size=32):
+    kx, ky = jax.random.split(key)
+    x = jax.random.randint(kx, (batch_size, config.block_size), 0, config.vocab_size)
+    y = jax.random.randint(ky, (batch_size,), 0, config.vocab_size)
+    return x, y
+
+
+@pytest.mark.parametrize("name, overrides, expected", [
+    ("mlp", {"init": "unit"}, 11_897),  # lecture 2: n_embd 10, n_hidden 200, block 3
+    ("mlp", {}, 11_897),
+    ("mlp-bn", {}, 12_097),  # lecture 3: hidden bias dropped, gamma and beta added
+    ("mlp-deep", {}, 47_024),  # lecture 3's deep net
+    ("bigram-nn", {}, 729),
+    ("bigram", {}, 729),
+])
+def test_parameter_counts(name, overrides, expected):
+    model = models.get(name)
+    params, _ = model.init(jax.random.key(0), model.make_config(vocab_size=27, **overrides))
+    assert n_params(params) == expected
+
+
+@pytest.mark.parametrize("name", list(models.REGISTRY))
+def test_protocol_shapes_and_eval_leaves_state_alone(name):
+    model = models.get(name)
+    config = model.make_config(vocab_size=27)
+    params, state = model.init(jax.random.key(0), config)
+    x, _ = random_batch(jax.random.key(1), config)
+    logits, train_state = model.apply(params, state, x, train=True)
+    assert logits.shape == (32, 27) and logits.dtype == jnp.float32
+    assert jax.tree.structure(train_state) == jax.tree.structure(state)
+    _, eval_state = model.apply(params, state, x, train=False)
+    assert_trees_close(eval_state, state, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["mlp", "mlp-bn", "mlp-deep"])
+def test_initial_loss_is_near_uniform_with_the_fixed_inits(name, bundled_words):
+    from makemore_jax.data import Vocab, build_context_dataset
+    vocab = Vocab.from_words(bundled_words)
+    model = models.get(name)
+    config = model.make_config(vocab_size=vocab.size)
+    X, Y = build_context_dataset(bundled_words[:2000], vocab, config.block_size)
+    params, state = model.init(jax.random.key(0), config)
+    loss = cross_entropy(model.apply(params, state, jnp.asarray(X), train=True)[0], jnp.asarray(Y))
+    assert abs(float(loss) - math.log(vocab.size)) < 0.05
+
+
+def test_unit_init_starts_far_too_confident():
+    model = models.get("mlp")
+    config = model.make_config(vocab_size=27, init="unit")
+    params, state = model.init(jax.random.key(0), config)
+    x, y = random_batch(jax.random.key(1), config, 1000)
+    assert float(cross_entropy(model.apply(params, state, x, train=True)[0], y)) > 10
+
+
+@pytest.mark.parametrize("name", GRADIENT_MODELS)
+def test_loss_gradients_match_finite_differences(name, x64):
+    model = models.get(name)
+    config = model.make_config(vocab_size=7, **({"block_size": 2, "n_embd": 3, "n_hidden": 5}
+                                                 if "block_size" in model.config_fields else {}),
+                               **({"reg": 0.1} if name == "bigram-nn" else {}))
+    params, state = model.init(jax.random.key(0), config)
+    params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
+    state = jax.tree.map(lambda p: p.astype(jnp.float64), state)
+    x, y = random_batch(jax.random.key(1), config, 8)
+    loss = lambda p: loss_fn(model, config, p, state, x, y)[0]
+    check_grads(loss, (params,), order=1, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", GRADIENT_MODELS)
+def test_jitted_step_equals_unjitted_step(name):
+    model = models.get(name)
+    config = model.make_config(vocab_size=27)
+    tc = TrainConfig()
+    ts = create_train_state(model, config, tc, jax.random.key(0))
+    step = make_train_step(model, config, make_optimizer(tc))
+    batch = random_batch(jax.random.key(1), config)
+    with jax.disable_jit():
+        eager, eager_metrics = step(ts, batch)
+    jitted, jitted_metrics = jax.jit(step)(ts, batch)
+    assert_trees_close(eager, jitted, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(eager_metrics["loss"], jitted_metrics["loss"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", GRADIENT_MODELS)
+def test_overfits_one_batch(name):
+    model = models.get(name)
+    config = model.make_config(vocab_size=27)
+    tc = TrainConfig(optimizer="adamw", lr=3e-2, weight_decay=0.0, warmup_steps=0, steps=300, min_lr_ratio=1.0)
+    ts = create_train_state(model, config, tc, jax.random.key(0))
+    batch = random_batch(jax.random.key(1), config, 16)
+    if name == "bigram-nn":  # one character of context: make the batch learnable
+        batch = (batch[0], batch[0][:, -1] * 3 % 27)
+    step = make_train_step(model, config, make_optimizer(tc))
+    ts, metrics = jax.jit(lambda ts: jax.lax.scan(lambda ts, _: step(ts, batch), ts, length=300))(ts)
+    assert float(metrics["loss"][-1]) < 0.05

@@ -1,0 +1,113 @@
+"""The command line end to end: training, eval, sample, resume, and every user error."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from makemore_jax.cli import main
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory, bundled_words):
+    path = tmp_path_factory.mktemp("data") / "names.txt"
+    path.write_text("\n".join(bundled_words[:2000]) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bigram_train_eval_sample(capsys, tmp_path, small_data):
+    out = str(tmp_path / "bigram")
+    code, stdout, _ = run_cli(capsys, "train", "--model", "bigram", "--data", small_data, "--out", out, "-n", "5")
+    assert code == 0
+    assert "train 2." in stdout and "samples" in stdout and "checkpoint.msgpack" in stdout
+    meta = json.load(open(os.path.join(out, "checkpoint.json")))
+    assert meta["model"] == "bigram" and meta["config"]["smoothing"] == 1.0 and len(meta["vocab"]) == 27
+    code, stdout, _ = run_cli(capsys, "eval", "--out", out)
+    assert code == 0 and f"{meta['results']['dev_loss']:.4f}" in stdout
+    code, first, _ = run_cli(capsys, "sample", "--out", out, "-n", "8", "--seed", "3")
+    code, second, _ = run_cli(capsys, "sample", "--out", out, "-n", "8", "--seed", "3")
+    assert code == 0 and first == second and len(first.splitlines()) == 9
+
+
+def test_mlp_train_resume_is_bit_identical(capsys, tmp_path, small_data):
+    common = ["--model", "mlp-bn", "--data", small_data, "--n-hidden", "16", "--chunk-size", "100",
+              "--lr-decay-step", "150", "-n", "0", "--quiet"]
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert run_cli(capsys, "train", *common, "--steps", "400", "--out", a)[0] == 0
+    assert run_cli(capsys, "train", *common, "--steps", "200", "--out", b)[0] == 0
+    assert run_cli(capsys, "train", *common, "--steps", "400", "--out", b, "--resume")[0] == 0
+    assert open(os.path.join(a, "checkpoint.msgpack"), "rb").read() == open(os.path.join(b, "checkpoint.msgpack"), "rb").read()
+    steps = [json.loads(line).get("step") for line in open(os.path.join(b, "metrics.jsonl"))]
+    assert steps == [100, 200, 200, 300, 400, 400]  # chunks and the eval line, before and after the resume
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--steps", "-3"], "expected a positive integer"),
+    (["train", "--steps", "0"], "expected a positive integer"),
+    (["train", "--lr", "0"], "lr must be a positive number"),
+    (["train", "--lr", "-0.1"], "lr must be a positive number"),
+    (["train", "--block-size", "0"], "block_size must be at least 1"),
+    (["train", "--init", "zeros"], "init must be one of"),
+    (["train", "--model", "bigram", "--n-hidden", "10"], "--n-hidden does not apply to --model bigram"),
+    (["train", "--model", "nope"], "invalid choice"),
+    (["train", "--batch-size", "999999"], "larger than the training split"),
+    (["train", "--optimizer", "lion"], "optimizer must be one of"),
+    (["sample", "--top-k", "0"], "expected a positive integer"),
+])
+def test_bad_flags_give_one_line_and_status_2(capsys, tmp_path, small_data, argv, message):
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(main([*argv, "--data", small_data, "--out", str(tmp_path)] if argv[0] == "train"
+                              else [*argv, "--out", str(tmp_path)]))
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_data_and_checkpoint_errors(capsys, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("emma\nmary ann\n")
+    for argv, message in [
+        (["train", "--data", str(tmp_path / "missing.txt")], "missing.txt: no such file"),
+        (["train", "--data", str(bad)], "bad.txt:2: word 'mary ann' contains whitespace"),
+        (["train", "--data", str(tmp_path)], "is a directory"),
+        (["eval", "--out", str(tmp_path / "nothing")], "no checkpoint there"),
+        (["sample", "--out", str(tmp_path / "nothing")], "no checkpoint there"),
+    ]:
+        code, _, err = run_cli(capsys, *argv, *(["--out", str(tmp_path / "o")] if argv[0] == "train" else []))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
+
+
+def test_corrupt_and_mismatched_checkpoints(capsys, tmp_path, small_data):
+    out = str(tmp_path / "ckpt")
+    assert run_cli(capsys, "train", "--model", "bigram", "--data", small_data, "--out", out, "-n", "0")[0] == 0
+    good = open(os.path.join(out, "checkpoint.msgpack"), "rb").read()
+    # resuming with another model or config is refused
+    code, _, err = run_cli(capsys, "train", "--model", "bigram", "--smoothing", "0.5", "--data", small_data,
+                           "--out", out, "--resume")
+    assert code == 2 and "config" in err
+    for damaged in (good[: len(good) // 2], b"not msgpack at all", good[:-1] + b"\x00" * 9):
+        open(os.path.join(out, "checkpoint.msgpack"), "wb").write(damaged)
+        code, _, err = run_cli(capsys, "sample", "--out", out)
+        assert code == 2 and "checkpoint" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_no_half_written_files_on_failure(capsys, tmp_path, small_data):
+    out = tmp_path / "o"
+    assert run_cli(capsys, "train", "--model", "bigram", "--data", small_data, "--out", str(out), "-n", "0")[0] == 0
+    assert sorted(os.listdir(out)) == ["checkpoint.json", "checkpoint.msgpack"]  # no temp files left behind
+
+
+def test_module_entry_point_exits_2_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "makemore_jax", "eval", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "no checkpoint there" in proc.stderr

@@ -1,0 +1,171 @@
+"""The engine: determinism, chunking, resume, divergence, optimisers, lr finder, evaluation, sampling."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from makemore_jax import checkpoint, models
+from makemore_jax.data import Vocab, build_context_dataset, split_words
+from makemore_jax.evaluate import bits, split_loss
+from makemore_jax.losses import cross_entropy
+from makemore_jax.sample import decode, novelty, sample_ids
+from makemore_jax.train import (Diverged, TrainConfig, batch_indices, create_train_state, fit, lr_find,
+                                make_optimizer, make_schedule)
+
+from conftest import assert_trees_close
+
+SMALL = {"n_embd": 4, "n_hidden": 32}
+
+
+@pytest.fixture(scope="module")
+def arrays(bundled_words):
+    vocab = Vocab.from_words(bundled_words)
+    train, dev, _ = split_words(bundled_words)
+    return vocab, build_context_dataset(train[:3000], vocab, 3), build_context_dataset(dev[:500], vocab, 3)
+
+
+def run(model_name, arrays, steps, *, ts=None, seed=0, **train):
+    vocab, (X, Y), _ = arrays
+    model = models.get(model_name)
+    config = model.make_config(vocab_size=vocab.size, **SMALL)
+    tc = TrainConfig(**{"steps": steps, "chunk_size": 100, "lr_decay_step": 150, **train})
+    ts = ts if ts is not None else create_train_state(model, config, tc, jax.random.key(seed))
+    return fit(model, config, tc, X, Y, ts, quiet=True)
+
+
+def test_same_seed_gives_identical_numbers(arrays):
+    a, _ = run("mlp-bn", arrays, 300)
+    b, _ = run("mlp-bn", arrays, 300)
+    c, _ = run("mlp-bn", arrays, 300, seed=1)
+    assert_trees_close(a, b, rtol=0)
+    assert not np.array_equal(a.params["C"], c.params["C"])
+
+
+def test_chunking_does_not_change_the_result(arrays):
+    a, _ = run("mlp-bn", arrays, 300, chunk_size=300)
+    b, _ = run("mlp-bn", arrays, 300, chunk_size=70)  # 70, 70, 70, 70, 20
+    assert_trees_close(a, b, rtol=0)
+
+
+def test_resume_through_a_checkpoint_is_bit_identical(arrays, tmp_path):
+    straight, _ = run("mlp-bn", arrays, 2000, chunk_size=500, lr_decay_step=1000)
+    half, _ = run("mlp-bn", arrays, 1000, chunk_size=500, lr_decay_step=1000)
+    checkpoint.save(str(tmp_path), half, {"model": "mlp-bn"})
+    meta, raw = checkpoint.load(str(tmp_path))
+    assert meta["step"] == 1000
+    restored = checkpoint.restore(half, raw)
+    assert_trees_close(restored, half, rtol=0)
+    resumed, _ = run("mlp-bn", arrays, 2000, ts=restored, chunk_size=500, lr_decay_step=1000)
+    assert_trees_close(resumed, straight, rtol=0)
+
+
+def test_minibatches_come_from_fold_in_of_the_step():
+    key = jax.random.key(3)
+    rows = batch_indices(key, jnp.arange(5, 8), 4, 100)
+    expected = jax.random.randint(jax.random.fold_in(key, 6), (4,), 0, 100)
+    np.testing.assert_array_equal(rows[1], expected)
+
+
+def test_fit_reports_and_logs(arrays, tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    vocab, (X, Y), _ = arrays
+    model = models.get("mlp")
+    config = model.make_config(vocab_size=vocab.size, **SMALL)
+    tc = TrainConfig(steps=250, chunk_size=100)
+    ts0 = create_train_state(model, config, tc, jax.random.key(0))
+    seen = []
+    ts, summary = fit(model, config, tc, X, Y, ts0, log_path=str(log), on_chunk=lambda t: seen.append(int(t.step)),
+                      quiet=True)
+    assert int(ts.step) == 250 and seen == [100, 200, 250] and summary["steps"] == 250
+    records = [__import__("json").loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in records] == [100, 200, 250]
+    assert all(r["lr"] == pytest.approx(0.1) for r in records)
+    # the training loss went down from ln(27)
+    assert records[-1]["loss"] < math.log(27) - 0.3
+
+
+def test_divergence_stops_with_the_step_and_keeps_the_last_good_state(arrays):
+    with pytest.raises(Diverged, match=r"not finite at step \d+") as info:  # an absurd lr overflows float32
+        run("mlp", arrays, 50, lr=1e36, lr_decay_step=None, chunk_size=1)
+    good = info.value.last_good
+    assert f"step {info.value.step}" in str(info.value) and 0 < info.value.step < 50
+    assert int(good.step) == info.value.step  # one step per chunk: the state just before the bad step
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(good.params))
+
+
+def test_sgd_step_decay_schedule():
+    schedule = make_schedule(TrainConfig(lr=0.1, lr_decay_step=100_000))
+    assert float(schedule(99_999)) == pytest.approx(0.1)
+    assert float(schedule(100_000)) == pytest.approx(0.01)
+
+
+def test_adamw_warmup_cosine_and_clipping(arrays):
+    schedule = make_schedule(TrainConfig(optimizer="adamw", lr=1e-3, warmup_steps=100, steps=1000))
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(100)) == pytest.approx(1e-3)
+    assert float(schedule(1000)) == pytest.approx(1e-4)
+    ts, summary = run("mlp", arrays, 300, optimizer="adamw", lr=3e-3, warmup_steps=30, clip_norm=1.0)
+    assert summary["final_loss"] < math.log(27) - 0.3
+    # clipping really bounds the update: one step with a huge lr and clip 1e-3 moves params little
+    tx = make_optimizer(TrainConfig(lr=1.0, lr_decay_step=None, clip_norm=1e-3))
+    grads = jax.tree.map(jnp.ones_like, ts.params)
+    updates, _ = tx.update(grads, tx.init(ts.params), ts.params)
+    norm = math.sqrt(sum(float(jnp.sum(u ** 2)) for u in jax.tree.leaves(updates)))
+    assert norm == pytest.approx(1e-3, rel=1e-4)
+
+
+def test_bad_train_config_values():
+    for bad in [{"steps": 0}, {"steps": -5}, {"lr": 0.0}, {"lr": -1.0}, {"batch_size": 0}, {"optimizer": "lion"},
+                {"clip_norm": 0.0}, {"chunk_size": 0}]:
+        with pytest.raises(ValueError):
+            TrainConfig(**bad)
+
+
+def test_batch_larger_than_the_data_is_refused(arrays):
+    vocab, (X, Y), _ = arrays
+    with pytest.raises(ValueError, match="larger than the training split"):
+        run("mlp", arrays, 10, batch_size=len(X) + 1)
+
+
+def test_lr_find_sweeps_the_lecture_range(arrays):
+    vocab, (X, Y), _ = arrays
+    model = models.get("mlp")
+    config = model.make_config(vocab_size=vocab.size, **SMALL)
+    lrs, losses = lr_find(model, config, X, Y, jax.random.key(0), steps=200)
+    np.testing.assert_allclose(lrs, 10 ** np.linspace(-3, 0, 200), rtol=1e-5)
+    assert losses.shape == (200,) and np.all(np.isfinite(losses))
+    assert losses[-20:].mean() < losses[:20].mean()
+
+
+def test_split_loss_is_the_exact_mean_in_any_batch_size(arrays):
+    vocab, (X, Y), (Xd, Yd) = arrays
+    model = models.get("mlp-bn")
+    ts, _ = run("mlp-bn", arrays, 200)
+    logits, _ = model.apply(ts.params, ts.model_state, jnp.asarray(Xd), train=False)
+    exact = float(cross_entropy(logits, jnp.asarray(Yd)))
+    for batch_size in (len(Xd), 64, 7):  # 7 does not divide the split: padding must be ignored
+        assert split_loss(model.apply, ts.params, ts.model_state, Xd, Yd, batch_size=batch_size) == pytest.approx(
+            exact, rel=1e-5)
+    assert bits(math.log(2)) == pytest.approx(1.0)
+
+
+def test_sampling_is_deterministic_and_respects_top_k(arrays):
+    vocab, _, _ = arrays
+    ts, _ = run("mlp", arrays, 300)
+    model = models.get("mlp")
+    kwargs = dict(n=64, block_size=3, max_len=20)
+    a = sample_ids(model.apply, ts.params, ts.model_state, jax.random.key(7), **kwargs)
+    b = sample_ids(model.apply, ts.params, ts.model_state, jax.random.key(7), **kwargs)
+    np.testing.assert_array_equal(a, b)
+    words = decode(np.asarray(a), vocab)
+    assert len(words) == 64 and all(set(w) <= set(vocab.chars[1:]) for w in words)
+    # top_k=1 is greedy decoding: every sample is the same argmax chain
+    greedy = np.asarray(sample_ids(model.apply, ts.params, ts.model_state, jax.random.key(1), top_k=1, **kwargs))
+    assert (greedy == greedy[0]).all()
+    context = jnp.zeros((1, 3), jnp.int32)
+    first = int(jnp.argmax(model.apply(ts.params, ts.model_state, context, train=False)[0][0]))
+    assert greedy[0, 0] == first
+    assert novelty(["emma", "zzz"], ["emma"]) == 0.5

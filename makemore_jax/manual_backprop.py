@@ -11,7 +11,7 @@ batch variance (divide by B), the PyTorch `BatchNorm1d` training-mode convention
 `batchnorm` layer uses. The lecture uses the unbiased 1/(B-1) variance, which puts a factor
 B/(B-1) into its fused BatchNorm backward; ours has none.
 
-Parameters (the `mlp-bn` layout):
+Parameters (the lecture's flat names; `from_model_params` converts the `mlp-bn` model's):
     C:  [vocab, n_embd]                   embedding table
     W1: [block_size * n_embd, n_hidden]   hidden linear, no bias (BatchNorm follows)
     bn: {"gamma": [n_hidden], "beta": [n_hidden]}
@@ -33,6 +33,13 @@ INTERMEDIATES = (
     "h", "logits",
     "logit_maxes", "norm_logits", "counts", "counts_sum", "counts_sum_inv", "probs", "logprobs",
 )  # fmt: skip
+
+
+def from_model_params(params: dict) -> Params:
+    """The `mlp-bn` model's nested parameters (models/mlp.py) under the lecture's names."""
+    (hidden,) = params["layers"]
+    return {"C": params["C"], "W1": hidden["linear"]["W"], "bn": hidden["bn"],
+            "W2": params["out"]["linear"]["W"], "b2": params["out"]["linear"]["b"]}
 
 
 # ----------------------------------------------------------------------------- forward

@@ -302,3 +302,23 @@ def test_training_with_manual_grads_matches_autodiff():
     # above), so compare the parameters too. On CPU they agree to ~2e-6 after 10k steps; 0.05
     # leaves room for other backends' rounding, and every leaf moves by more than 0.3.
     assert_trees_close(by_hand, by_autodiff, 0.05)
+
+
+def test_forward_is_the_mlp_bn_model():
+    """The step-by-step forward computes exactly the registered mlp-bn model's training loss."""
+    from makemore_jax import models
+    from makemore_jax.losses import cross_entropy
+    from makemore_jax.manual_backprop import from_model_params
+
+    model = models.get("mlp-bn")
+    config = model.make_config(vocab_size=27, n_hidden=64)
+    params, state = model.init(jax.random.key(0), config)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # gamma/beta/b2 away from 1/0/0
+    X = jax.random.randint(jax.random.key(1), (32, 3), 0, 27)
+    Y = jax.random.randint(jax.random.key(2), (32,), 0, 27)
+    logits, _ = model.apply(params, state, X, train=True)
+    manual_loss, _ = forward(from_model_params(params), X, Y)
+    np.testing.assert_allclose(manual_loss, cross_entropy(logits, Y), rtol=1e-5)
+    _, grads = manual_grads(from_model_params(params), X, Y)
+    auto = jax.grad(lambda p: cross_entropy(model.apply(p, state, X, train=True)[0], Y))(params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6), grads, from_model_params(auto))

@@ -1,0 +1,78 @@
+"""Reproduce the lectures' losses: 200k steps, batch 32, SGD 0.1 -> 0.01 at 100k, seeds 0..4.
+
+On makemore's original names.txt (../shared/data/names.txt, when present) with the
+lectures' split (seed 42, 80/10/10) and on the bundled data/names.txt:
+
+| recipe | lecture (train / val) | target here |
+|---|---|---|
+| lecture 2: mlp, unit-normal init | 2.1260 / 2.1701 | mean val over 5 seeds <= 2.180 |
+| lecture 3: mlp, init fixes | — / 2.1070 | val <= 2.110 for every seed |
+| lecture 3: mlp-bn | 2.0668 / 2.1048 | val <= 2.110 for every seed |
+
+    python -m benchmarks reproduce [--quick]      (minutes: ~26 runs of 200k steps)
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+import jax
+
+from makemore_jax import models
+from makemore_jax.data import DEFAULT_DATA, Vocab, build_context_dataset, load_words, split_words
+from makemore_jax.evaluate import split_loss
+from makemore_jax.train import TrainConfig, create_train_state, fit
+
+ORIGINAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "names.txt")
+RECIPES = {  # name -> (model, config overrides, check, bound)
+    "lecture 2 (mlp, unit init)": ("mlp", {"init": "unit"}, "mean", 2.180),
+    "lecture 3 (mlp, kaiming init)": ("mlp", {"init": "kaiming"}, "max", 2.110),
+    "lecture 3 (mlp-bn)": ("mlp-bn", {}, "max", 2.110),
+}
+
+
+def run(model_name: str, overrides: dict, splits, vocab_size: int, seed: int, steps: int) -> tuple[float, float]:
+    model = models.get(model_name)
+    config = model.make_config(vocab_size=vocab_size, **overrides)
+    tc = TrainConfig(steps=steps, lr_decay_step=steps // 2)
+    ts = create_train_state(model, config, tc, jax.random.key(seed))
+    ts, _ = fit(model, config, tc, *splits["train"], ts, quiet=True)
+    return tuple(split_loss(model.apply, ts.params, ts.model_state, *splits[s]) for s in ("train", "dev"))
+
+
+def main(quick: bool = False) -> dict:
+    steps, seeds = (20_000, range(2)) if quick else (200_000, range(5))
+    datasets = {"bundled": DEFAULT_DATA}
+    if os.path.isfile(ORIGINAL):
+        datasets = {"original": ORIGINAL, **datasets}
+    else:
+        print("(makemore's original names.txt not found at ../shared/data: bundled data only)")
+    results = {}
+    for data_name, path in datasets.items():
+        words = load_words(path)
+        vocab = Vocab.from_words(words)
+        parts = dict(zip(("train", "dev"), split_words(words)))
+        splits = {k: build_context_dataset(w, vocab, 3) for k, w in parts.items()}
+        print(f"\n{data_name} data ({len(words):,} words), {steps:,} steps, seeds {list(seeds)}\n")
+        print("| recipe | train (mean) | val per seed | val mean +- sd | target | met |")
+        print("|---|---:|---|---:|---|:-:|")
+        for recipe, (model_name, overrides, check, bound) in RECIPES.items():
+            t = time.perf_counter()
+            losses = [run(model_name, overrides, splits, vocab.size, seed, steps) for seed in seeds]
+            train = [tr for tr, _ in losses]
+            val = [v for _, v in losses]
+            value = statistics.mean(val) if check == "mean" else max(val)
+            met = "yes" if value <= bound else "NO"
+            print(f"| {recipe} | {statistics.mean(train):.4f} | {' '.join(f'{v:.4f}' for v in val)} | "
+                  f"{statistics.mean(val):.4f} +- {statistics.stdev(val) if len(val) > 1 else 0:.4f} | "
+                  f"{check} val <= {bound} | {met} |", flush=True)
+            results[(data_name, recipe)] = {"train": train, "val": val, "met": met == "yes",
+                                            "seconds": time.perf_counter() - t}
+    return results
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)

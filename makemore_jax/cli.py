@@ -42,6 +42,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
+    return value
+
+
 def _batch_size(text: str) -> int | None:
     return None if text == "full" else _positive_int(text)
 
@@ -115,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="draw the loss curve of --out (needs the plots extra)")
     p.add_argument("--out", default="out")
+
+    p = sub.add_parser("diagnose", help="lecture 3's activation / gradient / update statistics and figures")
+    p.add_argument("--model", default="mlp-deep", choices=_diagnosable(), help="default: mlp-deep")
+    p.add_argument("--out", default=os.path.join("out", "diagnostics"), help="figure folder (default: out/diagnostics)")
+    p.add_argument("--data", default=None, help="one word per line (default: the bundled data/names.txt)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--init", default=None, choices=_mlp_inits(), help="initialisation (default: the model's)")
+    p.add_argument("--no-bn", action="store_true", help="no BatchNorm layers (batchnorm and out_batchnorm off)")
+    p.add_argument("--steps", type=_non_negative_int, default=1000, help="training steps before the snapshot")
+    p.add_argument("--every", type=_positive_int, default=10, help="record update ratios every this many steps")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="minibatch of training and of the snapshot")
+    p.add_argument("--lr", type=float, default=0.1, help="sgd learning rate (default 0.1)")
 
     p = sub.add_parser("micrograd", help="train a micrograd demo network")
     p.add_argument("--demo", choices=["lecture", "moons"], default="moons")
@@ -319,6 +339,72 @@ def cmd_plot(args) -> None:
     print(f"wrote {plot_losses(os.path.join(args.out, 'metrics.jsonl'), os.path.join(args.out, 'loss.png'))}")
 
 
+def _diagnosable() -> list[str]:
+    from .diagnostics import supports
+    return [name for name, model in models.REGISTRY.items() if supports(model)]
+
+
+def _mlp_inits() -> tuple[str, ...]:
+    from .models.mlp import INITS
+    return INITS
+
+
+def cmd_diagnose(args) -> None:
+    import jax
+
+    from . import diagnostics
+    from .train import Diverged, TrainConfig, batch_indices, create_train_state, fit
+
+    model = models.get(args.model)
+    words = load_words(args.data or DEFAULT_DATA)
+    vocab = Vocab.from_words(words)
+    over = {"init": args.init} if args.init else {}
+    if args.no_bn:
+        over.update(batchnorm=False, out_batchnorm=False)
+    try:
+        config = model.make_config(vocab_size=vocab.size, **over)
+        tc = TrainConfig(steps=max(args.steps, 1), batch_size=args.batch_size, lr=args.lr)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    splits, _ = _splits(words, vocab, config.block_size)
+    Xtr, Ytr = splits["train"]
+    if args.batch_size > len(Xtr):
+        raise UsageError(f"--batch-size {args.batch_size} is larger than the training split ({len(Xtr)} examples)")
+    ts = create_train_state(model, config, tc, jax.random.key(args.seed))
+    updates = None
+    if args.steps:
+        _say(args, f"training {model.name} ({config.init} init{', no BatchNorm' if args.no_bn else ''}) for "
+                   f"{args.steps} steps, update ratios every {args.every}")
+        try:
+            ts, summary = fit(model, config, tc, Xtr, Ytr, ts, quiet=args.quiet,
+                              metrics_fn=diagnostics.update_ratios, metrics_every=args.every)
+            updates = summary["metrics"]
+        except Diverged as e:
+            print(f"{PROG}: {e}; diagnosing the last good state (step {int(e.last_good.step)})", file=sys.stderr)
+            ts = e.last_good
+    rows = jax.device_get(batch_indices(ts.key, ts.step[None], args.batch_size, len(Xtr))[0])  # the next step's batch
+    snap = diagnostics.snapshot(ts.params, ts.model_state, Xtr[rows], Ytr[rows])
+    table = diagnostics.table_rows(ts.params, snap, updates)
+    print(f"{model.name}, {config.init} init, step {int(ts.step)}, minibatch loss {float(snap.loss):.4f}")
+    print(diagnostics.format_table(table))
+
+    os.makedirs(args.out, exist_ok=True)
+    report = {"model": model.name, "config": dataclasses.asdict(config), "step": int(ts.step),
+              "loss": float(snap.loss), "rows": table,
+              "updates": {k: v.tolist() for k, v in (updates or {}).items()}}
+    written = [os.path.join(args.out, "diagnostics.json")]
+    checkpoint.atomic_write(written[0], json.dumps(report).encode())
+    try:
+        from .plots import plot_diagnostics
+    except ImportError as e:
+        if getattr(e, "name", None) != "matplotlib":
+            raise
+        print('figures need matplotlib: pip install "makemore-jax[plots]"')
+    else:
+        written += plot_diagnostics(jax.device_get(snap.acts), jax.device_get(snap.act_grads), updates, args.out)
+    print(f"wrote {', '.join(written)}")
+
+
 def cmd_micrograd(args) -> None:
     from .micrograd.demos import run_demo
     kwargs = {} if args.seed is None else {"seed": args.seed}
@@ -329,7 +415,7 @@ def cmd_micrograd(args) -> None:
 
 
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
-            "plot": cmd_plot, "micrograd": cmd_micrograd}
+            "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd}
 
 
 def main(argv: list[str] | None = None) -> int:

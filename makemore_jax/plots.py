@@ -54,3 +54,101 @@ def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, path: str) -> str:
     ax.set(xlabel="log10 learning rate", ylabel="minibatch loss", title="learning-rate sweep")
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- diagnostics (lecture 3)
+
+
+def _histogram_lines(ax, arrays, labels) -> None:
+    for values, label in zip(arrays, labels):
+        density, edges = np.histogram(np.asarray(values).ravel(), bins=100, density=True)
+        ax.plot(edges[:-1], density, label=label)  # as the lecture: torch.histogram, density=True
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def plot_activation_histograms(acts: list, path: str, *, title: str = "activation distribution") -> str:
+    """Lecture 3's histograms of each hidden layer's tanh outputs, one line per layer.
+
+    Args:
+        acts: one [B, n_hidden] array of tanh outputs per layer.
+    """
+    from .diagnostics import SATURATED
+    labels = [f"layer {i + 1} (tanh): mean {np.mean(a):+.2f}, std {np.std(a):.2f}, "
+              f"saturated {np.mean(np.abs(a) > SATURATED):.1%}" for i, a in enumerate(map(np.asarray, acts))]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    _histogram_lines(ax, acts, labels)
+    ax.set(xlabel="tanh output", ylabel="density", title=title)
+    return _save(fig, path)
+
+
+def plot_gradient_histograms(act_grads: list, path: str, *, title: str = "gradient distribution") -> str:
+    """Histograms of d loss / d tanh output per hidden layer (the lecture's `layer.out.grad`).
+
+    Args:
+        act_grads: one [B, n_hidden] array per layer.
+    """
+    labels = [f"layer {i + 1} (tanh): mean {np.mean(g):+.1e}, std {np.std(g):.1e}"
+              for i, g in enumerate(map(np.asarray, act_grads))]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    _histogram_lines(ax, act_grads, labels)
+    ax.set(xlabel="d loss / d tanh output", ylabel="density", title=title)
+    return _save(fig, path)
+
+
+def plot_update_ratios(steps: np.ndarray, ratios: dict, path: str, *, guide: float = -3.0) -> str:
+    """log10 update:data ratio per weight over training, with the lecture's guide line at -3.
+
+    Args:
+        steps: int [K], the steps the ratios were taken at.
+        ratios: {weight name: [K] log10 std(update) / std(weight)}.
+    """
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for name, values in ratios.items():
+        ax.plot(steps, values, lw=0.8, label=name)
+    ax.axhline(guide, color="k", ls="--", lw=1, label=f"guide ({guide:g})")
+    ax.set(xlabel="step", ylabel="log10 update:data", title="update:data ratio")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_saturation_maps(acts: list, path: str, *, threshold: float = 0.99) -> str:
+    """Lecture 3's dead-neuron map: |tanh| > threshold (white) per example (row) and unit (column).
+
+    A column white from top to bottom is a unit saturated for every example: no gradient
+    reaches its weights from this batch.
+
+    Args:
+        acts: one [B, n_hidden] array of tanh outputs per layer.
+    """
+    acts = [np.abs(np.asarray(a)) > threshold for a in acts]
+    fig, axes = plt.subplots(len(acts), 1, figsize=(10, 1.2 + 1.6 * len(acts)), squeeze=False)
+    for i, (ax, white) in enumerate(zip(axes[:, 0], acts)):
+        ax.imshow(white, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+        ax.set_title(f"layer {i + 1}: {white.mean():.1%} of |tanh| > {threshold}, "
+                     f"{int(white.all(axis=0).sum())} units saturated on every example", fontsize=9)
+        ax.set_ylabel("example")
+    axes[-1, 0].set_xlabel("unit")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_diagnostics(acts: list, act_grads: list, updates: dict | None, out_dir: str) -> list[str]:
+    """All of lecture 3's figures into out_dir: activations, gradients, saturation, update_ratios.png.
+
+    Args:
+        acts, act_grads: per hidden layer [B, n_hidden] (a diagnostics.Snapshot's).
+        updates: fit's summary["metrics"] with diagnostics.update_ratios, or None (no curve).
+    Returns:
+        the paths written.
+    """
+    from .diagnostics import UPDATE_GUIDE, UPDATE_PREFIX
+    paths = [plot_activation_histograms(acts, os.path.join(out_dir, "activations.png")),
+             plot_gradient_histograms(act_grads, os.path.join(out_dir, "gradients.png")),
+             plot_saturation_maps(acts, os.path.join(out_dir, "saturation.png"))]
+    if updates is not None and len(updates["step"]):
+        ratios = {k[len(UPDATE_PREFIX):]: v for k, v in updates.items() if k.startswith(UPDATE_PREFIX)}
+        paths.append(plot_update_ratios(updates["step"], ratios, os.path.join(out_dir, "update_ratios.png"),
+                                        guide=UPDATE_GUIDE))
+    return paths

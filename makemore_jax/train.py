@@ -125,18 +125,39 @@ def loss_fn(model: Model, config, params, model_state, x: jax.Array, y: jax.Arra
     return loss, new_state
 
 
-def make_train_step(model: Model, config, tx: optax.GradientTransformation) -> Callable:
-    """Returns train_step(ts, (x, y)) -> (ts, {"loss": scalar}); pure, jit it or scan it."""
+def make_train_step(model: Model, config, tx: optax.GradientTransformation, *,
+                    metrics_fn: Callable | None = None, metrics_every: int = 1) -> Callable:
+    """Returns train_step(ts, (x, y)) -> (ts, {"loss": scalar}); pure, jit it or scan it.
+
+    Args:
+        metrics_fn: optional (params_before, params_after, grads) -> {name: array}; its
+            entries join the metrics at the steps s (0-based, before the update) with
+            s % metrics_every == 0, and are NaN at the others (a lax.cond skips the work).
+            Without it the step is exactly the plain one.
+    """
+    if metrics_every < 1:
+        raise ValueError(f"metrics_every must be at least 1, got {metrics_every}")
     grad_fn = jax.value_and_grad(functools.partial(loss_fn, model, config), has_aux=True)
 
     def train_step(ts: TrainState, batch: tuple[jax.Array, jax.Array]):
         (loss, model_state), grads = grad_fn(ts.params, ts.model_state, *batch)
         updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
         params = optax.apply_updates(ts.params, updates)
+        metrics = {"loss": loss}
+        if metrics_fn is not None:
+            metrics.update(_every(metrics_every, ts.step, metrics_fn, ts.params, params, grads))
         ts = ts.replace(step=ts.step + 1, params=params, model_state=model_state, opt_state=opt_state)
-        return ts, {"loss": loss}
+        return ts, metrics
 
     return train_step
+
+
+def _every(every: int, step: jax.Array, fn: Callable, *args) -> dict:
+    """fn(*args) at the steps divisible by `every`; NaNs of the same shapes at the others."""
+    if every == 1:
+        return fn(*args)
+    nans = lambda *a: jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), jax.eval_shape(fn, *a))
+    return jax.lax.cond(step % every == 0, fn, nans, *args)
 
 
 def batch_indices(key: jax.Array, steps: jax.Array, batch_size: int, n: int) -> jax.Array:
@@ -145,18 +166,21 @@ def batch_indices(key: jax.Array, steps: jax.Array, batch_size: int, n: int) -> 
     return jax.vmap(draw)(steps)
 
 
-def make_train_chunk(train_step: Callable, n_steps: int, batch_size: int | None) -> Callable:
+def make_train_chunk(train_step: Callable, n_steps: int, batch_size: int | None, *,
+                     all_metrics: bool = False) -> Callable:
     """Jitted chunk(ts, X, Y) -> (ts, losses [n_steps]): n_steps train steps in one dispatch.
 
     X [N, ...] and Y [N] stay on the device; all n_steps minibatches are drawn up front with
-    one vectorised call (much cheaper than one random call per step).
+    one vectorised call (much cheaper than one random call per step). With `all_metrics`
+    the chunk returns every metric of the step, stacked: (ts, {name: [n_steps, ...]}).
     """
+    pick = (lambda out: out) if all_metrics else _loss_only
 
     def chunk(ts: TrainState, X: jax.Array, Y: jax.Array):
         if batch_size is None:  # full batch: the same arrays every step
-            return jax.lax.scan(lambda ts, _: _loss_only(train_step(ts, (X, Y))), ts, length=n_steps)
+            return jax.lax.scan(lambda ts, _: pick(train_step(ts, (X, Y))), ts, length=n_steps)
         rows = batch_indices(ts.key, ts.step + jnp.arange(n_steps), batch_size, X.shape[0])
-        return jax.lax.scan(lambda ts, ix: _loss_only(train_step(ts, (X[ix], Y[ix]))), ts, rows)
+        return jax.lax.scan(lambda ts, ix: pick(train_step(ts, (X[ix], Y[ix]))), ts, rows)
 
     return jax.jit(chunk)
 
@@ -171,7 +195,7 @@ def _loss_only(out):
 
 def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts: TrainState, *,
         on_chunk: Callable[[TrainState], None] | None = None, log_path: str | None = None,
-        quiet: bool = False) -> tuple[TrainState, dict]:
+        quiet: bool = False, metrics_fn: Callable | None = None, metrics_every: int = 1) -> tuple[TrainState, dict]:
     """Train from `ts` up to `tc.steps` steps.
 
     Args:
@@ -180,8 +204,12 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
         on_chunk: called with each good state after a chunk (e.g. to checkpoint).
         log_path: append one JSON line per chunk: step, loss (chunk mean), last loss, lr, time.
         quiet: no progress bar (it is also off when stderr is not a terminal).
+        metrics_fn, metrics_every: extra metrics computed inside the fused loop at every
+            `metrics_every`-th step (see make_train_step), e.g. diagnostics.update_ratios;
+            the latest values of each chunk are logged too.
     Returns:
-        (final state, summary {"steps", "seconds", "compile_seconds", "final_loss"}).
+        (final state, summary {"steps", "seconds", "compile_seconds", "final_loss"}), and with
+        metrics_fn summary["metrics"] = {"step": int [K], name: [K, ...]} for the K collected steps.
     Raises:
         Diverged: the loss went NaN/inf; it carries the state after the last good chunk.
     """
@@ -190,7 +218,8 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
     if tc.batch_size is not None and tc.batch_size > len(X):
         raise ValueError(f"batch_size {tc.batch_size} is larger than the training split ({len(X)} examples)")
     X, Y = jax.device_put(X), jax.device_put(Y)
-    train_step = make_train_step(model, config, make_optimizer(tc))
+    train_step = make_train_step(model, config, make_optimizer(tc), metrics_fn=metrics_fn, metrics_every=metrics_every)
+    collected: dict[str, list] = {"step": []}
     schedule = make_schedule(tc)
     chunks: dict[int, Callable] = {}
     start = int(ts.step)
@@ -205,9 +234,12 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
             n = min(tc.chunk_size, tc.steps - step)
             if n not in chunks:
                 tc0 = time.perf_counter()
-                chunks[n] = make_train_chunk(train_step, n, tc.batch_size).lower(ts, X, Y).compile()
+                chunks[n] = make_train_chunk(train_step, n, tc.batch_size,
+                                             all_metrics=metrics_fn is not None).lower(ts, X, Y).compile()
                 compile_seconds += time.perf_counter() - tc0
             new_ts, losses = chunks[n](ts, X, Y)
+            if metrics_fn is not None:
+                losses = _collect(jax.device_get(losses), step, metrics_every, collected)
             losses = np.asarray(losses)  # the one host sync per chunk
             if not np.all(np.isfinite(losses)):
                 raise Diverged(step + int(np.argmin(np.isfinite(losses))), ts)
@@ -219,6 +251,8 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
             if log is not None:
                 record = {"step": step + n, "loss": float(losses.mean()), "last_loss": last_loss,
                           "lr": float(schedule(step + n - 1)), "time": round(time.perf_counter() - t0, 4)}
+                if collected["step"] and collected["step"][-1] >= step:  # this chunk's latest extras
+                    record.update({k: np.asarray(v[-1]).tolist() for k, v in collected.items() if k != "step"})
                 log.write(json.dumps(record) + "\n")
                 log.flush()
     finally:
@@ -226,8 +260,22 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
         if log is not None:
             log.close()
     seconds = time.perf_counter() - t0
-    return ts, {"steps": int(ts.step) - start, "seconds": seconds, "compile_seconds": compile_seconds,
-                "final_loss": last_loss}
+    summary = {"steps": int(ts.step) - start, "seconds": seconds, "compile_seconds": compile_seconds,
+               "final_loss": last_loss}
+    if metrics_fn is not None:
+        summary["metrics"] = {k: np.asarray(v) for k, v in collected.items()}
+    return ts, summary
+
+
+def _collect(metrics: dict, first_step: int, every: int, into: dict[str, list]) -> np.ndarray:
+    """Append a chunk's rows at the steps divisible by `every` to `into`; return its losses."""
+    steps = first_step + np.arange(len(metrics["loss"]))
+    for i in np.flatnonzero(steps % every == 0):
+        into["step"].append(int(steps[i]))
+        for name, values in metrics.items():
+            if name != "loss":
+                into.setdefault(name, []).append(values[i])
+    return metrics["loss"]
 
 
 # ----------------------------------------------------------------------------- learning-rate finder

@@ -18,6 +18,8 @@ DEFAULT = ("micrograd", "engine", "batchnorm")
 
 
 def main() -> None:
+    from makemore_jax.cli import use_one_cpu_thread
+    use_one_cpu_thread()  # as the makemore-jax command runs: every JAX loop here gets the same setting
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], metavar="NAME",
                         help=f"one or more of {', '.join(BENCHMARKS)} (default: {' '.join(DEFAULT)})")

@@ -418,7 +418,18 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "lr-find
             "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd}
 
 
+def use_one_cpu_thread() -> None:
+    """Run XLA's CPU backend without Eigen's thread pool, unless XLA_FLAGS says otherwise.
+
+    The lectures' models are latency-bound: their matmuls are too small to split across
+    threads, and the hand-offs cost more than they save (benchmarks/engine.py). Takes effect
+    only before JAX's first computation in the process.
+    """
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+
+
 def main(argv: list[str] | None = None) -> int:
+    use_one_cpu_thread()
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)

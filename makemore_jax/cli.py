@@ -26,6 +26,10 @@ class UsageError(ValueError):
     """A bad command-line value."""
 
 
+class Stopped(RuntimeError):
+    """Training stopped without a result (exit status 1): not a usage error."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, status 2 (argparse's default prints the usage too)
         sys.stderr.write(f"{self.prog}: error: {message}\n")
@@ -261,8 +265,7 @@ def cmd_train(args) -> None:
             ts, summary = fit(model, config, tc, Xtr, Ytr, ts, on_chunk=on_chunk, log_path=log_path, quiet=args.quiet)
         except Diverged as e:
             path = checkpoint.save(args.out, e.last_good, meta)
-            print(f"{PROG}: {e}; kept the last good state (step {int(e.last_good.step)}) in {path}", file=sys.stderr)
-            sys.exit(1)
+            raise Stopped(f"{e}; kept the last good state (step {int(e.last_good.step)}) in {path}") from None
 
     losses = _evaluate(model, ts, splits)
     meta["results"] = {f"{k}_loss": round(v, 6) for k, v in losses.items()}
@@ -288,8 +291,14 @@ def cmd_eval(args) -> None:
     if Vocab.from_words(words) != vocab:
         raise DataError(f"{data}: its characters differ from the checkpoint's vocabulary")
     splits, _ = _splits(words, vocab, config.block_size)
-    for name, loss in _evaluate(model, ts, splits).items():
+    losses = _evaluate(model, ts, splits)
+    for name, loss in losses.items():
         print(f"{name:5s} {loss:.4f} nats  {bits(loss):.4f} bits/char  ({len(splits[name][0]):,} examples)")
+    if model.calibrate is not None and ts.model_state:  # lecture 3: BatchNorm statistics over the whole train split
+        calibrated = _evaluate(model, ts.replace(model_state=model.calibrate(ts.params, ts.model_state,
+                                                                             splits["train"][0])), splits)
+        print("BatchNorm statistics recomputed over the whole training split (running -> calibrated): "
+              + "  ".join(f"{k} {losses[k]:.4f} -> {v:.4f}" for k, v in calibrated.items()))
 
 
 def cmd_sample(args) -> None:
@@ -441,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: error: {e.name} is not installed: pip install 'makemore-jax[plots]'", file=sys.stderr)
             return 2
         raise
+    except Stopped as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -48,6 +48,10 @@ def test_mlp_train_resume_is_bit_identical(capsys, tmp_path, small_data):
     assert open(os.path.join(a, "checkpoint.msgpack"), "rb").read() == open(os.path.join(b, "checkpoint.msgpack"), "rb").read()
     steps = [json.loads(line).get("step") for line in open(os.path.join(b, "metrics.jsonl"))]
     assert steps == [100, 200, 200, 300, 400, 400]  # chunks and the eval line, before and after the resume
+    code, stdout, _ = run_cli(capsys, "eval", "--out", a)
+    assert code == 0 and "running -> calibrated" in stdout
+    dev_running, dev_calibrated = (float(v) for v in stdout.split("dev ")[-1].split()[:3:2])
+    assert abs(dev_running - dev_calibrated) < 0.05
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -75,10 +79,17 @@ def test_bad_flags_give_one_line_and_status_2(capsys, tmp_path, small_data, argv
 def test_data_and_checkpoint_errors(capsys, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("emma\nmary ann\n")
+    latin1, empty, dotted = tmp_path / "latin1.txt", tmp_path / "empty.txt", tmp_path / "dotted.txt"
+    latin1.write_bytes("emma\nzoë\n".encode("latin-1"))
+    empty.write_text("\n\n")
+    dotted.write_text("a.b\n")
     for argv, message in [
         (["train", "--data", str(tmp_path / "missing.txt")], "missing.txt: no such file"),
         (["train", "--data", str(bad)], "bad.txt:2: word 'mary ann' contains whitespace"),
         (["train", "--data", str(tmp_path)], "is a directory"),
+        (["train", "--data", str(latin1)], "latin1.txt:2: not valid UTF-8"),
+        (["train", "--data", str(empty)], "empty.txt: contains no words"),
+        (["train", "--data", str(dotted)], "dotted.txt:1: word 'a.b' contains the boundary token"),
         (["eval", "--out", str(tmp_path / "nothing")], "no checkpoint there"),
         (["sample", "--out", str(tmp_path / "nothing")], "no checkpoint there"),
     ]:
@@ -111,3 +122,30 @@ def test_module_entry_point_exits_2_without_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "no checkpoint there" in proc.stderr
+
+
+def test_divergence_exits_1_and_keeps_the_last_good_checkpoint(capsys, tmp_path, small_data):
+    out = str(tmp_path / "nan")
+    code, _, err = run_cli(capsys, "train", "--model", "mlp", "--data", small_data, "--out", out, "--lr", "1e36",
+                           "--steps", "40", "--chunk-size", "2", "--quiet")
+    assert code == 1 and "training diverged: the loss is not finite at step" in err and "last good" in err
+    meta = json.load(open(os.path.join(out, "checkpoint.json")))
+    assert 0 < meta["step"] < 40
+    assert run_cli(capsys, "sample", "--out", out, "-n", "3")[0] == 0  # the kept state loads
+
+
+def test_lr_find_and_plot_write_their_files(capsys, tmp_path, small_data):
+    pytest.importorskip("matplotlib")
+    out = str(tmp_path / "lr")
+    code, stdout, _ = run_cli(capsys, "lr-find", "--data", small_data, "--out", out, "--steps", "200", "--quiet")
+    assert code == 0 and "lowest smoothed loss at lr" in stdout
+    sweep = json.load(open(os.path.join(out, "lr_find.json")))
+    assert len(sweep["lr"]) == len(sweep["loss"]) == 200 and sweep["lr"][0] == pytest.approx(1e-3)
+    assert os.path.getsize(os.path.join(out, "lr_find.png")) > 1000
+    code, _, err = run_cli(capsys, "plot", "--out", out)
+    assert code == 2 and "metrics.jsonl: no metrics log" in err
+    train = str(tmp_path / "t")
+    assert run_cli(capsys, "train", "--data", small_data, "--out", train, "--steps", "300", "--chunk-size", "100",
+                   "-n", "0", "--quiet")[0] == 0
+    code, stdout, _ = run_cli(capsys, "plot", "--out", train)
+    assert code == 0 and os.path.getsize(os.path.join(train, "loss.png")) > 1000

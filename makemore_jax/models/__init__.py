@@ -30,6 +30,7 @@ class Model:
     train_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides of TrainConfig's
     penalty: Callable | None = None  # (params, config) -> scalar added to the training loss
     fit: Callable | None = None  # closed-form fit (config, X, Y) -> params, instead of gradients
+    calibrate: Callable | None = None  # (params, state, X) -> state: BatchNorm statistics over a split
 
     def make_config(self, **overrides) -> Any:
         return self.Config(**{**self.config_defaults, **overrides})
@@ -49,11 +50,11 @@ REGISTRY = _registry(
     Model("bigram-nn", bigram.NeuralConfig, bigram.neural_init, bigram.neural_apply, penalty=bigram.neural_penalty,
           description="neural bigram: a [vocab, vocab] logits table trained by full-batch gradient descent",
           train_defaults={"steps": 500, "batch_size": None, "lr": 50.0, "lr_decay_step": None}),
-    Model("mlp", mlp.Config, mlp.init, mlp.apply,
+    Model("mlp", mlp.Config, mlp.init, mlp.apply, calibrate=mlp.calibrate,
           description="Bengio et al. 2003 MLP (lecture 2), with the lecture-3 initialisation by default"),
-    Model("mlp-bn", mlp.Config, mlp.init, mlp.apply, config_defaults={"batchnorm": True},
+    Model("mlp-bn", mlp.Config, mlp.init, mlp.apply, calibrate=mlp.calibrate, config_defaults={"batchnorm": True},
           description="the MLP with BatchNorm after the hidden layer (lecture 3)"),
-    Model("mlp-deep", mlp.Config, mlp.init, mlp.apply,
+    Model("mlp-deep", mlp.Config, mlp.init, mlp.apply, calibrate=mlp.calibrate,
           config_defaults={"n_hidden": 100, "n_layers": 5, "batchnorm": True, "out_batchnorm": True},
           description="lecture 3's deep net: 5 x [linear -> batchnorm -> tanh] of width 100, then linear -> batchnorm"),
 )

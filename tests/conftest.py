@@ -1,5 +1,6 @@
 """Shared fixtures and the one tree-comparison helper the tests use."""
 
+import contextlib
 import os
 
 import jax
@@ -24,13 +25,28 @@ def original_words():
     return data.load_words(SHARED_NAMES)
 
 
+@contextlib.contextmanager
+def _enabled_x64():
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+
+
 @pytest.fixture()
 def x64():
     """Run one test in float64, then restore the previous setting."""
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+    with _enabled_x64():
+        yield
+
+
+@pytest.fixture(scope="module")
+def x64_module():
+    """Run a whole module in float64: `pytestmark = pytest.mark.usefixtures("x64_module")`."""
+    with _enabled_x64():
+        yield
 
 
 def assert_trees_close(a, b, *, rtol=1e-6, atol=0.0):

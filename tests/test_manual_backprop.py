@@ -31,12 +31,7 @@ RTOL_F64 = 1e-10
 CONFIGS = {"tiny": (5, 2, 3, 4, 6), "lecture": (27, 3, 10, 64, 32)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def float64():
-    previous = jax.config.read("jax_enable_x64")
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+pytestmark = pytest.mark.usefixtures("x64_module")  # the whole module in float64 (conftest.py)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -148,7 +143,7 @@ def everything(params, X, Y):
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
-def case(request, float64):
+def case(request, x64_module):
     params, X, Y = make_case(request.param)
     return X, everything(params, X, Y)
 

@@ -16,12 +16,7 @@ from makemore_jax.micrograd.engine import Value
 from makemore_jax.micrograd.nn import MLP
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _float64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+pytestmark = pytest.mark.usefixtures("x64_module")  # the whole module in float64 (conftest.py)
 
 
 def lecture_mlp(seed=0):

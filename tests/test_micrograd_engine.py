@@ -16,12 +16,7 @@ from hypothesis import strategies as st
 from makemore_jax.micrograd.engine import Value
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _float64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
+pytestmark = pytest.mark.usefixtures("x64_module")  # the whole module in float64 (conftest.py)
 
 
 def micrograd_value_and_grad(f, xs):

@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Character-level language models in JAX.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("train", help="train a model and save a checkpoint")
+    models_list = "\n".join(f"  {name:9s} {m.description}" for name, m in models.REGISTRY.items())
+    p = sub.add_parser("train", help="train a model and save a checkpoint", epilog="models:\n" + models_list,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="mlp", choices=list(models.REGISTRY), help="default: mlp")
     _add_common(p)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -278,9 +280,13 @@ def cmd_train(args) -> None:
     print("loss (nats, bits/char): " + "  ".join(f"{k} {v:.4f} ({bits(v):.3f})" for k, v in losses.items()))
     if names:
         print(f"samples ({novelty(names, train_words):.0%} not in the training set): " + ", ".join(names))
-    steps_per_s = summary["steps"] / summary["seconds"] if summary["seconds"] else 0.0
-    print(f"trained {int(ts.step):,} steps in {summary['seconds']:.1f} s ({steps_per_s:,.0f} steps/s, "
-          f"compile {summary['compile_seconds']:.1f} s); total {time.perf_counter() - t0:.1f} s; wrote {path}")
+    if model.fit is not None:
+        done = "fitted in closed form"
+    else:
+        steps_per_s = summary["steps"] / summary["seconds"] if summary["seconds"] else 0.0
+        done = (f"trained {int(ts.step):,} steps in {summary['seconds']:.1f} s ({steps_per_s:,.0f} steps/s, "
+                f"compile {summary['compile_seconds']:.1f} s)")
+    print(f"{done}; total {time.perf_counter() - t0:.1f} s; wrote {path}")
 
 
 def cmd_eval(args) -> None:

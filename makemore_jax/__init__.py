@@ -10,4 +10,10 @@ from .losses import cross_entropy
 from .models import REGISTRY, Model
 from .train import TrainConfig, TrainState, create_train_state, fit, lr_find, make_train_step
 
+__all__ = [
+    "checkpoint", "data", "evaluate", "losses", "models", "nn", "sample", "train",
+    "DataError", "Vocab", "build_context_dataset", "build_sequence_dataset", "load_words", "split_words",
+    "cross_entropy", "REGISTRY", "Model",
+    "TrainConfig", "TrainState", "create_train_state", "fit", "lr_find", "make_train_step",
+]
 __version__ = "0.1.0"

@@ -4,7 +4,6 @@ import flax.linen as linen
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from makemore_jax import models
 from makemore_jax.data import Vocab, build_context_dataset, split_words

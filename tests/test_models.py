@@ -1,6 +1,5 @@
 """Every registered model against the protocol, and the MLP's lecture numbers."""
 
-import functools
 import math
 
 import jax

@@ -13,7 +13,7 @@ from makemore_jax.evaluate import bits, split_loss
 from makemore_jax.losses import cross_entropy
 from makemore_jax.sample import decode, novelty, sample_ids
 from makemore_jax.train import (Diverged, TrainConfig, batch_indices, create_train_state, fit, lr_find,
-                                make_optimizer, make_schedule)
+                                make_optimizer, make_schedule, make_train_chunk, make_train_step)
 
 from conftest import assert_trees_close
 
@@ -44,10 +44,46 @@ def test_same_seed_gives_identical_numbers(arrays):
     assert not np.array_equal(a.params["C"], c.params["C"])
 
 
+def run_chunks(model_name, arrays, chunk_sizes):
+    """The same 300-step run cut into chunks of the given sizes: (final state, every step's loss)."""
+    vocab, (X, Y), _ = arrays
+    model = models.get(model_name)
+    config = model.make_config(vocab_size=vocab.size, **SMALL)
+    tc = TrainConfig(steps=sum(chunk_sizes), lr_decay_step=150)
+    ts = create_train_state(model, config, tc, jax.random.key(0))
+    train_step = make_train_step(model, config, make_optimizer(tc))
+    chunks = {n: make_train_chunk(train_step, n, tc.batch_size) for n in set(chunk_sizes)}
+    losses = []
+    for n in chunk_sizes:
+        ts, chunk_losses = chunks[n](ts, jnp.asarray(X), jnp.asarray(Y))
+        losses.append(chunk_losses)
+    return ts, np.concatenate(losses)
+
+
 def test_chunking_does_not_change_the_result(arrays):
-    a, _ = run("mlp-bn", arrays, 300, chunk_size=300)
-    b, _ = run("mlp-bn", arrays, 300, chunk_size=70)  # 70, 70, 70, 70, 20
-    assert_trees_close(a, b, rtol=0)
+    whole, losses = run_chunks("mlp-bn", arrays, [300])
+    assert losses.shape == (300,) and len(np.unique(losses)) > 250
+    for chunk_sizes in ([1] * 300, [100, 1, 99, 100]):  # one step per dispatch; odd sizes across the lr decay
+        other, other_losses = run_chunks("mlp-bn", arrays, chunk_sizes)
+        np.testing.assert_array_equal(other_losses, losses)
+        assert_trees_close(other, whole, rtol=0)
+
+
+def test_the_chunk_trains_on_the_rows_batch_indices_draws(arrays):
+    vocab, (X, Y), _ = arrays
+    model = models.get("mlp")
+    config = model.make_config(vocab_size=vocab.size, **SMALL)
+    ts = create_train_state(model, config, TrainConfig(), jax.random.key(5)).replace(step=jnp.int32(40))
+
+    def spy_step(ts, batch):  # records the batch it is given
+        x, y = batch
+        return ts.replace(step=ts.step + 1), {"loss": jnp.zeros(()), "x": x, "y": y}
+
+    _, seen = make_train_chunk(spy_step, 6, 8, all_metrics=True)(ts, jnp.asarray(X), jnp.asarray(Y))
+    for i, step in enumerate(range(40, 46)):
+        rows = np.asarray(jax.random.randint(jax.random.fold_in(ts.key, step), (8,), 0, len(X)))
+        np.testing.assert_array_equal(seen["x"][i], X[rows])
+        np.testing.assert_array_equal(seen["y"][i], Y[rows])
 
 
 def test_resume_through_a_checkpoint_is_bit_identical(arrays, tmp_path):

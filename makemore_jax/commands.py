@@ -107,8 +107,8 @@ def _samples(model, ts, vocab: Vocab, config, *, n: int, seed: int, max_len: int
         raise UsageError(f"--top-k {top_k} is larger than the vocabulary ({vocab.size})")
     if not temperature > 0:
         raise UsageError(f"--temperature must be positive, got {temperature}")
-    ids = sample_ids(model.apply, ts.params, ts.model_state, jax.random.key(seed), n=n,
-                     block_size=config.block_size, max_len=max_len, temperature=temperature, top_k=top_k)
+    ids = sample_ids(model, ts.params, ts.model_state, jax.random.key(seed), n=n, block_size=config.block_size,
+                     max_len=max_len, temperature=temperature, top_k=top_k, config=config)
     return decode(jax.device_get(ids), vocab)
 
 

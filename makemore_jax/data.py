@@ -138,6 +138,20 @@ def split_words(
     return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
 
 
+def split_words_makemore(words: Sequence[str], seed: int = 42) -> tuple[list[str], list[str], list[str]]:
+    """makemore.py's split sizes: a held-out test set of min(1000, 10%) words, and a dev set as large.
+
+    makemore holds out only a test set (and keeps the best model by its loss); here a dev
+    set of the same size is cut from the rest, to select on it instead. Shuffled with
+    `random.Random(seed)`; returns (train, dev, test).
+    """
+    shuffled = list(words)
+    random.Random(seed).shuffle(shuffled)
+    n = min(1000, int(len(shuffled) * 0.1))
+    cut = len(shuffled) - 2 * n
+    return shuffled[:cut], shuffled[cut:cut + n], shuffled[cut + n:]
+
+
 # ----------------------------------------------------------------------------- datasets
 
 

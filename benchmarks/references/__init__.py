@@ -5,3 +5,8 @@ from the optional ``bench`` extra (on the project's machines install the CPU bui
 ``pip install torch==2.13.0``). The benchmark runner imports these modules only when torch
 is importable.
 """
+
+# registry model name -> module here exposing loops(X, Y, config, *, batch_size, seed) (BRIEF interface 3)
+REFERENCES: dict[str, str] = {
+    "transformer": "torch_transformer",
+}

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from . import bigram, mlp
+from . import bigram, mlp, rnn, transformer
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -31,6 +31,10 @@ class Model:
     penalty: Callable | None = None  # (params, config) -> scalar added to the training loss
     fit: Callable | None = None  # closed-form fit (config, X, Y) -> params, instead of gradients
     calibrate: Callable | None = None  # (params, state, X) -> state: BatchNorm statistics over a split
+    dataset: str = "context"  # "context": X [N, block_size], Y [N]; "sequence": X, Y [N, block_size]
+    # Cached sampling (sample.sample_ids): one new token per call instead of a rerun of the prefix.
+    init_cache: Callable | None = None  # (params, config, n) -> cache pytree (KV buffers, hidden state)
+    decode_step: Callable | None = None  # (params, state, cache, token int32 [n], pos) -> (logits [n, vocab], cache)
 
     def make_config(self, **overrides) -> Any:
         return self.Config(**{**self.config_defaults, **overrides})
@@ -57,6 +61,16 @@ REGISTRY = _registry(
     Model("mlp-deep", mlp.Config, mlp.init, mlp.apply, calibrate=mlp.calibrate,
           config_defaults={"n_hidden": 100, "n_layers": 5, "batchnorm": True, "out_batchnorm": True},
           description="lecture 3's deep net: 5 x [linear -> batchnorm -> tanh] of width 100, then linear -> batchnorm"),
+    Model("rnn", rnn.Config, rnn.init, rnn.apply, dataset="sequence", init_cache=rnn.init_cache,
+          decode_step=rnn.decode_step, train_defaults=rnn.TRAIN_DEFAULTS,
+          description="makemore's RNN: h = tanh(W [x, h]) from a learned start state, n_embd 64, n_embd2 64"),
+    Model("gru", rnn.Config, rnn.init, rnn.apply, dataset="sequence", init_cache=rnn.init_cache,
+          decode_step=rnn.decode_step, config_defaults={"cell": "gru"}, train_defaults=rnn.TRAIN_DEFAULTS,
+          description="makemore's GRU: update/reset gates and a candidate state, n_embd 64, n_embd2 64"),
+    Model("transformer", transformer.Config, transformer.init, transformer.apply, dataset="sequence",
+          init_cache=transformer.init_cache, decode_step=transformer.decode_step,
+          train_defaults=transformer.TRAIN_DEFAULTS,
+          description="makemore's GPT: 4 pre-LayerNorm blocks, 4 heads, n_embd 64, sampled with a key/value cache"),
 )
 
 

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..data import DATASETS, sequence_block_size
-from . import bigram, mlp
+from . import bigram, mlp, wavenet
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -74,6 +74,9 @@ REGISTRY = _registry(
     Model("mlp-deep", mlp.Config, mlp.init, mlp.apply, calibrate=mlp.calibrate,
           config_defaults={"n_hidden": 100, "n_layers": 5, "batchnorm": True, "out_batchnorm": True},
           description="lecture 3's deep net: 5 x [linear -> batchnorm -> tanh] of width 100, then linear -> batchnorm"),
+    Model("wavenet", wavenet.Config, wavenet.init, wavenet.apply, calibrate=wavenet.calibrate,
+          description="lecture 5's hierarchical net: 3 x [pair up positions -> linear -> batchnorm -> tanh], block 8",
+          train_defaults={"lr_decay_step": 150_000}),
 )
 
 

@@ -6,7 +6,7 @@ from the optional ``bench`` extra (on the project's machines install the CPU bui
 is importable.
 """
 
-# registry model name -> module here exposing loops(X, Y, config, *, batch_size, seed) (BRIEF interface 3)
-REFERENCES: dict[str, str] = {
+REFERENCES: dict[str, str] = {  # registry model name -> module here with loops(X, Y, config, *, batch_size, seed)
     "transformer": "torch_transformer",
+    "wavenet": "torch_wavenet",
 }

@@ -12,6 +12,7 @@ BENCHMARKS = {
     "micrograd": "micrograd_vs_jax",  # one forward+backward of the moons MLP: micrograd vs jax
     "engine": "engine",  # lecture-2 MLP training: fused scan vs per-step jit vs PyTorch eager
     "batchnorm": "batchnorm_vjp",  # mlp-deep training: custom BatchNorm backward vs autodiff vs PyTorch
+    "wavenet": "wavenet_layout",  # lecture-5 WaveNet training: JAX layouts vs the lecture's PyTorch loops
     "reproduce": "reproduce",  # the lectures' 200k-step losses over several seeds (minutes)
 }
 DEFAULT = ("micrograd", "engine", "batchnorm")

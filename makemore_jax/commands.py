@@ -18,7 +18,7 @@ import typing
 
 from . import checkpoint, models
 from .checkpoint import CheckpointError
-from .data import DEFAULT_DATA, DataError, Vocab, build_context_dataset, load_words, split_words
+from .data import DEFAULT_DATA, DataError, Vocab, build_dataset, load_words, split_words
 
 PROG = "makemore-jax"
 
@@ -88,10 +88,10 @@ def _sha256(path: str) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def _splits(words: list[str], vocab: Vocab, block_size: int):
-    """{"train": (X, Y), "dev": ..., "test": ...} and the training words."""
+def _splits(words: list[str], vocab: Vocab, model, config):
+    """{"train": (X, Y), "dev": ..., "test": ...} in the model's dataset, and the training words."""
     parts = dict(zip(("train", "dev", "test"), split_words(words)))
-    return {name: build_context_dataset(w, vocab, block_size) for name, w in parts.items()}, parts["train"]
+    return {name: build_dataset(model.dataset, w, vocab, config.block_size) for name, w in parts.items()}, parts["train"]
 
 
 def _evaluate(model, ts, splits) -> dict[str, float]:
@@ -107,8 +107,8 @@ def _samples(model, ts, vocab: Vocab, config, *, n: int, seed: int, max_len: int
         raise UsageError(f"--top-k {top_k} is larger than the vocabulary ({vocab.size})")
     if not temperature > 0:
         raise UsageError(f"--temperature must be positive, got {temperature}")
-    ids = sample_ids(model.apply, ts.params, ts.model_state, jax.random.key(seed), n=n,
-                     block_size=config.block_size, max_len=max_len, temperature=temperature, top_k=top_k)
+    ids = sample_ids(model, ts.params, ts.model_state, jax.random.key(seed), n=n, block_size=config.block_size,
+                     max_len=max_len, temperature=temperature, top_k=top_k, config=config)
     return decode(jax.device_get(ids), vocab)
 
 
@@ -152,7 +152,7 @@ def cmd_train(args) -> None:
         raise UsageError(f"--{foreign[0].replace('_', '-')} does not apply to --model {model.name}")
     train_over = {k: given[k] for k in TRAIN_FLAGS if k in given}
     try:
-        config = model.make_config(vocab_size=vocab.size, **config_over)
+        config = model.make_config(words=words, vocab_size=vocab.size, **config_over)
         tc = TrainConfig(**{**model.train_defaults, **train_over})
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -166,7 +166,7 @@ def cmd_train(args) -> None:
         tc = dataclasses.replace(old_tc, **train_over)
     else:
         ts = create_train_state(model, config, tc, jax.random.key(args.seed))
-    splits, train_words = _splits(words, vocab, config.block_size)
+    splits, train_words = _splits(words, vocab, model, config)
     Xtr, Ytr = splits["train"]
     if tc.batch_size is not None and tc.batch_size > len(Xtr):
         raise UsageError(f"--batch-size {tc.batch_size} is larger than the training split ({len(Xtr)} examples)")
@@ -222,7 +222,7 @@ def cmd_eval(args) -> None:
     words = load_words(data)
     if Vocab.from_words(words) != vocab:
         raise DataError(f"{data}: its characters differ from the checkpoint's vocabulary")
-    splits, _ = _splits(words, vocab, config.block_size)
+    splits, _ = _splits(words, vocab, model, config)
     losses = _evaluate(model, ts, splits)
     for name, loss in losses.items():
         print(f"{name:5s} {loss:.4f} nats  {bits(loss):.4f} bits/char  ({len(splits[name][0]):,} examples)")
@@ -256,8 +256,8 @@ def cmd_lr_find(args) -> None:
         raise UsageError(f"--model {model.name} is fitted in closed form: it has no learning rate")
     words = load_words(args.data or DEFAULT_DATA)
     vocab = Vocab.from_words(words)
-    config = model.make_config(vocab_size=vocab.size)
-    splits, _ = _splits(words, vocab, config.block_size)
+    config = model.make_config(words=words, vocab_size=vocab.size)
+    splits, _ = _splits(words, vocab, model, config)
     _say(args, f"sweeping lr over 1e-3..1 in {args.steps} steps ({model.name}, batch {args.batch_size})")
     lrs, losses = lr_find(model, config, *splits["train"], jax.random.key(args.seed),
                           batch_size=args.batch_size, steps=args.steps)
@@ -303,11 +303,11 @@ def cmd_diagnose(args) -> None:
     if args.no_bn:
         over.update(batchnorm=False, out_batchnorm=False)
     try:
-        config = model.make_config(vocab_size=vocab.size, **over)
+        config = model.make_config(words=words, vocab_size=vocab.size, **over)
         tc = TrainConfig(steps=max(args.steps, 1), batch_size=args.batch_size, lr=args.lr)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    splits, _ = _splits(words, vocab, config.block_size)
+    splits, _ = _splits(words, vocab, model, config)
     Xtr, Ytr = splits["train"]
     if args.batch_size > len(Xtr):
         raise UsageError(f"--batch-size {args.batch_size} is larger than the training split ({len(Xtr)} examples)")

@@ -1,5 +1,9 @@
 """Words in, integer arrays out: loading, the vocabulary, the split and the datasets.
 
+A model says which dataset it trains on (`Model.dataset`); `build_dataset` makes it:
+"context" (X [N, block_size] -> Y [N], one example per character) or "sequence" (X, Y
+[N, block_size], one example per word, targets -1 where ignored).
+
 Everything here runs on the host with numpy; the training loop moves the finished int32
 arrays to the device once.
 """
@@ -138,6 +142,20 @@ def split_words(
     return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
 
 
+def split_words_makemore(words: Sequence[str], seed: int = 42) -> tuple[list[str], list[str], list[str]]:
+    """makemore.py's split sizes: a held-out test set of min(1000, 10%) words, and a dev set as large.
+
+    makemore holds out only a test set (and keeps the best model by its loss); here a dev
+    set of the same size is cut from the rest, to select on it instead. Shuffled with
+    `random.Random(seed)`; returns (train, dev, test).
+    """
+    shuffled = list(words)
+    random.Random(seed).shuffle(shuffled)
+    n = min(1000, int(len(shuffled) * 0.1))
+    cut = len(shuffled) - 2 * n
+    return shuffled[:cut], shuffled[cut:cut + n], shuffled[cut + n:]
+
+
 # ----------------------------------------------------------------------------- datasets
 
 
@@ -196,3 +214,35 @@ def build_sequence_dataset(words: Sequence[str], vocab: Vocab, max_len: int | No
     Y[row, col] = flat
     Y[np.arange(n), lengths] = 0
     return X, Y
+
+
+DATASETS = ("context", "sequence")
+
+
+def build_dataset(kind: str, words: Sequence[str], vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The dataset a model of this `kind` trains on (its `Model.dataset`).
+
+    Args:
+        kind: "context": `build_context_dataset(words, vocab, block_size)`, X int32
+            [N, block_size] and Y int32 [N], N = sum(len(w) + 1); "sequence":
+            `build_sequence_dataset(words, vocab, block_size - 1)`, X and Y int32
+            [len(words), block_size], Y = -1 where ignored.
+        block_size: the model config's block_size.
+    Raises:
+        DataError: a bad block_size, or (sequence) a word longer than block_size - 1.
+    """
+    if kind == "context":
+        return build_context_dataset(words, vocab, block_size)
+    if kind == "sequence":
+        if block_size < 2:
+            raise DataError(f"block_size must be at least 2 for a sequence model, got {block_size}")
+        longest = max(map(len, words), default=0)
+        if longest >= block_size:
+            raise DataError(f"a word has {longest} characters; block_size {block_size} fits at most {block_size - 1}")
+        return build_sequence_dataset(words, vocab, block_size - 1)
+    raise ValueError(f"dataset kind must be one of {', '.join(DATASETS)}, got {kind!r}")
+
+
+def sequence_block_size(words: Sequence[str]) -> int:
+    """A sequence model's default block_size: the longest word + 1 (its start token), as makemore."""
+    return max(map(len, words)) + 1

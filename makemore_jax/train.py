@@ -40,6 +40,8 @@ class TrainConfig:
     warmup_steps: int = 0  # adamw: linear warmup, then cosine decay to lr x min_lr_ratio at `steps`
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01  # adamw only
+    b1: float = 0.9  # adamw: decay rates of the gradient's first and second moments
+    b2: float = 0.999  # (makemore's transformer uses 0.99)
     clip_norm: float | None = None  # clip the global gradient norm to this
     chunk_size: int = 1000  # steps per device dispatch (and per log line)
 
@@ -54,6 +56,7 @@ class TrainConfig:
             (0 <= self.warmup_steps <= self.steps, f"warmup_steps must be in [0, steps], got {self.warmup_steps}"),
             (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (0 <= self.b1 < 1 and 0 <= self.b2 < 1, f"b1 and b2 must be in [0, 1), got {self.b1}, {self.b2}"),
             (self.clip_norm is None or self.clip_norm > 0, f"clip_norm must be positive, got {self.clip_norm}"),
             (self.chunk_size >= 1, f"chunk_size must be at least 1, got {self.chunk_size}"),
         ]
@@ -98,7 +101,7 @@ def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
     if tc.optimizer == "sgd":
         tx = optax.sgd(schedule)
     else:
-        tx = optax.adamw(schedule, weight_decay=tc.weight_decay)
+        tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2, weight_decay=tc.weight_decay)
     if tc.clip_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(tc.clip_norm), tx)
     return tx

@@ -243,3 +243,16 @@ def test_fused_backward_equals_autodiff(shape, x64):
         xhat = (np.asarray(x) - np.asarray(x).mean(0)) * inv
         lecture_dx = batchnorm_backward(np.asarray(cotangent), xhat, np.asarray(params["gamma"]), inv)
         np.testing.assert_allclose(fused_grads[0], lecture_dx, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("T", [1, 5, 16])
+def test_attention_equals_jax_dot_product_attention(T):
+    kq, kk, kv = jax.random.split(jax.random.key(0), 3)
+    q, k, v = (jax.random.normal(key, (3, T, 4, 8)) for key in (kq, kk, kv))
+    expected = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+    np.testing.assert_allclose(nn.attention(q, k, v), expected, rtol=1e-5, atol=1e-5)
+    # an explicit mask: query t sees keys s <= t, the default's pattern, and the last query sees all
+    mask = jnp.arange(T)[None, :] <= jnp.arange(T)[:, None]
+    np.testing.assert_allclose(nn.attention(q, k, v, mask=mask), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(nn.attention(q[:, -1:], k, v, mask=jnp.ones((1, T), bool)), expected[:, -1:],
+                               rtol=1e-5, atol=1e-5)

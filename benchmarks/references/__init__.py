@@ -5,3 +5,8 @@ from the optional ``bench`` extra (on the project's machines install the CPU bui
 ``pip install torch==2.13.0``). The benchmark runner imports these modules only when torch
 is importable.
 """
+
+REFERENCES: dict[str, str] = {  # registry model name -> module here with loops(X, Y, config, *, batch_size, seed)
+    "transformer": "torch_transformer",
+    "wavenet": "torch_wavenet",
+}

@@ -1,0 +1,174 @@
+"""PyTorch references for the transformer: makemore's model trained two ways, and two samplers.
+
+Training loops (`loops`, the benchmark interface):
+  - "lecture eager": makemore.py's Transformer as written there (explicit attention with a
+    masked_fill'ed causal mask, NewGELU written out, nn.Linear / nn.Embedding / nn.LayerNorm
+    modules) and its optimizer: torch.optim.AdamW(lr 5e-4, betas 0.9/0.99, weight decay
+    0.01, eps 1e-8), batch 32 drawn with torch.randint.
+  - "SDPA + fused AdamW": the same model with F.scaled_dot_product_attention(is_causal=True),
+    the tanh GELU from F.gelu, and AdamW(fused=True).
+Samplers (benchmarks/sequence_speed.py):
+  - `sample_batched`: makemore's `generate`: every step reruns the model on the whole prefix,
+    for all names at once, in torch.inference_mode.
+  - `sample_one_by_one`: the lectures' loop: one name at a time, one character per forward
+    pass of the prefix, torch.multinomial, until the end token.
+
+torch is not a project dependency: it comes from the optional ``bench`` extra (install the CPU
+build: ``pip install torch==2.13.0``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn as tnn
+import torch.nn.functional as F
+
+
+class _Attention(tnn.Module):
+    def __init__(self, n_embd: int, n_head: int, block_size: int, sdpa: bool):
+        super().__init__()
+        self.c_attn = tnn.Linear(n_embd, 3 * n_embd)
+        self.c_proj = tnn.Linear(n_embd, n_embd)
+        self.register_buffer("bias", torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size))
+        self.n_head, self.sdpa = n_head, sdpa
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (a.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for a in (q, k, v))  # (B, nh, T, hs)
+        if self.sdpa:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
+            y = F.softmax(att, dim=-1) @ v
+        return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+
+
+def _new_gelu(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class _Block(tnn.Module):
+    def __init__(self, n_embd: int, n_head: int, block_size: int, sdpa: bool):
+        super().__init__()
+        self.ln_1, self.ln_2 = tnn.LayerNorm(n_embd), tnn.LayerNorm(n_embd)
+        self.attn = _Attention(n_embd, n_head, block_size, sdpa)
+        self.c_fc, self.c_proj = tnn.Linear(n_embd, 4 * n_embd), tnn.Linear(4 * n_embd, n_embd)
+        self.act = (lambda x: F.gelu(x, approximate="tanh")) if sdpa else _new_gelu
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.c_proj(self.act(self.c_fc(self.ln_2(x))))
+
+
+class Transformer(tnn.Module):
+    """makemore's Transformer (GPT-2 layout); `sdpa` swaps in the fused attention and GELU."""
+
+    def __init__(self, vocab_size: int, block_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 64,
+                 sdpa: bool = False):
+        super().__init__()
+        self.wte, self.wpe = tnn.Embedding(vocab_size, n_embd), tnn.Embedding(block_size, n_embd)
+        self.h = tnn.ModuleList([_Block(n_embd, n_head, block_size, sdpa) for _ in range(n_layer)])
+        self.ln_f = tnn.LayerNorm(n_embd)
+        self.lm_head = tnn.Linear(n_embd, vocab_size, bias=False)
+
+    def forward(self, idx):
+        t = idx.size(1)
+        x = self.wte(idx) + self.wpe(torch.arange(t, device=idx.device).unsqueeze(0))
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+
+def make_model(config, *, sdpa: bool = False, seed: int = 0) -> Transformer:
+    torch.manual_seed(seed)
+    return Transformer(config.vocab_size, config.block_size, config.n_layer, config.n_head, config.n_embd, sdpa=sdpa)
+
+
+def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32, seed: int = 0) -> dict[str, Callable[[int], float]]:
+    """{variant: run(n) -> last minibatch loss}: n AdamW steps of makemore's recipe each call.
+
+    Args:
+        X, Y: int [N, block_size] sequences and targets (-1 ignored), as build_sequence_dataset.
+        config: the JAX transformer's Config (vocab_size, block_size, n_layer, n_head, n_embd).
+    """
+    Xt, Yt = torch.from_numpy(np.asarray(X, np.int64)), torch.from_numpy(np.asarray(Y, np.int64))
+
+    def make(sdpa: bool) -> Callable[[int], float]:
+        model = make_model(config, sdpa=sdpa, seed=seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.99), weight_decay=0.01, eps=1e-8,
+                                **({"fused": True} if sdpa else {}))
+        g = torch.Generator().manual_seed(seed)
+
+        def run(n: int) -> float:
+            for _ in range(n):
+                ix = torch.randint(0, Xt.shape[0], (batch_size,), generator=g)
+                logits = model(Xt[ix])
+                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), Yt[ix].view(-1), ignore_index=-1)
+                model.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            return loss.item()
+
+        return run
+
+    return {"lecture eager": make(False), "SDPA + fused AdamW": make(True)}
+
+
+# ----------------------------------------------------------------------------- samplers
+
+
+@torch.inference_mode()
+def sample_batched(model: tnn.Module, n: int, max_len: int, *, seed: int = 0) -> torch.Tensor:
+    """makemore's generate: n names at once, each step a forward pass over the whole prefix.
+
+    Returns int64 [n, max_len], the tokens after the start token (0 after each name's end).
+    """
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.zeros(n, 1, dtype=torch.long)
+    for _ in range(max_len):
+        probs = F.softmax(model(idx)[:, -1, :], dim=-1)
+        idx = torch.cat((idx, torch.multinomial(probs, 1, generator=g)), dim=1)
+    out = idx[:, 1:]
+    ended = torch.cumsum(out == 0, dim=1) > 0
+    return out.masked_fill(ended, 0)
+
+
+@torch.inference_mode()
+def sample_one_by_one(model: tnn.Module, n: int, max_len: int, *, seed: int = 0) -> list[list[int]]:
+    """The lectures' loop: one name at a time, a character per forward pass, until the end token."""
+    g = torch.Generator().manual_seed(seed)
+    names = []
+    for _ in range(n):
+        idx = [0]
+        while len(idx) <= max_len:
+            probs = F.softmax(model(torch.tensor([idx]))[0, -1], dim=-1)
+            ix = torch.multinomial(probs, 1, generator=g).item()
+            if ix == 0:
+                break
+            idx.append(ix)
+        names.append(idx[1:])
+    return names
+
+
+def load_jax_params(model: Transformer, params: dict) -> Transformer:
+    """Copy a JAX transformer's parameters (makemore_jax.models.transformer) into `model`."""
+    t = lambda a: torch.from_numpy(np.asarray(a, np.float32).copy())
+    ln = lambda m, p: (m.weight.copy_(t(p["gamma"])), m.bias.copy_(t(p["beta"])))
+    lin = lambda m, p: (m.weight.copy_(t(np.asarray(p["W"]).reshape(m.in_features, -1).T)),
+                        m.bias.copy_(t(np.asarray(p["b"]).reshape(-1))) if "b" in p else None)
+    with torch.no_grad():
+        model.wte.weight.copy_(t(params["wte"]))
+        model.wpe.weight.copy_(t(params["wpe"]))
+        for block, p in zip(model.h, params["blocks"]):
+            ln(block.ln_1, p["ln_1"]), ln(block.ln_2, p["ln_2"])
+            lin(block.attn.c_attn, p["attn"]["c_attn"]), lin(block.attn.c_proj, p["attn"]["c_proj"])
+            lin(block.c_fc, p["mlp"]["c_fc"]), lin(block.c_proj, p["mlp"]["c_proj"])
+        ln(model.ln_f, params["ln_f"])
+        lin(model.lm_head, params["lm_head"])
+    return model.eval()

@@ -1,0 +1,172 @@
+"""Transformer speed: training steps/s against PyTorch, the matmul-peak share, and sampling names/s.
+
+    python -m benchmarks.sequence_speed [--rounds 5] [--steps 200] [--names 10000]
+
+Training (makemore's defaults, batch 32, names.txt): each side runs in its own process
+(`--worker NAME`), the sides alternate round by round, and each figure is the median over
+the rounds of the median of three timed segments of --steps steps after a warm-up (compile
+excluded). Sides: "jax" (the fused engine, XLA on one CPU thread as the CLI runs it, and on
+the default thread pool), PyTorch "lecture eager" and "SDPA + fused AdamW". The FLOP/s
+figure divides the step's matmul FLOPs (forward 2 x every product, backward twice that) by
+the measured peak of a large XLA matmul on this CPU.
+
+Sampling (--names names of at most 16 tokens, from a model trained 2,000 steps so names end
+as they would): JAX with the key/value cache, JAX rerunning the prefix, PyTorch's batched
+`generate` (reruns the prefix), and the lectures' one-name-at-a-time loop (on fewer names).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+SIDES = ("jax 1 thread", "jax", "lecture eager", "SDPA + fused AdamW")
+
+
+def _setup():
+    import jax
+
+    from makemore_jax import data, models
+    words = data.load_words(os.environ.get("NAMES", "/work/shared/data/names.txt"))
+    vocab = data.Vocab.from_words(words)
+    block_size = max(map(len, words)) + 1
+    X, Y = data.build_sequence_dataset(data.split_words_makemore(words)[0], vocab, block_size - 1)
+    model = models.get("transformer")
+    return jax, model, model.make_config(vocab_size=vocab.size, block_size=block_size), X, Y
+
+
+def step_flops(config, batch: int = 32) -> float:
+    """Matmul FLOPs of one train step (attention's products over all T x T pairs)."""
+    C, T, V = config.n_embd, config.block_size, config.vocab_size
+    per_token = config.n_layer * (2 * C * (3 * C + C + 4 * C + 4 * C) + 4 * T * C) + 2 * C * V
+    return 3 * batch * T * per_token
+
+
+def _timed(run, steps: int) -> float:
+    run(steps)  # warm-up (compiles, fills caches)
+    rates = []
+    for _ in range(3):
+        t = time.perf_counter()
+        run(steps)
+        rates.append(steps / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def worker(side: str, steps: int) -> float:
+    if side.startswith("jax"):
+        jax, model, config, X, Y = _setup()
+        from makemore_jax.train import TrainConfig, create_train_state, make_optimizer, make_train_chunk, make_train_step
+        tc = TrainConfig(**{**model.train_defaults, "steps": 10**7})
+        Xd, Yd = jax.device_put(X), jax.device_put(Y)
+        chunk = make_train_chunk(make_train_step(model, config, make_optimizer(tc)), steps, 32)
+        state = [create_train_state(model, config, tc, jax.random.key(0))]
+
+        def run(n):
+            state[0], losses = chunk(state[0], Xd, Yd)
+            return float(losses[-1])
+        return _timed(run, steps)
+    import torch
+    torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
+    _, _, config, X, Y = _setup()
+    from benchmarks.references import torch_transformer
+    return _timed(torch_transformer.loops(X, Y, config)[side], steps)
+
+
+def _spawn(side: str, steps: int) -> float:
+    env = dict(os.environ)
+    if side == "jax 1 thread":
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false"
+    out = subprocess.run([sys.executable, "-m", "benchmarks.sequence_speed", "--worker", side, "--steps", str(steps)],
+                         env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["steps_per_s"]
+
+
+def training(rounds: int, steps: int) -> dict:
+    from benchmarks.engine import matmul_peak
+    rates = {side: [] for side in SIDES}
+    for r in range(rounds):
+        for side in SIDES:
+            rates[side].append(_spawn(side, steps))
+        print(f"round {r + 1}: " + ", ".join(f"{s} {v[-1]:.1f}" for s, v in rates.items()), flush=True)
+    _, _, config, _, _ = _setup()
+    peak = matmul_peak()
+    med = {side: statistics.median(v) for side, v in rates.items()}
+    best_jax = max(med["jax 1 thread"], med["jax"])
+    print("| side | steps/s (median) | all rounds |\n|---|---|---|")
+    for side in SIDES:
+        print(f"| {side} | {med[side]:.1f} | {', '.join(f'{v:.1f}' for v in rates[side])} |")
+    print(f"JAX / lecture eager {best_jax / med['lecture eager']:.2f}x, "
+          f"JAX / SDPA + fused AdamW {best_jax / med['SDPA + fused AdamW']:.2f}x; "
+          f"{step_flops(config) / 1e6:.0f} MFLOP/step -> {best_jax * step_flops(config) / 1e9:.1f} GFLOP/s "
+          f"= {best_jax * step_flops(config) / 1e9 / peak:.0%} of the {peak:.0f} GFLOP/s matmul peak")
+    return {"rates": rates, "median": med, "peak_gflops": peak, "step_flops": step_flops(config)}
+
+
+def sampling(n: int, repeats: int = 3, one_by_one: int = 300) -> dict:
+    import dataclasses
+
+    import numpy as np
+    import torch
+    jax, model, config, X, Y = _setup()
+    from benchmarks.references import torch_transformer
+    from makemore_jax.sample import sample_ids
+    from makemore_jax.train import TrainConfig, create_train_state, fit
+    tc = TrainConfig(**{**model.train_defaults, "steps": 2000, "chunk_size": 1000})
+    ts, _ = fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(0)), quiet=True)
+    torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
+    tmodel = torch_transformer.load_jax_params(torch_transformer.make_model(config), ts.params)
+    L = config.block_size
+    uncached = dataclasses.replace(model, init_cache=None, decode_step=None)
+
+    def jax_sampler(m):
+        def run():
+            return np.asarray(sample_ids(m, ts.params, ts.model_state, jax.random.key(1), n=n, block_size=L,
+                                         max_len=L, config=config))
+        return run
+
+    def best(fn, count):
+        fn()  # warm-up / compile
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return count / statistics.median(times)
+
+    rates = {"JAX, key/value cache": best(jax_sampler(model), n),
+             "JAX, prefix rerun": best(jax_sampler(uncached), n),
+             "PyTorch batched generate (prefix rerun)": best(lambda: torch_transformer.sample_batched(tmodel, n, L), n),
+             f"PyTorch one name at a time ({one_by_one} names)":
+                 best(lambda: torch_transformer.sample_one_by_one(tmodel, one_by_one, L), one_by_one)}
+    ref = rates["PyTorch batched generate (prefix rerun)"]
+    print("| sampler | names/s | vs PyTorch batched |\n|---|---|---|")
+    for k, v in rates.items():
+        print(f"| {k} | {v:,.0f} | {v / ref:.2f}x |")
+    return rates
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", choices=SIDES)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--names", type=int, default=10_000)
+    parser.add_argument("--only", choices=("training", "sampling"))
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps({"steps_per_s": worker(args.worker, args.steps)}))
+        return
+    print(subprocess.run(["lscpu"], capture_output=True, text=True).stdout.split("Model name:")[1].splitlines()[0].strip())
+    if args.only != "sampling":
+        training(args.rounds, args.steps)
+    if args.only != "training":
+        sampling(args.names)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 
 import jax
 import numpy as np
@@ -27,23 +28,27 @@ FORMAT = 2
 READABLE_FORMATS = (1, 2)
 
 
+WRITE_LOCK = threading.Lock()  # held while a file is written; whoever exits the process at once takes it first
+
+
 class CheckpointError(ValueError):
     """A missing, corrupt or mismatched checkpoint."""
 
 
 def atomic_write(path: str, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over `path`."""
+    """Write to a temporary file in the same folder, then rename over `path` (under WRITE_LOCK)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would honour the umask
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with WRITE_LOCK:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would honour the umask
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
 
 
 def _umask() -> int:

@@ -24,15 +24,22 @@ PROG = "makemore-jax"
 # ----------------------------------------------------------------------------- flags
 
 
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text, "a positive integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _int(text, "a non-negative integer")
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
     return value
@@ -42,29 +49,55 @@ def batch_size_flag(text: str) -> int | None:
     return None if text == "full" else positive_int(text)
 
 
+FIELD_HELP = {  # model config field -> what it means (defaults and models are added from the registry)
+    "block_size": "characters of context the model sees",
+    "n_embd": "embedding size per character",
+    "n_hidden": "width of every hidden layer",
+    "n_layers": "number of hidden layers",
+    "batchnorm": "BatchNorm after each hidden linear layer",
+    "out_batchnorm": "BatchNorm after the output layer (lecture 3's deep net)",
+    "init": "weight initialisation: unit = every weight N(0, 1) (lecture 2, initial loss ~27); scaled = "
+            "lecture 3's hand-picked factors (0.2, 0.01); fan-in = 1/sqrt(fan_in); kaiming = (5/3)/sqrt(fan_in)",
+    "smoothing": "count added to every character pair before normalising",
+    "reg": "L2 penalty reg * mean(W**2) added to the training loss; the lecture uses 0.01",
+}
+
+
 def config_flags() -> dict[str, tuple[type, str]]:
-    """Every model config field (but vocab_size) as a flag: name -> (type, help)."""
-    flags: dict[str, tuple[type, str]] = {}
+    """Every model config field (but vocab_size) as a flag: name -> (type, help with models and defaults)."""
+    defaults: dict[str, dict[str, object]] = {}  # field -> {model name: its default}
+    kinds: dict[str, type] = {}
     for model in models.REGISTRY.values():
         hints = typing.get_type_hints(model.Config)
+        config = model.make_config()
         for field in dataclasses.fields(model.Config):
             if field.name != "vocab_size":
-                flags.setdefault(field.name, (hints[field.name], f"model config ({model.Config.__module__.split('.')[-1]})"))
+                kinds.setdefault(field.name, hints[field.name])
+                defaults.setdefault(field.name, {})[model.name] = getattr(config, field.name)
+    flags = {}
+    for name, per_model in defaults.items():
+        values: dict[object, list[str]] = {}
+        for model_name, value in per_model.items():
+            values.setdefault(value, []).append(model_name)
+        shown = "; ".join(f"{', '.join(names)}: {value}" for value, names in values.items())
+        flags[name] = (kinds[name], f"{FIELD_HELP.get(name, 'model setting')} (default {shown})")
     return flags
 
 
 TRAIN_FLAGS = {  # flag -> (type, help); None values fall back to the model's / TrainConfig's defaults
     "steps": (positive_int, "training steps (default 200000; bigram-nn 500)"),
-    "batch_size": (batch_size_flag, "minibatch size, or 'full' (default 32)"),
-    "optimizer": (str, "sgd or adamw (default sgd)"),
-    "lr": (float, "(peak) learning rate (default 0.1)"),
-    "lr_decay_step": (int, "sgd: multiply lr by --lr-decay from this step (default 100000)"),
-    "lr_decay": (float, "sgd: factor at --lr-decay-step (default 0.1)"),
-    "warmup_steps": (int, "adamw: linear warmup steps before the cosine decay"),
+    "batch_size": (batch_size_flag, "minibatch size, or 'full' for every example every step (default 32; "
+                                    "bigram-nn full)"),
+    "optimizer": (str, "sgd (plain, as the lectures) or adamw (default sgd)"),
+    "lr": (float, "(peak) learning rate (default 0.1; bigram-nn 50)"),
+    "lr_decay_step": (int, "sgd: multiply the learning rate by --lr-decay from this step on (default 100000)"),
+    "lr_decay": (float, "sgd: the factor applied at --lr-decay-step (default 0.1)"),
+    "warmup_steps": (int, "adamw: linear warmup steps before the cosine decay (default 0)"),
     "weight_decay": (float, "adamw: decoupled weight decay (default 0.01)"),
-    "clip_norm": (float, "clip the global gradient norm"),
-    "chunk_size": (positive_int, "steps per device dispatch (default 1000)"),
+    "clip_norm": (float, "clip the global gradient norm to this (default: no clipping)"),
+    "chunk_size": (positive_int, "steps per device dispatch and per log line (default 1000)"),
 }
+CHOICES = {"optimizer": ("sgd", "adamw")}  # flag -> allowed values (init's come from models.mlp)
 
 # ----------------------------------------------------------------------------- shared steps
 

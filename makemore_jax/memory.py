@@ -10,14 +10,16 @@ The estimate (a documented approximation, meant to catch the hopeless cases, not
                                       frees and reuses buffers
 
 It is compared with the memory there is: the default device's `bytes_limit` where the
-backend reports one (GPUs), else the host's MemAvailable (/proc/meminfo, or
-sysconf(SC_AVPHYS_PAGES) where that file is missing).
+backend reports one (GPUs); else the host's MemAvailable (/proc/meminfo, or
+sysconf(SC_AVPHYS_PAGES) where that file is missing), lowered to what a container's
+cgroup limit (memory.max) or the process's address-space limit (ulimit -v) leaves.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import resource
 
 import jax
 import jax.numpy as jnp
@@ -61,21 +63,44 @@ def estimate_bytes(model, config, tc, example_shape: tuple[int, ...], target_sha
 
 
 def available_bytes() -> int:
-    """Memory the default device can use: its bytes_limit where reported, else the host's MemAvailable."""
+    """Memory the default device can use: its bytes_limit where reported, else the host's (see the module)."""
     try:
         stats = jax.devices()[0].memory_stats() or {}
     except Exception:  # backends without memory statistics
         stats = {}
     if "bytes_limit" in stats:
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    host = _meminfo("/proc/meminfo", "MemAvailable:")
+    if host is None:
+        host = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    limits = [host]
+    cgroup_max, cgroup_used = _read_int("/sys/fs/cgroup/memory.max"), _read_int("/sys/fs/cgroup/memory.current")
+    if cgroup_max is not None and cgroup_used is not None:
+        limits.append(cgroup_max - cgroup_used)
+    address_space = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if address_space != resource.RLIM_INFINITY:
+        limits.append(address_space - (_meminfo("/proc/self/status", "VmSize:") or 0))
+    return max(min(limits), 0)
+
+
+def _meminfo(path: str, key: str) -> int | None:
+    """A "key: N kB" line of a /proc file, in bytes."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip())  # "max" (no limit) is not an int
+    except (OSError, ValueError):
+        return None
 
 
 def format_bytes(n: float) -> str:

@@ -59,12 +59,14 @@ def test_mlp_train_resume_is_bit_identical(capsys, tmp_path, small_data):
     (["train", "--lr", "0"], "lr must be a positive number"),
     (["train", "--lr", "-0.1"], "lr must be a positive number"),
     (["train", "--block-size", "0"], "--block-size must be at least 1"),
-    (["train", "--init", "zeros"], "init must be one of"),
+    (["train", "--init", "zeros"], "argument --init: invalid choice: 'zeros'"),
     (["train", "--model", "bigram", "--n-hidden", "10"], "--n-hidden does not apply to --model bigram"),
     (["train", "--model", "nope"], "invalid choice"),
     (["train", "--batch-size", "999999"], "larger than the training split"),
-    (["train", "--optimizer", "lion"], "optimizer must be one of"),
+    (["train", "--optimizer", "lion"], "argument --optimizer: invalid choice"),
     (["sample", "--top-k", "0"], "expected a positive integer"),
+    (["train", "--lr-decay-step", "-1"], "--lr-decay-step must be >= 0"),
+    (["train", "--steps", "x"], "argument --steps: expected a positive integer, got 'x'"),
 ])
 def test_bad_flags_give_one_line_and_status_2(capsys, tmp_path, small_data, argv, message):
     with pytest.raises(SystemExit) as info:

@@ -9,39 +9,37 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import os
 import sys
 import time
 import typing
 
 from . import checkpoint, models
-from .checkpoint import CheckpointError
-from .data import DEFAULT_DATA, DataError, Vocab, build_dataset, load_words, split_words
+from .data import DEFAULT_DATA, Vocab, load_words
+from .run import Stopped, UsageError, build_splits  # noqa: F401 (cli.main catches Stopped, UsageError)
 
 PROG = "makemore-jax"
 
 
-class UsageError(ValueError):
-    """A bad command-line value."""
-
-
-class Stopped(RuntimeError):
-    """Training stopped without a result (exit status 1): not a usage error."""
-
 # ----------------------------------------------------------------------------- flags
 
 
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text, "a positive integer")
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _int(text, "a non-negative integer")
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
     return value
@@ -51,29 +49,55 @@ def batch_size_flag(text: str) -> int | None:
     return None if text == "full" else positive_int(text)
 
 
+FIELD_HELP = {  # model config field -> what it means (defaults and models are added from the registry)
+    "block_size": "characters of context the model sees",
+    "n_embd": "embedding size per character",
+    "n_hidden": "width of every hidden layer",
+    "n_layers": "number of hidden layers",
+    "batchnorm": "BatchNorm after each hidden linear layer",
+    "out_batchnorm": "BatchNorm after the output layer (lecture 3's deep net)",
+    "init": "weight initialisation: unit = every weight N(0, 1) (lecture 2, initial loss ~27); scaled = "
+            "lecture 3's hand-picked factors (0.2, 0.01); fan-in = 1/sqrt(fan_in); kaiming = (5/3)/sqrt(fan_in)",
+    "smoothing": "count added to every character pair before normalising",
+    "reg": "L2 penalty reg * mean(W**2) added to the training loss; the lecture uses 0.01",
+}
+
+
 def config_flags() -> dict[str, tuple[type, str]]:
-    """Every model config field (but vocab_size) as a flag: name -> (type, help)."""
-    flags: dict[str, tuple[type, str]] = {}
+    """Every model config field (but vocab_size) as a flag: name -> (type, help with models and defaults)."""
+    defaults: dict[str, dict[str, object]] = {}  # field -> {model name: its default}
+    kinds: dict[str, type] = {}
     for model in models.REGISTRY.values():
         hints = typing.get_type_hints(model.Config)
+        config = model.make_config()
         for field in dataclasses.fields(model.Config):
             if field.name != "vocab_size":
-                flags.setdefault(field.name, (hints[field.name], f"model config ({model.Config.__module__.split('.')[-1]})"))
+                kinds.setdefault(field.name, hints[field.name])
+                defaults.setdefault(field.name, {})[model.name] = getattr(config, field.name)
+    flags = {}
+    for name, per_model in defaults.items():
+        values: dict[object, list[str]] = {}
+        for model_name, value in per_model.items():
+            values.setdefault(value, []).append(model_name)
+        shown = "; ".join(f"{', '.join(names)}: {value}" for value, names in values.items())
+        flags[name] = (kinds[name], f"{FIELD_HELP.get(name, 'model setting')} (default {shown})")
     return flags
 
 
 TRAIN_FLAGS = {  # flag -> (type, help); None values fall back to the model's / TrainConfig's defaults
     "steps": (positive_int, "training steps (default 200000; bigram-nn 500)"),
-    "batch_size": (batch_size_flag, "minibatch size, or 'full' (default 32)"),
-    "optimizer": (str, "sgd or adamw (default sgd)"),
-    "lr": (float, "(peak) learning rate (default 0.1)"),
-    "lr_decay_step": (int, "sgd: multiply lr by --lr-decay from this step (default 100000)"),
-    "lr_decay": (float, "sgd: factor at --lr-decay-step (default 0.1)"),
-    "warmup_steps": (int, "adamw: linear warmup steps before the cosine decay"),
+    "batch_size": (batch_size_flag, "minibatch size, or 'full' for every example every step (default 32; "
+                                    "bigram-nn full)"),
+    "optimizer": (str, "sgd (plain, as the lectures) or adamw (default sgd)"),
+    "lr": (float, "(peak) learning rate (default 0.1; bigram-nn 50)"),
+    "lr_decay_step": (int, "sgd: multiply the learning rate by --lr-decay from this step on (default 100000)"),
+    "lr_decay": (float, "sgd: the factor applied at --lr-decay-step (default 0.1)"),
+    "warmup_steps": (int, "adamw: linear warmup steps before the cosine decay (default 0)"),
     "weight_decay": (float, "adamw: decoupled weight decay (default 0.01)"),
-    "clip_norm": (float, "clip the global gradient norm"),
-    "chunk_size": (positive_int, "steps per device dispatch (default 1000)"),
+    "clip_norm": (float, "clip the global gradient norm to this (default: no clipping)"),
+    "chunk_size": (positive_int, "steps per device dispatch and per log line (default 1000)"),
 }
+CHOICES = {"optimizer": ("sgd", "adamw")}  # flag -> allowed values (init's come from models.mlp)
 
 # ----------------------------------------------------------------------------- shared steps
 
@@ -83,167 +107,86 @@ def _say(args, *lines: str) -> None:
         print(*lines, sep="\n", flush=True)
 
 
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def _splits(words: list[str], vocab: Vocab, model, config):
-    """{"train": (X, Y), "dev": ..., "test": ...} in the model's dataset, and the training words."""
-    parts = dict(zip(("train", "dev", "test"), split_words(words)))
-    return {name: build_dataset(model.dataset, w, vocab, config.block_size) for name, w in parts.items()}, parts["train"]
-
-
-def _evaluate(model, ts, splits) -> dict[str, float]:
-    from .evaluate import split_loss
-    return {name: split_loss(model.apply, ts.params, ts.model_state, X, Y) for name, (X, Y) in splits.items() if len(X)}
-
-
-def _samples(model, ts, vocab: Vocab, config, *, n: int, seed: int, max_len: int, temperature=1.0, top_k=None):
-    import jax
-
-    from .sample import decode, sample_ids
-    if top_k is not None and top_k > vocab.size:
-        raise UsageError(f"--top-k {top_k} is larger than the vocabulary ({vocab.size})")
-    if not temperature > 0:
-        raise UsageError(f"--temperature must be positive, got {temperature}")
-    ids = sample_ids(model, ts.params, ts.model_state, jax.random.key(seed), n=n, block_size=config.block_size,
-                     max_len=max_len, temperature=temperature, top_k=top_k, config=config)
-    return decode(jax.device_get(ids), vocab)
-
-
-def _load(out_dir: str):
-    """Checkpoint -> (model, config, train config, vocab, TrainState, meta)."""
-    import jax
-
-    from .train import TrainConfig, create_train_state
-    meta, raw = checkpoint.load(out_dir)
-    path = os.path.join(out_dir, checkpoint.CHECKPOINT)
-    try:
-        model = models.get(meta["model"])
-        config = model.Config(**meta["config"])
-        tc = TrainConfig(**meta["train"])
-        vocab = Vocab(tuple(meta["vocab"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: metadata is not usable ({e})") from None
-    template = create_train_state(model, config, tc, jax.random.key(0))
-    return model, config, tc, vocab, checkpoint.restore(template, raw, path), meta
-
-
 # ----------------------------------------------------------------------------- commands
 
 
 def cmd_train(args) -> None:
-    import jax
-
     from .evaluate import bits
+    from .run import train_model
     from .sample import novelty
-    from .train import Diverged, TrainConfig, create_train_state, fit
 
     t0 = time.perf_counter()
     model = models.get(args.model)
-    data = args.data or DEFAULT_DATA
-    words = load_words(data)
-    vocab = Vocab.from_words(words)
     given = {k: v for k, v in vars(args).items() if v is not None}
     config_over = {k: given[k] for k in config_flags() if k in given}
     foreign = sorted(set(config_over) - set(model.config_fields))
     if foreign:
         raise UsageError(f"--{foreign[0].replace('_', '-')} does not apply to --model {model.name}")
     train_over = {k: given[k] for k in TRAIN_FLAGS if k in given}
-    try:
-        config = model.make_config(words=words, vocab_size=vocab.size, **config_over)
-        tc = TrainConfig(**{**model.train_defaults, **train_over})
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-
-    if args.resume:
-        _, old_config, old_tc, old_vocab, ts, meta = _load(args.out)
-        if meta["model"] != model.name or old_config != config or old_vocab != vocab:
-            raise CheckpointError(f"{args.out}: the checkpoint is a {meta['model']} with {dataclasses.asdict(old_config)}"
-                                  f" on another vocabulary or config than this command's {model.name} with"
-                                  f" {dataclasses.asdict(config)}")
-        tc = dataclasses.replace(old_tc, **train_over)
-    else:
-        ts = create_train_state(model, config, tc, jax.random.key(args.seed))
-    splits, train_words = _splits(words, vocab, model, config)
-    Xtr, Ytr = splits["train"]
-    if tc.batch_size is not None and tc.batch_size > len(Xtr):
-        raise UsageError(f"--batch-size {tc.batch_size} is larger than the training split ({len(Xtr)} examples)")
-    meta = {"model": model.name, "config": dataclasses.asdict(config), "train": dataclasses.asdict(tc),
-            "vocab": list(vocab.chars), "data": os.path.abspath(data), "data_sha256": _sha256(data),
-            "seed": args.seed, "max_word_len": max(map(len, words))}
-    _say(args, f"{model.name}: {sum(x.size for x in jax.tree.leaves(ts.params)):,} parameters, "
-               f"{len(words):,} words from {data}, vocabulary {vocab.size}, "
-               f"train/dev/test {len(Xtr):,}/{len(splits['dev'][0]):,}/{len(splits['test'][0]):,} examples")
-
-    os.makedirs(args.out, exist_ok=True)
-    log_path = os.path.join(args.out, "metrics.jsonl")
-    summary = {"steps": 0, "seconds": 0.0, "compile_seconds": 0.0}
-    if model.fit is not None:
-        ts = ts.replace(params=model.fit(config, Xtr, Ytr))
-    else:
-        if not args.resume and os.path.exists(log_path):
-            os.remove(log_path)
-        save_every = max(tc.chunk_size, 10_000)
-        def on_chunk(good_ts):  # keep the last good state on disk for --resume and after divergence
-            if int(good_ts.step) % save_every == 0:
-                checkpoint.save(args.out, good_ts, meta)
-        try:
-            ts, summary = fit(model, config, tc, Xtr, Ytr, ts, on_chunk=on_chunk, log_path=log_path, quiet=args.quiet)
-        except Diverged as e:
-            path = checkpoint.save(args.out, e.last_good, meta)
-            raise Stopped(f"{e}; kept the last good state (step {int(e.last_good.step)}) in {path}") from None
-
-    losses = _evaluate(model, ts, splits)
-    meta["results"] = {f"{k}_loss": round(v, 6) for k, v in losses.items()}
-    path = checkpoint.save(args.out, ts, meta)
-    if model.fit is None:
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": int(ts.step), "eval": meta["results"]}) + "\n")
-    names = _samples(model, ts, vocab, config, n=args.num_samples, seed=args.seed,
-                     max_len=2 * meta["max_word_len"]) if args.num_samples > 0 else []
-    print("loss (nats, bits/char): " + "  ".join(f"{k} {v:.4f} ({bits(v):.3f})" for k, v in losses.items()))
-    if names:
-        print(f"samples ({novelty(names, train_words):.0%} not in the training set): " + ", ".join(names))
+    if model.fit is not None and train_over:
+        print(f"{PROG}: note: --model {model.name} is fitted in closed form; it ignores "
+              + ", ".join("--" + k.replace("_", "-") for k in train_over), file=sys.stderr)
+    run = train_model(model.name, data=args.data, seed=args.seed, out=args.out, quiet=args.quiet,
+                      resume=args.resume, overwrite=args.overwrite, **config_over, **train_over)
+    losses = {k.removesuffix("_loss"): v for k, v in run.info["results"].items()}
+    print("loss (nats, bits/char): " + "  ".join(
+        f"{k} {v:.4f} ({bits(v):.3f})" if v is not None else f"{k} n/a" for k, v in losses.items()))
+    if args.num_samples > 0:
+        names = run.sample(args.num_samples, seed=args.seed)
+        print(f"samples ({novelty(names, run.train_words):.0%} not in the training set): "
+              + ", ".join(map(shown, names)))
     if model.fit is not None:
         done = "fitted in closed form"
     else:
-        steps_per_s = summary["steps"] / summary["seconds"] if summary["seconds"] else 0.0
-        done = (f"trained {int(ts.step):,} steps in {summary['seconds']:.1f} s ({steps_per_s:,.0f} steps/s, "
-                f"compile {summary['compile_seconds']:.1f} s)")
-    print(f"{done}; total {time.perf_counter() - t0:.1f} s; wrote {path}")
+        s = run.summary
+        steps_per_s = s["steps"] / s["seconds"] if s["seconds"] else 0.0
+        done = (f"trained {s['steps']:,} steps{' (now at step %s)' % f'{int(run.state.step):,}' if args.resume else ''}"
+                f" in {s['seconds']:.1f} s ({steps_per_s:,.0f} steps/s, compile {s['compile_seconds']:.1f} s)")
+    print(f"{done}; total {time.perf_counter() - t0:.1f} s; wrote {os.path.join(args.out, checkpoint.CHECKPOINT)}")
+
+
+EMPTY = "(empty name)"  # how a sample that ended at once is shown (a word cannot hold a space)
+
+
+def shown(name: str) -> str:
+    return name or EMPTY
+
+
+def _empty_note(names: list[str]) -> str:
+    empty = names.count("")
+    return f"; {empty} empty, shown as {EMPTY}" if empty else ""
 
 
 def cmd_eval(args) -> None:
     from .evaluate import bits
-    model, config, _, vocab, ts, meta = _load(args.out)
-    data = args.data or meta["data"]
-    words = load_words(data)
-    if Vocab.from_words(words) != vocab:
-        raise DataError(f"{data}: its characters differ from the checkpoint's vocabulary")
-    splits, _ = _splits(words, vocab, model, config)
-    losses = _evaluate(model, ts, splits)
+    from .run import load_run
+    meta, _ = checkpoint.load(args.out)
+    data = args.data or meta.get("data")
+    if data is None:
+        raise UsageError(f"{args.out}: the run was trained on words given from Python; pass --data FILE")
+    run = load_run(args.out, data=data)
+    if meta.get("data_sha256") not in (None, run.data_sha256):
+        print(f"{PROG}: warning: {data} is not the data this run was trained on ({meta.get('data')}: its contents "
+              f"differ); evaluating on it anyway", file=sys.stderr)
+    losses = run.evaluate()
     for name, loss in losses.items():
-        print(f"{name:5s} {loss:.4f} nats  {bits(loss):.4f} bits/char  ({len(splits[name][0]):,} examples)")
+        print(f"{name:5s} {loss:.4f} nats  {bits(loss):.4f} bits/char  ({len(run.splits[name][0]):,} examples)")
+    model, ts = run.model, run.state
     if model.calibrate is not None and ts.model_state:  # lecture 3: BatchNorm statistics over the whole train split
-        calibrated = _evaluate(model, ts.replace(model_state=model.calibrate(ts.params, ts.model_state,
-                                                                             splits["train"][0])), splits)
+        run.state = ts.replace(model_state=model.calibrate(ts.params, ts.model_state, run.splits["train"][0]))
         print("BatchNorm statistics recomputed over the whole training split (running -> calibrated): "
-              + "  ".join(f"{k} {losses[k]:.4f} -> {v:.4f}" for k, v in calibrated.items()))
+              + "  ".join(f"{k} {losses[k]:.4f} -> {v:.4f}" for k, v in run.evaluate().items()))
 
 
 def cmd_sample(args) -> None:
+    from .run import load_run
     from .sample import novelty
-    model, config, _, vocab, ts, meta = _load(args.out)
-    names = _samples(model, ts, vocab, config, n=args.num_samples, seed=args.seed, temperature=args.temperature,
-                     top_k=args.top_k, max_len=args.max_len or 2 * meta["max_word_len"])
-    print("\n".join(names))
-    try:
-        train_words = split_words(load_words(meta["data"]))[0]
-        _say(args, f"({novelty(names, train_words):.0%} of {len(names)} not in the training set)")
-    except DataError:
-        pass  # the training data moved: novelty is unknown, the samples stand
+    run = load_run(args.out)
+    names = run.sample(args.num_samples, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
+                       max_len=args.max_len)
+    print("\n".join(map(shown, names)))
+    known = f", {novelty(names, run.train_words):.0%} not in the training set" if run.words else ""
+    _say(args, f"({len(names)} samples{known}{_empty_note(names)})")
 
 
 def cmd_lr_find(args) -> None:
@@ -257,7 +200,7 @@ def cmd_lr_find(args) -> None:
     words = load_words(args.data or DEFAULT_DATA)
     vocab = Vocab.from_words(words)
     config = model.make_config(words=words, vocab_size=vocab.size)
-    splits, _ = _splits(words, vocab, model, config)
+    splits = build_splits(model, config, words, vocab)
     _say(args, f"sweeping lr over 1e-3..1 in {args.steps} steps ({model.name}, batch {args.batch_size})")
     lrs, losses = lr_find(model, config, *splits["train"], jax.random.key(args.seed),
                           batch_size=args.batch_size, steps=args.steps)
@@ -265,7 +208,7 @@ def cmd_lr_find(args) -> None:
     best = float(lrs[int(np.nanargmin(smooth))])
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "lr_find.json")
-    checkpoint.atomic_write(path, json.dumps({"lr": lrs.tolist(), "loss": losses.tolist()}).encode())
+    checkpoint.atomic_write(path, checkpoint.dumps_json({"lr": lrs.tolist(), "loss": losses.tolist()}).encode())
     written = [path]
     try:
         from .plots import plot_lr_find
@@ -307,7 +250,7 @@ def cmd_diagnose(args) -> None:
         tc = TrainConfig(steps=max(args.steps, 1), batch_size=args.batch_size, lr=args.lr)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    splits, _ = _splits(words, vocab, model, config)
+    splits = build_splits(model, config, words, vocab)
     Xtr, Ytr = splits["train"]
     if args.batch_size > len(Xtr):
         raise UsageError(f"--batch-size {args.batch_size} is larger than the training split ({len(Xtr)} examples)")
@@ -334,7 +277,7 @@ def cmd_diagnose(args) -> None:
               "loss": float(snap.loss), "rows": table,
               "updates": {k: v.tolist() for k, v in (updates or {}).items()}}
     written = [os.path.join(args.out, "diagnostics.json")]
-    checkpoint.atomic_write(written[0], json.dumps(report).encode())
+    checkpoint.atomic_write(written[0], checkpoint.dumps_json(report).encode())
     try:
         from .plots import plot_diagnostics
     except ImportError as e:

@@ -112,7 +112,7 @@ def exact_mean_loss(W, X, Y):
 
 
 def test_cli_trains_evaluates_resumes_a_sequence_model(with_seq_model, capsys, tmp_path, small_data):
-    from makemore_jax.commands import _load
+    from makemore_jax.run import load_run
 
     out = str(tmp_path / "seq")
     assert main(["train", "--model", SEQ.name, "--data", small_data, "--out", out, "-n", "3", "--quiet"]) == 0
@@ -122,7 +122,8 @@ def test_cli_trains_evaluates_resumes_a_sequence_model(with_seq_model, capsys, t
 
     # eval: the exact mean over every target of each split, against numpy
     vocab = Vocab(tuple(meta["vocab"]))
-    _, config, _, _, ts, _ = _load(out)
+    run = load_run(out)
+    config, ts = run.config, run.state
     capsys.readouterr()
     assert main(["eval", "--out", out]) == 0
     printed = {line.split()[0]: float(line.split()[1]) for line in capsys.readouterr().out.splitlines()}

@@ -205,3 +205,15 @@ def test_sampling_is_deterministic_and_respects_top_k(arrays):
     first = int(jnp.argmax(model.apply(ts.params, ts.model_state, context, train=False)[0][0]))
     assert greedy[0, 0] == first
     assert novelty(["emma", "zzz"], ["emma"]) == 0.5
+
+
+@pytest.mark.parametrize("model_name", ["mlp", "mlp-deep"])
+def test_init_compiled_for_speed_draws_the_default_compiles_numbers(model_name):
+    model = models.get(model_name)
+    config = model.make_config(vocab_size=27, **SMALL)
+    tc, key = TrainConfig(), jax.random.key(3)
+    fast = create_train_state(model, config, tc, key)  # INIT_COMPILER_OPTIONS (-O2)
+    default = create_train_state.lower(model, config, tc, key).compile(
+        compiler_options={"xla_backend_optimization_level": 3})(key)  # XLA's default level
+    assert_trees_close(fast.params, default.params, rtol=0)
+    assert_trees_close(fast.opt_state, default.opt_state, rtol=0)

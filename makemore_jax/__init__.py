@@ -5,7 +5,8 @@
 """
 
 from . import checkpoint, data, evaluate, losses, models, nn, sample, train
-from .data import DataError, Vocab, build_context_dataset, build_dataset, build_sequence_dataset, load_words, split_words
+from .data import (DataError, Vocab, build_context_dataset, build_dataset, build_sequence_dataset, load_words,
+                   split_words)
 from .losses import cross_entropy
 from .models import REGISTRY, Model
 from .train import TrainConfig, TrainState, create_train_state, fit, lr_find, make_train_step

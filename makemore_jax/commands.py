@@ -91,7 +91,8 @@ def _sha256(path: str) -> str:
 def _splits(words: list[str], vocab: Vocab, model, config):
     """{"train": (X, Y), "dev": ..., "test": ...} in the model's dataset, and the training words."""
     parts = dict(zip(("train", "dev", "test"), split_words(words)))
-    return {name: build_dataset(model.dataset, w, vocab, config.block_size) for name, w in parts.items()}, parts["train"]
+    splits = {name: build_dataset(model.dataset, w, vocab, config.block_size) for name, w in parts.items()}
+    return splits, parts["train"]
 
 
 def _evaluate(model, ts, splits) -> dict[str, float]:

@@ -75,7 +75,11 @@ def main(quick: bool = False, only: str = "", data: tuple[str, ...] = ("original
             if only not in recipe:
                 continue
             t = time.perf_counter()
-            losses = [run(model_name, overrides, parts, vocab, seed, steps) for seed in range(2 if quick else n_seeds)]
+            losses = []
+            for seed in range(2 if quick else n_seeds):
+                losses.append(run(model_name, overrides, parts, vocab, seed, steps))
+                print(f"({recipe}, seed {seed}: train {losses[-1][0]:.4f}, val {losses[-1][1]:.4f}, "
+                      f"{time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
             train = [tr for tr, _ in losses]
             val = [v for _, v in losses]
             value = statistics.mean(val) if check == "mean" else max(val)

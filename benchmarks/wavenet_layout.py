@@ -126,15 +126,17 @@ def _worker(spec: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main(quick: bool = False) -> dict:
-    rounds, jax_steps, torch_steps = (2, 3000, 300) if quick else (5, 5000, 1000)
+def main(quick: bool = False, *, rounds: int | None = None, jax_variants: tuple[str, ...] = JAX_VARIANTS) -> dict:
+    """Alternating rounds of every variant; ours (the last JAX variant) against each."""
+    rounds = rounds or (2 if quick else 5)
+    jax_steps, torch_steps = (3000, 300) if quick else (5000, 1000)
     try:
         import torch  # noqa: F401
         torch_specs = [{"torch": v, "threads": n, "steps": torch_steps} for v in TORCH_VARIANTS for n in THREADS]
     except ImportError:
         print("(torch not installed: JAX variants only)")
         torch_specs = []
-    specs = [{"jax": v, "steps": jax_steps} for v in JAX_VARIANTS] + torch_specs
+    specs = [{"jax": v, "steps": jax_steps} for v in jax_variants] + torch_specs
     names = [s.get("jax") or f"torch: {s['torch']} ({s['threads']} thread{'s' * (s['threads'] > 1)})" for s in specs]
     rates: dict[str, list[float]] = {name: [] for name in names}
     first_losses = []
@@ -146,14 +148,15 @@ def main(quick: bool = False) -> dict:
         print(f"(round {r + 1}/{rounds}: " + ", ".join(f"{rates[n][-1]:.0f}" for n in names) + ")", flush=True)
     assert max(first_losses) - min(first_losses) < 1e-4, f"JAX variants disagree at step 0: {first_losses}"
     medians = {name: statistics.median(v) for name, v in rates.items()}
-    ours = medians[JAX_VARIANTS[-1]]
+    ours = medians[jax_variants[-1]]
+    paired = {name: statistics.median(a / b for a, b in zip(rates[jax_variants[-1]], v)) for name, v in rates.items()}
     print(f"\n{_cpu()}; median of {rounds} alternating rounds, each run in its own process\n")
-    print("| variant | steps/s (median) | all rounds | ours / this |")
-    print("|---|---:|---|---:|")
+    print("| variant | steps/s (median) | all rounds | ours / this (medians) | ours / this (median of rounds) |")
+    print("|---|---:|---|---:|---:|")
     for name in names:
         print(f"| {name} | {medians[name]:,.0f} | {' '.join(f'{v:.0f}' for v in rates[name])} | "
-              f"{ours / medians[name]:.2f}x |")
-    return {"medians": medians, "rates": rates}
+              f"{ours / medians[name]:.2f}x | {paired[name]:.2f}x |")
+    return {"medians": medians, "rates": rates, "paired": paired}
 
 
 def _cpu() -> str:

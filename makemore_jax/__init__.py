@@ -9,7 +9,8 @@
 """
 
 from . import checkpoint, data, evaluate, losses, models, nn, sample, train
-from .data import DataError, Vocab, build_context_dataset, build_dataset, build_sequence_dataset, load_words, split_words
+from .data import (DataError, Vocab, build_context_dataset, build_dataset, build_sequence_dataset, load_words,
+                   split_words)
 from .losses import cross_entropy
 from .models import REGISTRY, Model
 from .run import Run, load_run, train_model

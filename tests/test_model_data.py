@@ -28,7 +28,8 @@ WORDS = ["emma", "olivia", "ava", "x", "sophia"]
 @pytest.mark.parametrize("block_size", [1, 3, 8])
 def test_context_kind_is_the_context_dataset(block_size):
     vocab = Vocab.from_words(WORDS)
-    for a, b in zip(build_dataset("context", WORDS, vocab, block_size), build_context_dataset(WORDS, vocab, block_size)):
+    expected = build_context_dataset(WORDS, vocab, block_size)
+    for a, b in zip(build_dataset("context", WORDS, vocab, block_size), expected):
         np.testing.assert_array_equal(a, b)
 
 

@@ -127,7 +127,8 @@ def test_first_batchnorm_statistics_by_hand():
     params, state = MODEL.init(jax.random.key(0), TINY)
     x = tokens(jax.random.key(1), TINY, 6)
     _, new_state = MODEL.apply(params, state, x, train=True)
-    rows = np.asarray(params["C"])[np.asarray(x)].reshape(6 * 4, 2 * 3) @ np.asarray(params["layers"][0]["W"])  # [B*T, H]
+    pairs = np.asarray(params["C"])[np.asarray(x)].reshape(6 * 4, 2 * 3)  # [B*T, 2 n_embd]
+    rows = pairs @ np.asarray(params["layers"][0]["W"])  # [B*T, H]
     np.testing.assert_allclose(new_state["layers"][0]["mean"], 0.1 * rows.mean(0), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(new_state["layers"][0]["var"], 0.9 + 0.1 * rows.var(0, ddof=1), rtol=1e-5)
 
@@ -182,7 +183,8 @@ def test_calibrate_is_the_sequential_calibration_in_any_chunking(x64):
         modes = [False] * k + [True] + [False] * (2 - k)
         expected[k] = reference_forward(params, {"layers": expected}, X, train=modes, momentum=1.0)[1]["layers"][k]
     for chunk in (23, 5):
-        assert_trees_close(wavenet.calibrate(params, state, X, chunk=chunk), {"layers": expected}, rtol=1e-9, atol=1e-12)
+        calibrated = wavenet.calibrate(params, state, X, chunk=chunk)
+        assert_trees_close(calibrated, {"layers": expected}, rtol=1e-9, atol=1e-12)
     # not the same as one train-mode pass (each layer behind batch statistics): the variances differ by n/(n-1)
     one_pass = reference_forward(params, state, X, train=True, momentum=1.0)[1]["layers"][2]
     assert not np.allclose(one_pass["mean"], expected[2]["mean"], rtol=1e-6, atol=0)
@@ -215,7 +217,8 @@ def test_cli_checkpoint_round_trip_and_exact_resume(capsys, tmp_path, small_data
     assert main(["train", *common, "--steps", "300", "--out", a]) == 0
     assert main(["train", *common, "--steps", "200", "--out", b]) == 0
     assert main(["train", *common, "--steps", "300", "--out", b, "--resume"]) == 0
-    assert open(os.path.join(a, "checkpoint.msgpack"), "rb").read() == open(os.path.join(b, "checkpoint.msgpack"), "rb").read()
+    read = lambda out: open(os.path.join(out, "checkpoint.msgpack"), "rb").read()
+    assert read(a) == read(b)
     meta = json.load(open(os.path.join(a, "checkpoint.json")))
     assert meta["config"] == {"vocab_size": 27, "block_size": 8, "n_embd": 8, "n_hidden": 16}
     capsys.readouterr()

@@ -174,7 +174,8 @@ def torch_nn_model(config) -> nn.Sequential:
 # ----------------------------------------------------------------------------- loops
 
 
-def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32, seed: int = 0) -> dict[str, Callable[[int], float]]:
+def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32,
+          seed: int = 0) -> dict[str, Callable[[int], float]]:
     """{variant: run(n) -> last minibatch loss}; each run continues the same model by n steps.
 
     Args:

@@ -5,12 +5,13 @@
 Training (makemore's defaults, batch 32, names.txt): each side runs in its own process
 (`--worker NAME`), the sides alternate round by round, and each figure is the median over
 the rounds of the median of three timed segments of --steps steps after a warm-up (compile
-excluded). Sides: "jax" (the fused engine, XLA on one CPU thread as the CLI runs it, and on
-the default thread pool), PyTorch "lecture eager" and "SDPA + fused AdamW". The FLOP/s
+excluded). Sides: "jax" (the fused engine, XLA on one CPU thread as the CLI runs it),
+PyTorch "lecture eager" and "SDPA + fused AdamW" (torch.set_num_threads(TORCH_THREADS),
+default 1: on a machine shared by many processes its OpenMP pool of 2 ran 20x slower). The FLOP/s
 figure divides the step's matmul FLOPs (forward 2 x every product, backward twice that) by
 the measured peak of a large XLA matmul on this CPU.
 
-Sampling (--names names of at most 16 tokens, from a model trained 2,000 steps so names end
+Sampling (--names names of at most 16 tokens, from a model trained 1,000 steps so names end
 as they would): JAX with the key/value cache, JAX rerunning the prefix, PyTorch's batched
 `generate` (reruns the prefix), and the lectures' one-name-at-a-time loop (on fewer names).
 """
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import time
 
-SIDES = ("jax 1 thread", "jax", "lecture eager", "SDPA + fused AdamW")
+SIDES = ("jax", "lecture eager", "SDPA + fused AdamW")
 
 
 def _setup():
@@ -71,7 +72,7 @@ def worker(side: str, steps: int) -> float:
             return float(losses[-1])
         return _timed(run, steps)
     import torch
-    torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "1")))
     _, _, config, X, Y = _setup()
     from benchmarks.references import torch_transformer
     return _timed(torch_transformer.loops(X, Y, config)[side], steps)
@@ -79,8 +80,7 @@ def worker(side: str, steps: int) -> float:
 
 def _spawn(side: str, steps: int) -> float:
     env = dict(os.environ)
-    if side == "jax 1 thread":
-        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false"
+    env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")  # as the CLI runs JAX
     out = subprocess.run([sys.executable, "-m", "benchmarks.sequence_speed", "--worker", side, "--steps", str(steps)],
                          env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["steps_per_s"]
@@ -96,7 +96,7 @@ def training(rounds: int, steps: int) -> dict:
     _, _, config, _, _ = _setup()
     peak = matmul_peak()
     med = {side: statistics.median(v) for side, v in rates.items()}
-    best_jax = max(med["jax 1 thread"], med["jax"])
+    best_jax = med["jax"]
     print("| side | steps/s (median) | all rounds |\n|---|---|---|")
     for side in SIDES:
         print(f"| {side} | {med[side]:.1f} | {', '.join(f'{v:.1f}' for v in rates[side])} |")
@@ -116,9 +116,9 @@ def sampling(n: int, repeats: int = 3, one_by_one: int = 300) -> dict:
     from benchmarks.references import torch_transformer
     from makemore_jax.sample import sample_ids
     from makemore_jax.train import TrainConfig, create_train_state, fit
-    tc = TrainConfig(**{**model.train_defaults, "steps": 2000, "chunk_size": 1000})
+    tc = TrainConfig(**{**model.train_defaults, "steps": 1000, "chunk_size": 1000})
     ts, _ = fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(0)), quiet=True)
-    torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "1")))
     tmodel = torch_transformer.load_jax_params(torch_transformer.make_model(config), ts.params)
     L = config.block_size
     uncached = dataclasses.replace(model, init_cache=None, decode_step=None)

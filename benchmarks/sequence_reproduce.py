@@ -27,6 +27,10 @@ SHARED_NAMES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared
 SPLITS = {"makemore": data.split_words_makemore, "lectures": data.split_words}
 
 
+class _Deadline(Exception):
+    """Raised from the chunk callback when --deadline has passed."""
+
+
 def _value(text: str):
     for cast in (int, float):
         try:
@@ -44,6 +48,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--eval-every", type=int, default=2500)
+    parser.add_argument("--deadline", default=None, metavar="HH:MM",
+                        help="stop training at the first evaluation after this local time (then report as usual)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a model config or TrainConfig field")
     parser.add_argument("--out", required=True)
@@ -68,17 +74,33 @@ def main(argv=None) -> dict:
     best = {"dev": float("inf")}
     dev_log = open(os.path.join(args.out, "dev.jsonl"), "w")
 
+    deadline = None
+    if args.deadline:
+        hour, minute = map(int, args.deadline.split(":"))
+        now = time.localtime()
+        deadline = time.mktime((*now[:3], hour, minute, 0, 0, 0, now.tm_isdst))
+
     def on_chunk(ts):
+        best["last"] = ts
         dev = split_loss(model.apply, ts.params, ts.model_state, *arrays["dev"])
         dev_log.write(json.dumps({"step": int(ts.step), "dev": dev}) + "\n")
         dev_log.flush()
         if dev < best["dev"]:
             best.update(dev=dev, step=int(ts.step), state=ts)
+        if deadline is not None and time.time() > deadline:
+            raise _Deadline
 
     ts = create_train_state(model, config, tc, jax.random.key(args.seed))
     t0 = time.perf_counter()
-    ts, summary = fit(model, config, tc, *arrays["train"], ts, on_chunk=on_chunk,
-                      log_path=os.path.join(args.out, "log.jsonl"))
+    try:
+        ts, summary = fit(model, config, tc, *arrays["train"], ts, on_chunk=on_chunk,
+                          log_path=os.path.join(args.out, "log.jsonl"))
+        stopped = None
+    except _Deadline:
+        ts = best["last"]
+        summary = {"steps": int(ts.step), "seconds": time.perf_counter() - t0}
+        stopped = f"stopped by --deadline {args.deadline} at step {int(ts.step):,} of {tc.steps:,}"
+        print(stopped, flush=True)
     seconds = time.perf_counter() - t0
     chosen = best["state"]
     losses = {name: split_loss(model.apply, chosen.params, chosen.model_state, X, Y)
@@ -89,7 +111,7 @@ def main(argv=None) -> dict:
               "seed": args.seed, "sizes": {k: len(v) for k, v in parts.items()},
               "params": sum(x.size for x in jax.tree.leaves(ts.params)),
               "best_step": best["step"], "losses_at_best_dev": losses, "final_train_dev": final,
-              "seconds": seconds, "steps_per_s": summary["steps"] / summary["seconds"],
+              "seconds": seconds, "stopped": stopped, "steps_per_s": summary["steps"] / summary["seconds"],
               "command": "python -m benchmarks.sequence_reproduce " + " ".join(argv or __import__("sys").argv[1:])}
     with open(os.path.join(args.out, "result.json"), "w") as f:
         json.dump(result, f, indent=2)

@@ -33,15 +33,15 @@ def sample_ids(model: Model | Callable, params, state, key: jax.Array, *, n: int
         params, state: the trained model's; apply runs in eval mode.
         key: PRNG key.
         n: sequences, sampled in parallel.
-        block_size: the model's context length; sequence models need max_len <= block_size.
-        max_len: tokens per sequence (the longest word plus the end token).
+        block_size: the model's context length (for a sequence model its number of positions).
+        max_len: tokens per sequence (the longest word plus the end token); a sequence model
+            draws at most block_size of them, and the rest are 0.
     Returns:
         int32 [n, max_len].
     """
     apply = model.apply if isinstance(model, Model) else model
     kind = "context" if apply is model else ("cached" if model.decode_step is not None else model.dataset)
-    if kind != "context" and max_len > block_size:
-        raise ValueError(f"max_len {max_len} is longer than the sequence model's block_size {block_size}")
+    steps = max_len if kind == "context" else min(max_len, block_size)  # a sequence model has block_size positions
 
     def draw(logits, step_key, done):
         logits = logits / temperature
@@ -77,9 +77,9 @@ def sample_ids(model: Model | Callable, params, state, key: jax.Array, *, n: int
                                        zeros[:, 0], not_done)),
                    "sequence": (prefix, (zeros, not_done)),
                    "context": (window, (zeros, not_done))}[kind]
-    xs = (jnp.arange(max_len, dtype=jnp.int32), jax.random.split(key, max_len))
+    xs = (jnp.arange(steps, dtype=jnp.int32), jax.random.split(key, max_len)[:steps])
     _, tokens = jax.lax.scan(step, start, xs)
-    return tokens.T
+    return jnp.pad(tokens.T, ((0, 0), (0, max_len - steps)))
 
 
 def decode(ids: np.ndarray, vocab: Vocab) -> list[str]:

@@ -1,7 +1,9 @@
 """The sequence models (rnn, gru, transformer): sizes, gradients, training, resume, causality, sampling."""
 
 import dataclasses
+import json
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +12,7 @@ import pytest
 from jax.test_util import check_grads
 
 from makemore_jax import checkpoint, models
+from makemore_jax.cli import main
 from makemore_jax.data import Vocab, build_sequence_dataset, split_words
 from makemore_jax.losses import cross_entropy
 from makemore_jax.sample import decode, sample_ids
@@ -185,3 +188,26 @@ def test_dropout_is_train_mode_only_and_moves_its_key():
     assert not np.allclose(a, eval_logits) and not np.allclose(a, b)
     no_dropout = dataclasses.replace(config, dropout=0.0)
     assert model.init(jax.random.key(0), no_dropout)[1] == {}
+
+
+def test_cli_train_resume_eval_sample(capsys, tmp_path, bundled_words):
+    """Through the CLI, with makemore's constant-lr recipe (a cosine schedule depends on --steps)."""
+    name, flags = "transformer", ["--n-layer", "1", "--n-embd", "8", "--dropout", "0.1"]
+    data_path = tmp_path / "names.txt"
+    data_path.write_text("\n".join(bundled_words[:600]) + "\n", encoding="utf-8")
+    common = ["--model", name, "--data", str(data_path), *flags, "--chunk-size", "20", "-n", "0", "--quiet"]
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert main(["train", *common, "--steps", "60", "--out", a]) == 0
+    assert main(["train", *common, "--steps", "20", "--out", b]) == 0
+    assert main(["train", *common, "--steps", "60", "--out", b, "--resume"]) == 0
+    assert open(os.path.join(a, "checkpoint.msgpack"), "rb").read() == open(os.path.join(b, "checkpoint.msgpack"), "rb").read()
+    meta = json.load(open(os.path.join(a, "checkpoint.json")))
+    assert meta["config"]["block_size"] == max(map(len, bundled_words[:600])) + 1
+    capsys.readouterr()
+    assert main(["eval", "--out", a]) == 0
+    assert f"{meta['results']['dev_loss']:.4f}" in capsys.readouterr().out
+    samples = []
+    for _ in range(2):
+        assert main(["sample", "--out", a, "-n", "6", "--seed", "4"]) == 0
+        samples.append(capsys.readouterr().out)
+    assert samples[0] == samples[1] and len(samples[0].splitlines()) >= 6

@@ -31,8 +31,8 @@ from .. import nn
 
 CELLS = ("rnn", "gru")
 # The recipe picked from the loss curves in benchmarks/RESULTS.md ("Sequence models").
-TRAIN_DEFAULTS = {"optimizer": "adamw", "lr": 5e-3, "weight_decay": 0.01, "warmup_steps": 500,
-                  "min_lr_ratio": 0.01, "steps": 30_000}
+TRAIN_DEFAULTS = {"optimizer": "adamw", "lr": 1e-2, "weight_decay": 0.01, "warmup_steps": 200,
+                  "min_lr_ratio": 0.01, "steps": 2_000}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,8 @@ weights N(0, 0.02), biases 0, LayerNorm gamma 1 and beta 0; with it the initial 
 within 0.01 of ln(vocab_size). Parameters:
 
     params = {"wte": [vocab, C], "wpe": [block_size, C],
-              "blocks": [{"ln_1", "attn": {"c_attn", "c_proj"}, "ln_2", "mlp": {"c_fc", "c_proj"}}, ...],
+              "blocks": [{"ln_1", "attn": {"c_attn": {"W": [C, 3, H, D], "b": [3, H, D]}, "c_proj"},
+                          "ln_2", "mlp": {"c_fc", "c_proj"}}, ...],   (linear: {"W": [in, out], "b": [out]})
               "ln_f": {"gamma", "beta"}, "lm_head": {"W": [C, vocab]}}
     state  = {} or, with dropout, {"dropout": {"key": uint32 [2], "rate": float32 scalar}}: the
              key of the next train step's masks, advanced by every train-mode call (so a

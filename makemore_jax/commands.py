@@ -129,8 +129,7 @@ def cmd_train(args) -> None:
     run = train_model(model.name, data=args.data, seed=args.seed, out=args.out, quiet=args.quiet,
                       resume=args.resume, overwrite=args.overwrite, **config_over, **train_over)
     losses = {k.removesuffix("_loss"): v for k, v in run.info["results"].items()}
-    print("loss (nats, bits/char): " + "  ".join(
-        f"{k} {v:.4f} ({bits(v):.3f})" if v is not None else f"{k} n/a" for k, v in losses.items()))
+    print("loss (nats, bits/char): " + "  ".join(f"{k} {v:.4f} ({bits(v):.3f})" for k, v in losses.items()))
     if args.num_samples > 0:
         names = run.sample(args.num_samples, seed=args.seed)
         print(f"samples ({novelty(names, run.train_words):.0%} not in the training set): "

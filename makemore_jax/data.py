@@ -11,6 +11,7 @@ arrays to the device once.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -81,6 +82,29 @@ def load_words(path: str | os.PathLike) -> list[str]:
         DataError: missing file, a directory, not UTF-8, no words, or a bad word (see parse_words).
     """
     return parse_words(read_bytes(path), os.fspath(path))
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    words: list[str]
+    source: str | None  # absolute path of the file, or None for words given in Python
+    sha256: str  # of the file's bytes (words given in Python: of their lines joined by "\n")
+
+
+def read_data(data=None) -> Data:
+    """A file path (default: the bundled names) or a list of words -> Data.
+
+    The file is read once and hashed from those bytes, so a pipe or FIFO works.
+    """
+    if data is None or isinstance(data, (str, os.PathLike)):
+        path = os.fspath(DEFAULT_DATA if data is None else data)
+        raw = read_bytes(path)
+        return Data(parse_words(raw, path), os.path.abspath(path), hashlib.sha256(raw).hexdigest())
+    raw = "\n".join(data).encode("utf-8")
+    words = parse_words(raw, "<words>")
+    if len(words) != len(data):
+        raise DataError("<words>: every word must be non-empty, one word without whitespace")
+    return Data(words, None, hashlib.sha256(raw).hexdigest())
 
 
 # ----------------------------------------------------------------------------- vocabulary

@@ -17,7 +17,6 @@ Errors name settings as `name=value` (the command line shows them as `--name val
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from typing import Any
@@ -26,7 +25,7 @@ import numpy as np
 
 from . import checkpoint, memory, models
 from .checkpoint import CheckpointError
-from .data import DEFAULT_DATA, DataError, Vocab, build_dataset, parse_words, read_bytes, split_words
+from .data import Data, DataError, Vocab, build_dataset, read_data, split_words
 from .models import Model
 from .train import TrainConfig, TrainState
 
@@ -49,26 +48,6 @@ class Stopped(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- the data
-
-
-@dataclasses.dataclass(frozen=True)
-class Data:
-    words: list[str]
-    source: str | None  # absolute path of the file, or None for words given in Python
-    sha256: str  # of the file's bytes (words given in Python: of their lines joined by "\n")
-
-
-def read_data(data=None) -> Data:
-    """A file path (default: the bundled names) or a list of words -> Data; the file is read once."""
-    if data is None or isinstance(data, (str, os.PathLike)):
-        path = os.fspath(DEFAULT_DATA if data is None else data)
-        raw = read_bytes(path)
-        return Data(parse_words(raw, path), os.path.abspath(path), hashlib.sha256(raw).hexdigest())
-    raw = "\n".join(data).encode("utf-8")
-    words = parse_words(raw, "<words>")
-    if len(words) != len(data):
-        raise DataError("<words>: every word must be non-empty, one word without whitespace")
-    return Data(words, None, hashlib.sha256(raw).hexdigest())
 
 
 def build_splits(model: Model, config, words: list[str], vocab: Vocab) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -316,8 +295,8 @@ def _resumed(model, out: str, loaded: Data, vocab: Vocab, config_over: dict, tra
     except ValueError as e:
         raise UsageError(str(e)) from None
     if run.model.fit is None and run.train_config.steps <= int(run.state.step):
-        raise UsageError(f"{out}: the checkpoint there is at step {int(run.state.step):,} already; ask for more "
-                         f"with steps={run.train_config.steps} or above {int(run.state.step)}")
+        raise UsageError(f"{out}: the run there is at step {int(run.state.step):,} already; to train it further, "
+                         f"give steps=N with N above {int(run.state.step)}")
     run.splits = _checked_splits(model, run.config, run.train_config, loaded, vocab)
     run.words, run.data_sha256 = loaded.words, loaded.sha256
     run.info.update(data=loaded.source, data_sha256=loaded.sha256)  # the run's own seed stays

@@ -139,3 +139,15 @@ def test_sequence_dataset_matches_reference():
     assert build_sequence_dataset(WORDS, vocab)[0].shape == (len(WORDS), 7)
     with pytest.raises(DataError, match="max_len=3"):
         build_sequence_dataset(WORDS, vocab, max_len=3)
+
+
+def test_a_byte_order_mark_is_no_character(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffemma\nava\n".encode("utf-8"))
+    words = load_words(path)
+    assert words == ["emma", "ava"] and Vocab.from_words(words).chars == (".", "a", "e", "m", "v")
+
+
+def test_no_words_give_empty_context_arrays():  # the dev split of a five-word file
+    X, Y = build_context_dataset([], Vocab.from_words(["ab"]), 3)
+    assert X.shape == (0, 3) and Y.shape == (0,) and X.dtype == Y.dtype == np.int32

@@ -1,5 +1,6 @@
 """train_model / load_run: the short way in gives exactly what the functional core gives."""
 
+import hashlib
 import json
 import os
 
@@ -9,7 +10,8 @@ import pytest
 
 from conftest import assert_trees_close
 from makemore_jax import data, evaluate, models, train
-from makemore_jax.run import Stopped, UsageError, load_run, read_data, train_model
+from makemore_jax.data import read_data
+from makemore_jax.run import Stopped, UsageError, load_run, train_model
 
 
 @pytest.fixture(scope="module")
@@ -66,5 +68,16 @@ def test_read_data_hashes_the_bytes_it_parsed(tmp_path):
     path = tmp_path / "w.txt"
     path.write_bytes(b"\xef\xbb\xbfemma\nava\n")
     loaded = read_data(str(path))
-    import hashlib
     assert loaded.words == ["emma", "ava"] and loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_format_1_checkpoints_still_load(words, tmp_path):
+    from flax import serialization
+
+    from makemore_jax import checkpoint
+    run = train_model("bigram", data=words)
+    meta = {**run.metadata(), "format": 1, "step": 0}  # as written before the array checksum
+    state = serialization.to_state_dict(jax.device_get(run.state.replace(key=jax.random.key_data(run.state.key))))
+    (tmp_path / checkpoint.CHECKPOINT).write_bytes(serialization.msgpack_serialize({"meta": json.dumps(meta),
+                                                                                   "state": state}))
+    assert load_run(str(tmp_path), data=words).sample(4, seed=2) == run.sample(4, seed=2)

@@ -124,12 +124,24 @@ def test_fit_reports_and_logs(arrays, tmp_path):
 
 
 def test_divergence_stops_with_the_step_and_keeps_the_last_good_state(arrays):
-    with pytest.raises(Diverged, match=r"not finite at step \d+") as info:  # an absurd lr overflows float32
-        run("mlp", arrays, 50, lr=1e36, lr_decay_step=None, chunk_size=1)
+    with pytest.raises(Diverged, match=r"the loss \S+ is more than 10x the initial 3.\d+ at step \d+") as info:
+        run("mlp", arrays, 50, lr=1e36, lr_decay_step=None, chunk_size=1)  # an absurd lr: the loss shoots up
     good = info.value.last_good
     assert f"step {info.value.step}" in str(info.value) and 0 < info.value.step < 50
     assert int(good.step) == info.value.step  # one step per chunk: the state just before the bad step
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(good.params))
+
+
+def test_a_loss_that_is_not_finite_stops_at_once(arrays):
+    vocab, (X, Y), _ = arrays
+    model = models.get("mlp")
+    config = model.make_config(vocab_size=vocab.size, n_hidden=8)
+    tc = TrainConfig(steps=4, chunk_size=2)
+    ts = create_train_state(model, config, tc, jax.random.key(0))
+    broken = ts.replace(params=jax.tree.map(lambda p: p * jnp.nan, ts.params))
+    with pytest.raises(Diverged, match="the loss is not finite at step 0") as info:
+        fit(model, config, tc, X, Y, broken, quiet=True)
+    assert info.value.last_good is broken
 
 
 def test_sgd_step_decay_schedule():

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -49,6 +50,23 @@ def non_negative_int(text: str) -> int:
 
 def batch_size_flag(text: str) -> int | None:
     return None if text == "full" else positive_int(text)
+
+
+def devices_flag(text: str) -> int | None:
+    """--devices N|all: None means every visible device."""
+    from .parallel import parse_devices
+    try:
+        return parse_devices(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def values_flag(kind: type):
+    """A sweep flag's type: comma-separated values of `kind`, as a list."""
+    def parse(text: str) -> list:
+        return [kind(part) for part in text.split(",")]
+    parse.__name__ = getattr(kind, "__name__", "value")  # argparse names it in its error message
+    return parse
 
 
 def config_flags() -> dict[str, tuple[type, str]]:
@@ -136,11 +154,15 @@ def _load(out_dir: str):
 def cmd_train(args) -> None:
     import jax
 
+    from . import parallel
     from .evaluate import bits
     from .sample import novelty
     from .train import Diverged, TrainConfig, create_train_state, fit
 
     t0 = time.perf_counter()
+    mesh = _parallel_setup(args)  # before JAX computes anything; only process 0 writes and prints
+    writer = parallel.is_writer()
+    args.quiet = args.quiet or not writer
     model = models.get(args.model)
     data = args.data or DEFAULT_DATA
     words = load_words(data)
@@ -170,6 +192,8 @@ def cmd_train(args) -> None:
     Xtr, Ytr = splits["train"]
     if tc.batch_size is not None and tc.batch_size > len(Xtr):
         raise UsageError(f"--batch-size {tc.batch_size} is larger than the training split ({len(Xtr)} examples)")
+    if mesh is not None and tc.batch_size is not None and tc.batch_size % mesh.size:
+        raise UsageError(f"--batch-size {tc.batch_size} does not split evenly over {mesh.size} devices")
     meta = {"model": model.name, "config": dataclasses.asdict(config), "train": dataclasses.asdict(tc),
             "vocab": list(vocab.chars), "data": os.path.abspath(data), "data_sha256": _sha256(data),
             "seed": args.seed, "max_word_len": max(map(len, words))}
@@ -177,23 +201,28 @@ def cmd_train(args) -> None:
                f"{len(words):,} words from {data}, vocabulary {vocab.size}, "
                f"train/dev/test {len(Xtr):,}/{len(splits['dev'][0]):,}/{len(splits['test'][0]):,} examples")
 
-    os.makedirs(args.out, exist_ok=True)
-    log_path = os.path.join(args.out, "metrics.jsonl")
+    log_path = os.path.join(args.out, "metrics.jsonl") if writer else None
+    if writer:
+        os.makedirs(args.out, exist_ok=True)
     summary = {"steps": 0, "seconds": 0.0, "compile_seconds": 0.0}
     if model.fit is not None:
         ts = ts.replace(params=model.fit(config, Xtr, Ytr))
     else:
-        if not args.resume and os.path.exists(log_path):
+        if writer and not args.resume and os.path.exists(log_path):
             os.remove(log_path)
         save_every = max(tc.chunk_size, 10_000)
         def on_chunk(good_ts):  # keep the last good state on disk for --resume and after divergence
-            if int(good_ts.step) % save_every == 0:
-                checkpoint.save(args.out, good_ts, meta)
+            if writer and int(good_ts.step) % save_every == 0:
+                checkpoint.save(args.out, parallel.local_copy(good_ts), meta)
         try:
-            ts, summary = fit(model, config, tc, Xtr, Ytr, ts, on_chunk=on_chunk, log_path=log_path, quiet=args.quiet)
+            ts, summary = fit(model, config, tc, Xtr, Ytr, ts, on_chunk=on_chunk, log_path=log_path, quiet=args.quiet,
+                              mesh=mesh)
         except Diverged as e:
-            path = checkpoint.save(args.out, e.last_good, meta)
+            path = checkpoint.save(args.out, parallel.local_copy(e.last_good), meta) if writer else args.out
             raise Stopped(f"{e}; kept the last good state (step {int(e.last_good.step)}) in {path}") from None
+        ts = parallel.local_copy(ts)
+    if not writer:
+        return
 
     losses = _evaluate(model, ts, splits)
     meta["results"] = {f"{k}_loss": round(v, 6) for k, v in losses.items()}
@@ -213,6 +242,70 @@ def cmd_train(args) -> None:
         done = (f"trained {int(ts.step):,} steps in {summary['seconds']:.1f} s ({steps_per_s:,.0f} steps/s, "
                 f"compile {summary['compile_seconds']:.1f} s)")
     print(f"{done}; total {time.perf_counter() - t0:.1f} s; wrote {path}")
+
+
+def _parallel_setup(args):
+    """Join the other processes (--coordinator ...) and make the data parallel mesh (--devices)."""
+    from . import parallel
+    try:
+        parallel.initialize(args.coordinator, args.num_processes, args.process_id)
+        return parallel.data_mesh(args.devices)
+    except parallel.ParallelError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_sweep(args) -> None:
+    from . import sweep
+    from .train import TrainConfig
+
+    t0 = time.perf_counter()
+    model = models.get(args.model)
+    if model.fit is not None:
+        raise UsageError(f"--model {model.name} is fitted in closed form: it has no training to sweep")
+    data = args.data or DEFAULT_DATA
+    words = load_words(data)
+    vocab = Vocab.from_words(words)
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    foreign = sorted(k for k in config_flags() if k in given and k not in model.config_fields)
+    if foreign:
+        raise UsageError(f"--{foreign[0].replace('_', '-')} does not apply to --model {model.name}")
+    swept = {k: v for k, v in given.items() if isinstance(v, list) and len(v) > 1 and k != "seed"}
+    single = {k: v[0] if isinstance(v, list) else v for k, v in given.items() if k not in swept}
+    try:
+        config = model.make_config(vocab_size=vocab.size, **{k: single[k] for k in model.config_fields if k in single})
+        tc = TrainConfig(**{**model.train_defaults, **{k: single[k] for k in TRAIN_FLAGS if k in single}})
+        runs = sweep.grid(model, config, tc, swept, args.seed)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    splits, _ = _splits(words, vocab, config.block_size)
+    if tc.batch_size is not None and tc.batch_size > len(splits["train"][0]):
+        raise UsageError(f"--batch-size {tc.batch_size} is larger than the training split "
+                         f"({len(splits['train'][0])} examples)")
+    _say(args, f"sweep: {len(runs)} runs of {model.name} ({', '.join(f'{k} x{len(v)}' for k, v in swept.items())}"
+               f"{', ' if swept else ''}seed x{len(args.seed)}), {tc.steps:,} steps each")
+    result = sweep.train_sweep(model, runs, *splits["train"], devices=args.devices, quiet=args.quiet)
+
+    os.makedirs(args.out, exist_ok=True)
+    base_meta = {"model": model.name, "vocab": list(vocab.chars), "data": os.path.abspath(data),
+                 "data_sha256": _sha256(data), "max_word_len": max(map(len, words))}
+    losses, kept = [], []
+    for i, run in enumerate(runs):
+        ts = sweep.unstack(result.states, i)
+        run_losses = _evaluate(model, ts, splits) if result.diverged[i] is None else {"train": math.nan, "dev": math.nan}
+        losses.append(run_losses)
+        if args.keep and result.diverged[i] is None:
+            meta = {**base_meta, "config": dataclasses.asdict(run.config), "train": dataclasses.asdict(run.train_config),
+                    "seed": run.seed, "results": {f"{k}_loss": round(v, 6) for k, v in run_losses.items()}}
+            kept.append(checkpoint.save(os.path.join(args.out, "runs", run.dirname), ts, meta))
+    written = sweep.write_report(args.out, result, losses, title=f"sweep of {model.name}, {tc.steps:,} steps")
+    print(open(written[0], encoding="utf-8").read().split("\n\n", 1)[1], end="")
+    if kept:
+        written.append(f"{len(kept)} checkpoints under {os.path.join(args.out, 'runs')} (use with eval/sample --out)")
+    n_diverged = sum(d is not None for d in result.diverged)
+    print(f"{len(runs)} runs x {tc.steps:,} steps on {result.devices} device(s) in {result.seconds:.1f} s "
+          f"({len(runs) * tc.steps / result.seconds:,.0f} steps/s over all runs, compile {result.compile_seconds:.1f} s)"
+          f"{f'; {n_diverged} diverged' if n_diverged else ''}; total {time.perf_counter() - t0:.1f} s; "
+          f"wrote {', '.join(written)}")
 
 
 def cmd_eval(args) -> None:
@@ -355,5 +448,5 @@ def cmd_micrograd(args) -> None:
         raise UsageError(str(e)) from None
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
             "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd}

@@ -298,7 +298,7 @@ def cmd_sweep(args) -> None:
                     "seed": run.seed, "results": {f"{k}_loss": round(v, 6) for k, v in run_losses.items()}}
             kept.append(checkpoint.save(os.path.join(args.out, "runs", run.dirname), ts, meta))
     written = sweep.write_report(args.out, result, losses, title=f"sweep of {model.name}, {tc.steps:,} steps")
-    print(open(written[0], encoding="utf-8").read().split("\n\n", 1)[1], end="")
+    print(sweep.markdown(*sweep.summarize(runs, losses)), end="")
     if kept:
         written.append(f"{len(kept)} checkpoints under {os.path.join(args.out, 'runs')} (use with eval/sample --out)")
     n_diverged = sum(d is not None for d in result.diverged)

@@ -66,8 +66,12 @@ def parse_devices(text: str) -> int | None:
 
 
 def cluster_size_from_env() -> int:
-    """Processes a cluster launcher started (Slurm, Open MPI), 1 outside one."""
-    for name in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+    """Processes a launcher started for this step (srun, mpirun); 1 outside one.
+
+    Slurm's SLURM_STEP_NUM_TASKS, not SLURM_NTASKS: a shell inside a many-task allocation
+    that was not started by srun is one process and must not wait for others.
+    """
+    for name in ("SLURM_STEP_NUM_TASKS", "OMPI_COMM_WORLD_SIZE"):
         value = os.environ.get(name, "")
         if value.isdigit():
             return int(value)

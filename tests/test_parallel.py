@@ -114,3 +114,28 @@ def test_two_processes_train_as_one(tmp_path, capsys):
         assert results_two[split] == pytest.approx(value, rel=RTOL), split
     np.testing.assert_allclose(losses_two, losses_one, rtol=RTOL)
     capsys.readouterr()
+
+
+# ----------------------------------------------------------------------------- flags and environment
+
+
+def test_host_device_request_leaves_the_users_flag(monkeypatch):
+    from makemore_jax.parallel import request_host_devices
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    request_host_devices(3)
+    assert os.environ["XLA_FLAGS"] == "--xla_cpu_multi_thread_eigen=false --xla_force_host_platform_device_count=3"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=5")
+    request_host_devices(3)
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=5"
+
+
+def test_one_process_does_not_start_the_distributed_runtime(monkeypatch):
+    from makemore_jax.parallel import ParallelError, cluster_size_from_env, initialize
+    monkeypatch.delenv("SLURM_STEP_NUM_TASKS", raising=False)
+    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE", raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "8")  # an allocation's shell, not an srun step: one process
+    assert cluster_size_from_env() == 1 and initialize() is False
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
+    assert cluster_size_from_env() == 4
+    with pytest.raises(ParallelError, match="--process-id must be in"):
+        initialize("127.0.0.1:1", 2, 2)

@@ -151,11 +151,18 @@ def replicate(tree, mesh: Mesh):
 
 
 def local_copy(tree):
-    """A replicated tree as arrays on this process's first device, for saving or evaluating alone."""
+    """Every leaf whole on one device of this process, for saving or evaluating alone.
+
+    A replicated leaf (also one spread over several processes) gives its local copy; a
+    leaf split over this process's devices is gathered.
+    """
     def one(x):
-        if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
+        if not isinstance(x, jax.Array) or len(x.sharding.device_set) == 1:
+            return x
+        if x.is_fully_replicated:
             return x.addressable_data(0)
-        return x
+        return jax.device_put(x, x.addressable_shards[0].device)
+
     return jax.tree.map(one, tree)
 
 

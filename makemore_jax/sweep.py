@@ -226,7 +226,6 @@ def summarize(runs: Sequence[SweepRun], losses: Sequence[Mapping[str, float]]) -
          configs: [{"label", <swept>, "seeds", "train_mean", "train_sd", "dev_mean", "dev_sd"}]),
         each sorted by dev loss (the split the runs are chosen on); sd is the sample sd (0 for one seed).
     """
-    key = lambda d: (math.isnan(d["dev" if "dev" in d else "dev_mean"]), d.get("dev", d.get("dev_mean")))  # noqa: E731
     run_rows = [{"label": r.label, "seed": r.seed, **dict(r.swept), **losses[i]} for i, r in enumerate(runs)]
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(runs):
@@ -236,10 +235,17 @@ def summarize(runs: Sequence[SweepRun], losses: Sequence[Mapping[str, float]]) -
         row = {"label": " ".join(f"{k}={v}" for k, v in swept) or "(base)", **dict(swept), "seeds": len(members)}
         for split in ("train", "dev"):
             values = np.array([losses[i][split] for i in members], dtype=np.float64)
-            row[f"{split}_mean"] = float(values.mean())
-            row[f"{split}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            with np.errstate(invalid="ignore"):  # a diverged run: inf or NaN, shown as such
+                row[f"{split}_mean"] = float(values.mean())
+                row[f"{split}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         config_rows.append(row)
-    return sorted(run_rows, key=key), sorted(config_rows, key=key)
+    return sorted(run_rows, key=_by_dev), sorted(config_rows, key=_by_dev)
+
+
+def _by_dev(row: dict) -> tuple[bool, float]:
+    """Sort key: lowest dev loss first, NaN last."""
+    dev = row["dev"] if "dev" in row else row["dev_mean"]
+    return math.isnan(dev), dev
 
 
 def markdown(run_rows: list[dict], config_rows: list[dict]) -> str:

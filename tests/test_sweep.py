@@ -101,15 +101,25 @@ def test_summary_mean_sd_and_best_first():
     assert "| lr=0.1 | 3 | 2.3000 ± 0.1000 | 2.4000 ± 0.1000 |" in table
 
 
+def test_a_run_that_diverges_is_marked_and_the_others_go_on():
+    steps, curves, diverged = [], [], [None, None, 7]
+    losses = np.array([[2.0, np.nan, np.nan], [2.0, 1.9, 1.8], [np.inf, 1.0, 1.0], [9.0, 9.0, 9.0]])  # row 3: padding
+    sweep._record(10, 3, losses, steps, curves, diverged)
+    assert diverged == [11, None, 7] and steps == [13]  # the first bad step; an earlier mark stays
+    np.testing.assert_allclose(curves[0], [np.nan, 1.9, np.inf])
+
+
 def test_sweep_command_tables_checkpoints_and_eval(capsys, tmp_path, small_data):
     out = str(tmp_path / "sweep")
     common = ["--data", small_data, "--n-hidden", "16", "--steps", "40", "--chunk-size", "20"]
-    assert main(["sweep", *common, "--lr", "0.05,0.2", "--seed", "1,2", "--out", out, "--keep", "--quiet"]) == 0
+    assert main(["sweep", *common, "--lr", "1e36,0.05,0.2", "--seed", "1,2", "--out", out, "--keep", "--quiet"]) == 0
     stdout = capsys.readouterr().out
-    assert "| configuration | seeds |" in stdout and "4 runs x 40 steps" in stdout
+    assert "| configuration | seeds |" in stdout and "6 runs x 40 steps" in stdout
     report = json.load(open(os.path.join(out, "sweep.json")))
-    assert [c["seeds"] for c in report["configs"]] == [2, 2] and len(report["runs"]) == 4
+    assert [c["seeds"] for c in report["configs"]] == [2, 2, 2] and len(report["runs"]) == 6
     assert report["configs"][0]["dev_mean"] <= report["configs"][1]["dev_mean"]
+    assert report["configs"][2]["label"] == "lr=1e+36" and report["configs"][2]["dev_mean"] is None  # inf/NaN: last
+    assert [r["lr"] for r in report["runs"][-2:]] == [1e36, 1e36]
     assert os.path.isfile(os.path.join(out, "sweep.md"))
     assert os.path.getsize(os.path.join(out, "sweep.png")) > 1000  # matplotlib is in the dev extra
 

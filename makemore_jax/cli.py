@@ -16,9 +16,10 @@ from collections.abc import Callable
 
 from . import models
 from .checkpoint import WRITE_LOCK, CheckpointError
-from .commands import (CHOICES, COMMANDS, EMPTY, PROG, TRAIN_FLAGS, Stopped, UsageError, config_flags, diagnosable,
-                       mlp_inits, non_negative_int, positive_int)
+from .commands import (CHOICES, COMMANDS, EMPTY, PROG, TRAIN_FLAGS, Stopped, UsageError, config_flags, devices_flag,
+                       diagnosable, mlp_inits, non_negative_int, positive_int, values_flag)
 from .data import DataError
+from .parallel import request_host_devices
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,6 +69,34 @@ def build_parser() -> argparse.ArgumentParser:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             group.add_argument(flag, type=kind, default=None, help=help_text, choices=choices.get(name))
+
+    p.add_argument("--devices", type=devices_flag, default=1,
+                   help="data parallel over N devices, or 'all' (default 1; on a CPU, N host devices)")
+    p.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="several processes: process 0's address")
+    p.add_argument("--num-processes", type=positive_int, default=None, help="several processes: how many")
+    p.add_argument("--process-id", type=non_negative_int, default=None, help="several processes: this one's index")
+
+    p = sub.add_parser("sweep", help="train every combination of comma-separated values at once",
+                       description="Flags marked 'sweepable' take comma-separated values (--lr 0.05,0.1 --seed 1,2,3); "
+                                   "every combination is one run, and all runs train in one program.")
+    p.add_argument("--model", default="mlp", choices=list(models.REGISTRY), help="default: mlp")
+    p.add_argument("--out", default=os.path.join("out", "sweep"), help="report folder (default: out/sweep)")
+    p.add_argument("--data", default=None, help="one word per line (default: the bundled data/names.txt)")
+    p.add_argument("--seed", type=values_flag(int), default=[42], help="sweepable: random seeds (default 42)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--devices", type=devices_flag, default=None,
+                   help="shard the runs over N devices, or 'all' (the default; on a CPU, one host device per core)")
+    p.add_argument("--keep", action="store_true", help="save every run's checkpoint under OUT/runs/")
+    for name, (kind, help_text) in TRAIN_FLAGS.items():
+        sweepable = name in ("lr", "weight_decay")
+        p.add_argument("--" + name.replace("_", "-"), type=values_flag(kind) if sweepable else kind, default=None,
+                       help=f"sweepable: {help_text}" if sweepable else help_text)
+    for name, (kind, help_text) in config_flags().items():
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            p.add_argument(flag, type=values_flag(kind), default=None, help=f"sweepable (same shapes): {help_text}")
 
     p = sub.add_parser("sample", help="generate names from a checkpoint",
                        description="Generate names, one per line; a name the model ended at once is shown as "
@@ -145,6 +174,8 @@ def as_flags(message: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     use_one_cpu_thread()
     args = build_parser().parse_args(argv)
+    if getattr(args, "devices", 1) != 1:  # several devices wanted: on a CPU, split it (before JAX starts)
+        request_host_devices(args.devices)
     stop_watching = watch_interrupts()
     try:
         return _run(args)

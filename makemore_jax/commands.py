@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import time
 import typing
 
 from . import checkpoint, models
-from .data import DEFAULT_DATA, Vocab, load_words
+from .data import DEFAULT_DATA, Vocab, load_words, read_data
 from .run import Stopped, UsageError, build_splits  # noqa: F401 (cli.main catches Stopped, UsageError)
 
 PROG = "makemore-jax"
@@ -61,6 +62,23 @@ FIELD_HELP = {  # model config field -> what it means (defaults and models are a
     "smoothing": "count added to every character pair before normalising",
     "reg": "L2 penalty reg * mean(W**2) added to the training loss; the lecture uses 0.01",
 }
+
+
+def devices_flag(text: str) -> int | None:
+    """--devices N|all: None means every visible device."""
+    from .parallel import parse_devices
+    try:
+        return parse_devices(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def values_flag(kind: type):
+    """A sweep flag's type: comma-separated values of `kind`, as a list."""
+    def parse(text: str) -> list:
+        return [kind(part) for part in text.split(",")]
+    parse.__name__ = getattr(kind, "__name__", "value")  # argparse names it in its error message
+    return parse
 
 
 def config_flags() -> dict[str, tuple[type, str]]:
@@ -111,11 +129,13 @@ def _say(args, *lines: str) -> None:
 
 
 def cmd_train(args) -> None:
+    from . import parallel
     from .evaluate import bits
     from .run import train_model
     from .sample import novelty
 
     t0 = time.perf_counter()
+    _join_processes(args)  # before JAX computes anything; only process 0 writes and prints
     model = models.get(args.model)
     given = {k: v for k, v in vars(args).items() if v is not None}
     config_over = {k: given[k] for k in config_flags() if k in given}
@@ -127,7 +147,9 @@ def cmd_train(args) -> None:
         print(f"{PROG}: note: --model {model.name} is fitted in closed form; it ignores "
               + ", ".join("--" + k.replace("_", "-") for k in train_over), file=sys.stderr)
     run = train_model(model.name, data=args.data, seed=args.seed, out=args.out, quiet=args.quiet,
-                      resume=args.resume, overwrite=args.overwrite, **config_over, **train_over)
+                      resume=args.resume, overwrite=args.overwrite, devices=args.devices, **config_over, **train_over)
+    if not parallel.is_writer():
+        return
     losses = {k.removesuffix("_loss"): v for k, v in run.info["results"].items()}
     print("loss (nats, bits/char): " + "  ".join(f"{k} {v:.4f} ({bits(v):.3f})" for k, v in losses.items()))
     if args.num_samples > 0:
@@ -142,6 +164,72 @@ def cmd_train(args) -> None:
         done = (f"trained {s['steps']:,} steps{' (now at step %s)' % f'{int(run.state.step):,}' if args.resume else ''}"
                 f" in {s['seconds']:.1f} s ({steps_per_s:,.0f} steps/s, compile {s['compile_seconds']:.1f} s)")
     print(f"{done}; total {time.perf_counter() - t0:.1f} s; wrote {os.path.join(args.out, checkpoint.CHECKPOINT)}")
+
+
+def _join_processes(args) -> None:
+    """--coordinator ...: start JAX's distributed runtime (a no-op for one process)."""
+    from . import parallel
+    try:
+        parallel.initialize(args.coordinator, args.num_processes, args.process_id)
+    except parallel.ParallelError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_sweep(args) -> None:
+    from . import sweep
+    from .evaluate import split_loss
+    from .train import TrainConfig
+
+    t0 = time.perf_counter()
+    model = models.get(args.model)
+    if model.fit is not None:
+        raise UsageError(f"--model {model.name} is fitted in closed form: it has no training to sweep")
+    loaded = read_data(args.data)
+    words, vocab = loaded.words, Vocab.from_words(loaded.words)
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    foreign = sorted(k for k in config_flags() if k in given and k not in model.config_fields)
+    if foreign:
+        raise UsageError(f"--{foreign[0].replace('_', '-')} does not apply to --model {model.name}")
+    swept = {k: v for k, v in given.items() if isinstance(v, list) and len(v) > 1 and k != "seed"}
+    single = {k: v[0] if isinstance(v, list) else v for k, v in given.items() if k not in swept}
+    try:
+        config = model.make_config(words=words, vocab_size=vocab.size,
+                                   **{k: single[k] for k in model.config_fields if k in single})
+        tc = TrainConfig(**{**model.train_defaults, **{k: single[k] for k in TRAIN_FLAGS if k in single}})
+        runs = sweep.grid(model, config, tc, swept, args.seed)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    splits = build_splits(model, config, words, vocab)
+    if tc.batch_size is not None and tc.batch_size > len(splits["train"][0]):
+        raise UsageError(f"--batch-size {tc.batch_size} is larger than the training split "
+                         f"({len(splits['train'][0])} examples)")
+    _say(args, f"sweep: {len(runs)} runs of {model.name} ({', '.join(f'{k} x{len(v)}' for k, v in swept.items())}"
+               f"{', ' if swept else ''}seed x{len(args.seed)}), {tc.steps:,} steps each")
+    result = sweep.train_sweep(model, runs, *splits["train"], devices=args.devices, quiet=args.quiet)
+
+    os.makedirs(args.out, exist_ok=True)
+    base_meta = {"model": model.name, "vocab": list(vocab.chars), "data": loaded.source,
+                 "data_sha256": loaded.sha256, "max_word_len": max(map(len, words))}
+    losses, kept = [], []
+    for i, run in enumerate(runs):
+        ts = sweep.unstack(result.states, i)
+        run_losses = ({name: split_loss(model.apply, ts.params, ts.model_state, X, Y)
+                       for name, (X, Y) in splits.items() if len(X)}
+                      if result.diverged[i] is None else {"train": math.nan, "dev": math.nan})
+        losses.append(run_losses)
+        if args.keep and result.diverged[i] is None:
+            meta = {**base_meta, "config": dataclasses.asdict(run.config), "train": dataclasses.asdict(run.train_config),
+                    "seed": run.seed, "results": {f"{k}_loss": round(v, 6) for k, v in run_losses.items()}}
+            kept.append(checkpoint.save(os.path.join(args.out, "runs", run.dirname), ts, meta))
+    written = sweep.write_report(args.out, result, losses, title=f"sweep of {model.name}, {tc.steps:,} steps")
+    print(sweep.markdown(*sweep.summarize(runs, losses)), end="")
+    if kept:
+        written.append(f"{len(kept)} checkpoints under {os.path.join(args.out, 'runs')} (use with eval/sample --out)")
+    n_diverged = sum(d is not None for d in result.diverged)
+    print(f"{len(runs)} runs x {tc.steps:,} steps on {result.devices} device(s) in {result.seconds:.1f} s "
+          f"({len(runs) * tc.steps / result.seconds:,.0f} steps/s over all runs, compile {result.compile_seconds:.1f} s)"
+          f"{f'; {n_diverged} diverged' if n_diverged else ''}; total {time.perf_counter() - t0:.1f} s; "
+          f"wrote {', '.join(written)}")
 
 
 EMPTY = "(empty name)"  # how a sample that ended at once is shown (a word cannot hold a space)
@@ -297,5 +385,5 @@ def cmd_micrograd(args) -> None:
         raise UsageError(str(e)) from None
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
             "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd}

@@ -59,6 +59,20 @@ def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, path: str) -> str:
 # ----------------------------------------------------------------------------- diagnostics (lecture 3)
 
 
+def plot_sweep(steps: np.ndarray, curves: np.ndarray, labels: list[str], path: str) -> str:
+    """Every run of a sweep: training loss (chunk means, log10) against step, one line per run.
+
+    Args:
+        steps: int [K]; curves: float [R, K]; labels: R run labels.
+    """
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for curve, label in zip(curves, labels):
+        ax.plot(steps, np.log10(curve), lw=1, label=label)
+    ax.set(xlabel="step", ylabel="log10 training loss (chunk mean)", title=f"sweep: {len(labels)} runs")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=1 + len(labels) // 25)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
 def _histogram_lines(ax, arrays, labels) -> None:
     for values, label in zip(arrays, labels):
         density, edges = np.histogram(np.asarray(values).ravel(), bins=100, density=True)

@@ -173,7 +173,8 @@ def _from_checkpoint(out_dir: str) -> Run:
 
 
 def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed: int = 42, out: str | None = None,
-                quiet: bool = True, resume: bool = False, overwrite: bool = False, **overrides) -> Run:
+                quiet: bool = True, resume: bool = False, overwrite: bool = False, devices: int | None = 1,
+                **overrides) -> Run:
     """Train a registered model and evaluate it on every split.
 
     Args:
@@ -187,6 +188,11 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
         resume: continue the run saved in `out` (its settings; `steps` and training
             settings may be raised or changed).
         overwrite: replace a run already saved in `out` (otherwise that is refused).
+        devices: data parallel over this many devices, None for all (parallel.data_mesh):
+            each batch split over them, BatchNorm on the global batch, the same numbers as
+            one device up to float rounding. In a multi-process run (parallel.initialize
+            called first) the devices of every process take part and only process 0
+            prints and writes `out`.
         **overrides: any model config field (n_hidden=64, init="unit") or TrainConfig
             field (lr=0.05, batch_size=None, optimizer="adamw").
     Returns:
@@ -197,8 +203,15 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
         Stopped: training diverged (train.DIVERGENCE_FACTOR); `.run` holds the last good
             state, also saved in `out`.
     """
+    from . import parallel
     spec = _get_model(model)
     config_over, train_over = _split_overrides(spec, overrides)
+    try:
+        mesh = parallel.data_mesh(devices)
+    except parallel.ParallelError as e:
+        raise UsageError(str(e)) from None
+    writer = parallel.is_writer()  # only process 0 of a multi-process run prints and writes
+    quiet = quiet or not writer
     if steps is not None:
         train_over["steps"] = steps
     saved = _check_out(out, resume=resume, overwrite=overwrite)
@@ -208,14 +221,16 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
         run = _resumed(spec, out, loaded, vocab, config_over, train_over)
     else:
         run = _new(spec, loaded, vocab, config_over, train_over, seed)
-    if saved and overwrite:
+    if mesh is not None and run.train_config.batch_size is not None and run.train_config.batch_size % mesh.size:
+        raise UsageError(f"batch_size={run.train_config.batch_size} does not split evenly over {mesh.size} devices")
+    if saved and overwrite and writer:
         for name in (checkpoint.CHECKPOINT, checkpoint.META, METRICS):
             if os.path.exists(os.path.join(out, name)):
                 os.remove(os.path.join(out, name))
     _say(quiet, _describe(run, loaded))
-    _fit(run, out, quiet=quiet, resume=resume)
+    _fit(run, out if writer else None, quiet=quiet, resume=resume, mesh=mesh)
     run.info["results"] = {f"{k}_loss": round(v, 6) for k, v in run.evaluate().items()}
-    if out is not None:
+    if out is not None and writer:
         checkpoint.save(out, run.state, run.metadata())
         if run.model.fit is None:
             with open(os.path.join(out, METRICS), "a", encoding="utf-8") as f:
@@ -339,8 +354,9 @@ def _describe(run: Run, loaded: Data) -> str:
     return line
 
 
-def _fit(run: Run, out: str | None, *, quiet: bool, resume: bool) -> None:
-    """Train run.state in place (or fit in closed form), checkpointing into `out`."""
+def _fit(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None) -> None:
+    """Train run.state in place (or fit in closed form), checkpointing into `out`; data parallel over `mesh`."""
+    from .parallel import local_copy
     from .train import Diverged, fit
     X, Y = run.splits["train"]
     if run.model.fit is not None:
@@ -356,13 +372,14 @@ def _fit(run: Run, out: str | None, *, quiet: bool, resume: bool) -> None:
 
     def on_chunk(good):  # keep the last good state on disk for resume and after divergence
         if out is not None and int(good.step) % save_every == 0:
-            checkpoint.save(out, good, run.metadata())
+            checkpoint.save(out, local_copy(good), run.metadata())
 
     try:
         run.state, run.summary = fit(run.model, run.config, run.train_config, X, Y, run.state, on_chunk=on_chunk,
-                                     log_path=log_path, quiet=quiet)
+                                     log_path=log_path, quiet=quiet, mesh=mesh)
+        run.state = local_copy(run.state)
     except Diverged as e:
-        run.state = e.last_good
+        run.state = local_copy(e.last_good)
         where = ""
         if out is not None:
             where = f" in {checkpoint.save(out, run.state, run.metadata())}"

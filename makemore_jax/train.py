@@ -105,12 +105,17 @@ def make_schedule(tc: TrainConfig) -> optax.Schedule:
         0.0, tc.lr, tc.warmup_steps, max(tc.steps, tc.warmup_steps + 1), end_value=tc.lr * tc.min_lr_ratio)
 
 
-def make_optimizer(tc: TrainConfig) -> optax.GradientTransformation:
+def make_optimizer(tc: TrainConfig, *, lr=None, weight_decay=None) -> optax.GradientTransformation:
+    """tc's optimiser; `lr` / `weight_decay` replace tc's and may be traced (a sweep vmaps over them)."""
     schedule = make_schedule(tc)
+    if lr is not None:  # tc's schedule, rescaled to peak at `lr`
+        unit = make_schedule(dataclasses.replace(tc, lr=1.0))
+        schedule = lambda count: lr * unit(count)  # noqa: E731
     if tc.optimizer == "sgd":
         tx = optax.sgd(schedule)
     else:
-        tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2, weight_decay=tc.weight_decay)
+        tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2,
+                         weight_decay=tc.weight_decay if weight_decay is None else weight_decay)
     if tc.clip_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(tc.clip_norm), tx)
     return tx
@@ -223,7 +228,8 @@ def _loss_only(out):
 
 def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts: TrainState, *,
         on_chunk: Callable[[TrainState], None] | None = None, log_path: str | None = None,
-        quiet: bool = False, metrics_fn: Callable | None = None, metrics_every: int = 1) -> tuple[TrainState, dict]:
+        quiet: bool = False, metrics_fn: Callable | None = None, metrics_every: int = 1,
+        mesh: jax.sharding.Mesh | None = None) -> tuple[TrainState, dict]:
     """Train from `ts` up to `tc.steps` steps.
 
     Args:
@@ -235,6 +241,8 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
         metrics_fn, metrics_every: extra metrics computed inside the fused loop at every
             `metrics_every`-th step (see make_train_step), e.g. diagnostics.update_ratios;
             the latest values of each chunk are logged too.
+        mesh: data parallel over this mesh (parallel.data_mesh): each batch's rows split
+            over its devices, everything else replicated; the returned state is replicated.
     Returns:
         (final state, summary {"steps", "seconds", "compile_seconds", "final_loss"}), and with
         metrics_fn summary["metrics"] = {"step": int [K], name: [K, ...]} for the K collected steps.
@@ -248,6 +256,10 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
         raise ValueError(f"batch_size {tc.batch_size} is larger than the training split ({len(X)} examples)")
     X, Y = jax.device_put(X), jax.device_put(Y)
     train_step = make_train_step(model, config, make_optimizer(tc), metrics_fn=metrics_fn, metrics_every=metrics_every)
+    if mesh is not None:
+        from .parallel import data_parallel_step, replicate
+        train_step = data_parallel_step(train_step, mesh)
+        X, Y, ts = replicate((X, Y, ts), mesh)
     collected: dict[str, list] = {"step": []}
     schedule = jax.jit(make_schedule(tc))  # one small compile, not one per eager op of the schedule
     chunks: dict[int, Callable] = {}

@@ -1,0 +1,189 @@
+"""Meshes and shardings: one run over many devices, and over many processes (machines).
+
+Data parallel training is the plain train step under `jax.jit` with shardings, no pmap:
+
+    mesh = data_mesh(4)                      # a 1-d Mesh over 4 devices, axis "data"
+    ts, summary = train.fit(..., mesh=mesh)  # the batch split over "data", the rest replicated
+
+Every minibatch is drawn on the device as on one device (same key, same rows); a sharding
+constraint then splits its rows over the mesh, and the parameters, optimiser state,
+BatchNorm statistics and metrics are constrained to be replicated. XLA's partitioner turns
+the sums over the batch (the loss, the gradients, BatchNorm's mean and variance) into
+all-reduces, so the numbers are those of the global batch on one device, up to the order
+of float32 additions.
+
+Several processes (one per machine, or several on one) join with `initialize` before JAX
+runs anything; the mesh then spans every process's devices, each process holds the whole
+(small) training split, and its devices compute their rows of every global batch. On CPUs
+the cross-process all-reduces use gloo. Nothing here names a device kind: the same code
+runs on CPU host devices, on GPUs and on TPUs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+DATA = "data"  # mesh axis of data parallel training: rows of the batch
+RUNS = "runs"  # mesh axis of a sweep: whole runs
+_HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+
+
+class ParallelError(ValueError):
+    """A device or process request this machine (or cluster) cannot meet."""
+
+
+# ----------------------------------------------------------------------------- before JAX starts
+
+
+def request_host_devices(count: int | None = None) -> None:
+    """Split the CPU into `count` XLA host devices (default: one per core), unless XLA_FLAGS says.
+
+    Takes effect only if set before JAX's first computation in the process; it changes
+    nothing on a GPU or TPU backend, whose devices are the accelerators. A user's own
+    `--xla_force_host_platform_device_count` in XLA_FLAGS wins.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _HOST_DEVICES_FLAG in flags:
+        return
+    if count is None:
+        count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    os.environ["XLA_FLAGS"] = f"{flags} {_HOST_DEVICES_FLAG}={max(count, 1)}".strip()
+
+
+def parse_devices(text: str) -> int | None:
+    """`--devices` value: a positive integer, or "all" (None)."""
+    if text == "all":
+        return None
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
+        raise ValueError(f"expected a positive integer or 'all', got {text!r}")
+    return int(text)
+
+
+def cluster_size_from_env() -> int:
+    """Processes a launcher started for this step (srun, mpirun); 1 outside one.
+
+    Slurm's SLURM_STEP_NUM_TASKS, not SLURM_NTASKS: a shell inside a many-task allocation
+    that was not started by srun is one process and must not wait for others.
+    """
+    for name in ("SLURM_STEP_NUM_TASKS", "OMPI_COMM_WORLD_SIZE"):
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+def initialize(coordinator: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> bool:
+    """Join JAX's distributed runtime when several processes are asked for; True if joined.
+
+    Args:
+        coordinator: "HOST:PORT" of process 0 (its machine, any free port).
+        num_processes, process_id: this run's process count and this process's index.
+            Without any of the three, a Slurm or Open MPI launch of several tasks is
+            detected by `jax.distributed.initialize` itself; a single process returns False.
+    """
+    explicit = (coordinator, num_processes, process_id)
+    if all(v is None for v in explicit) and cluster_size_from_env() <= 1:
+        return False
+    if any(v is not None for v in explicit) and any(v is None for v in explicit):
+        raise ParallelError("--coordinator, --num-processes and --process-id go together (or none, under Slurm/MPI)")
+    if num_processes is not None and not 0 <= process_id < num_processes:
+        raise ParallelError(f"--process-id must be in [0, {num_processes}), got {process_id}")
+    # CPU devices of different processes all-reduce through gloo (XLA's CPU default has none).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator, num_processes, process_id)
+    return True
+
+
+def is_writer() -> bool:
+    """Whether this process writes checkpoints, logs and output (process 0 only)."""
+    return jax.process_index() == 0
+
+
+# ----------------------------------------------------------------------------- meshes
+
+
+def mesh_over(count: int | None, axis: str) -> Mesh:
+    """A 1-d Mesh over the first `count` devices (None: all of them, of every process)."""
+    devices = jax.devices()
+    if count is None:
+        count = len(devices)
+    if count > len(devices):
+        raise ParallelError(f"--devices {count}: only {len(devices)} {devices[0].platform} device(s) visible")
+    if jax.process_count() > 1 and count != len(devices):
+        raise ParallelError(f"with {jax.process_count()} processes the mesh spans all {len(devices)} devices: "
+                            f"use --devices all")
+    return Mesh(np.asarray(devices[:count]), (axis,))
+
+
+def data_mesh(count: int | None) -> Mesh | None:
+    """The mesh of data parallel training, or None for one device in one process (no sharding)."""
+    if count == 1 and jax.process_count() == 1:
+        return None
+    return mesh_over(count, DATA)
+
+
+# ----------------------------------------------------------------------------- placement
+
+
+def replicate(tree, mesh: Mesh):
+    """Put every leaf whole on every device of the mesh (also across processes).
+
+    Each process passes its own copy of the same values (numpy, or arrays on its devices).
+    """
+    sharding = NamedSharding(mesh, P())
+
+    def put(x):
+        if isinstance(x, jax.Array) and x.sharding == sharding:
+            return x
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = jax.make_array_from_process_local_data(sharding, np.asarray(jax.random.key_data(x)))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+
+    return jax.tree.map(put, tree)
+
+
+def local_copy(tree):
+    """Every leaf whole on one device of this process, for saving or evaluating alone.
+
+    A replicated leaf (also one spread over several processes) gives its local copy; a
+    leaf split over this process's devices is gathered.
+    """
+    def one(x):
+        if not isinstance(x, jax.Array) or len(x.sharding.device_set) == 1:
+            return x
+        if x.is_fully_replicated:
+            return x.addressable_data(0)
+        return jax.device_put(x, x.addressable_shards[0].device)
+
+    return jax.tree.map(one, tree)
+
+
+# ----------------------------------------------------------------------------- the step
+
+
+def data_parallel_step(train_step, mesh: Mesh):
+    """train_step(ts, batch) with the batch's rows split over the mesh and the rest replicated.
+
+    Args:
+        train_step: (ts, (x [B, ...], y [B, ...])) -> (ts, metrics), e.g. train.make_train_step's.
+        mesh: a 1-d mesh; B must be a multiple of its size.
+    Returns:
+        the same function, to run under jit (train.make_train_chunk) over the mesh.
+    """
+    rows = NamedSharding(mesh, P(mesh.axis_names[0]))
+    replicated = NamedSharding(mesh, P())
+
+    def step(ts, batch):
+        batch = jax.lax.with_sharding_constraint(batch, rows)
+        ts, metrics = train_step(jax.lax.with_sharding_constraint(ts, replicated), batch)
+        return jax.lax.with_sharding_constraint((ts, metrics), replicated)
+
+    return step

@@ -1,0 +1,294 @@
+"""Many runs at once: a hyperparameter sweep trained as one fused program.
+
+Every combination of the swept values is one run. The runs' TrainStates are stacked along
+a leading run axis and `jax.vmap` maps the engine's own fused chunk (train.make_train_chunk)
+over them, with each run's learning rate, weight decay and model config as batched inputs;
+the run axis is sharded over the devices (parallel.RUNS), so on a CPU split into host
+devices each core trains its share of the runs. A swept run's numbers are those of the same
+run trained alone with `train` (same seed, same minibatches), up to float32 rounding.
+
+Swept: the learning rate, the weight decay, the seed, and any model config field that leaves
+the parameter shapes unchanged (e.g. the MLP's `init`). Shapes cannot be swept: the runs of
+one program share them.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from . import parallel
+from .models import Model
+from .train import TrainConfig, TrainState, create_train_state, make_optimizer, make_train_chunk, make_train_step
+
+TRAIN_FIELDS = ("lr", "weight_decay")  # TrainConfig fields a sweep can vary (traced inside the program)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: its seed, optimiser values and model config."""
+
+    seed: int
+    config: Any  # the model's config dataclass, swept fields set
+    train_config: TrainConfig  # lr and weight_decay set
+    swept: tuple[tuple[str, Any], ...]  # (name, value) of each swept field but the seed
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in (*self.swept, ("seed", self.seed)))
+
+    @property
+    def dirname(self) -> str:
+        return "_".join(f"{k}-{v}" for k, v in (*self.swept, ("seed", self.seed))).replace("/", "-")
+
+
+def grid(model: Model, config, tc: TrainConfig, values: Mapping[str, Sequence], seeds: Sequence[int]) -> list[SweepRun]:
+    """Every combination of the swept values (the seed varies fastest).
+
+    Args:
+        model, config, tc: the base run (config includes vocab_size).
+        values: field name -> values, for "lr", "weight_decay" and model config fields.
+        seeds: one run per seed for each combination.
+    Raises:
+        ValueError: an unknown field, an invalid value, or a field that changes parameter shapes.
+    """
+    for name in values:
+        if name not in TRAIN_FIELDS and name not in model.config_fields:
+            raise ValueError(f"cannot sweep {name!r} for --model {model.name}")
+    names = list(values)
+    runs = []
+    for combo in itertools.product(*(values[n] for n in names)):
+        swept = tuple(zip(names, combo))
+        train_over = {k: v for k, v in swept if k in TRAIN_FIELDS}
+        run_config = dataclasses.replace(config, **{k: v for k, v in swept if k not in TRAIN_FIELDS})
+        run_tc = dataclasses.replace(tc, **train_over)
+        runs.extend(SweepRun(int(seed), run_config, run_tc, swept) for seed in seeds)
+    if not runs:
+        raise ValueError("the sweep has no runs")
+    shapes = {_param_shapes(model, c) for c in dict.fromkeys(r.config for r in runs)}
+    if len(shapes) > 1:
+        changed = [n for n in names if n not in TRAIN_FIELDS and len({v for v in values[n]}) > 1]
+        raise ValueError(f"sweeping {', '.join(changed)} changes the parameter shapes: sweep it in separate commands")
+    return runs
+
+
+def _param_shapes(model: Model, config) -> str:
+    shapes = jax.eval_shape(lambda key: model.init(key, config), jax.random.key(0))
+    return str(jax.tree.map(lambda s: (s.shape, str(s.dtype)), shapes))
+
+
+# ----------------------------------------------------------------------------- the program
+
+
+def init_states(model: Model, runs: Sequence[SweepRun]) -> TrainState:
+    """Each run's fresh TrainState (as `train` makes it), stacked along a leading run axis."""
+    states = [create_train_state(model, r.config, r.train_config, jax.random.key(r.seed)) for r in runs]
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
+
+
+def unstack(stacked: TrainState, i: int) -> TrainState:
+    """Run i's TrainState, on one device."""
+    return parallel.local_copy(jax.tree.map(lambda x: x[i], stacked))
+
+
+def make_sweep_chunk(model: Model, runs: Sequence[SweepRun], n_steps: int, mesh) -> Callable:
+    """Jitted chunk(ts [R], lr [R], weight_decay [R], config_index [R], X, Y) -> (ts, losses [R, n_steps]).
+
+    The engine's chunk of one run, vmapped over the runs; the run axis is sharded over the
+    mesh, X and Y are replicated.
+    """
+    configs = list(dict.fromkeys(r.config for r in runs))  # distinct configs, in order
+    tc = runs[0].train_config  # all but lr and weight_decay are shared
+
+    def one_run(ts, lr, weight_decay, config_index, X, Y):
+        run_model = model
+        if model.penalty is not None and len(configs) > 1:  # the swept config reaches the loss only here
+            branches = [lambda p, c=c: model.penalty(p, c) for c in configs]
+            run_model = dataclasses.replace(model, penalty=lambda p, _: jax.lax.switch(config_index, branches, p))
+        step = make_train_step(run_model, configs[0], make_optimizer(tc, lr=lr, weight_decay=weight_decay))
+        return make_train_chunk(step, n_steps, tc.batch_size)(ts, X, Y)
+
+    by_run = NamedSharding(mesh, P(parallel.RUNS))
+    replicated = NamedSharding(mesh, P())
+    return jax.jit(jax.vmap(one_run, in_axes=(0, 0, 0, 0, None, None)),
+                   in_shardings=(by_run, by_run, by_run, by_run, replicated, replicated),
+                   out_shardings=(by_run, by_run))
+
+
+@dataclasses.dataclass
+class SweepResult:
+    """What a sweep leaves: the final states and each run's loss curve."""
+
+    runs: list[SweepRun]
+    states: TrainState  # stacked, run axis first
+    steps: np.ndarray  # int [K]: the step at the end of each chunk
+    curves: np.ndarray  # float [R, K]: each run's mean training loss over each chunk
+    diverged: list[int | None]  # per run: the first step whose loss was not finite, or None
+    seconds: float
+    compile_seconds: float
+    devices: int
+
+
+def train_sweep(model: Model, runs: Sequence[SweepRun], X: np.ndarray, Y: np.ndarray, *,
+                devices: int | None = None, quiet: bool = False) -> SweepResult:
+    """Train every run of the sweep at once, `runs[0].train_config.steps` steps each.
+
+    Args:
+        X, Y: the training split, int32 [N, ...], shared by every run.
+        devices: shard the runs over this many devices (None: all visible). The run count
+            is padded with copies of run 0 to a multiple of it; the copies are dropped.
+        quiet: no progress lines.
+    Returns:
+        a SweepResult. A run whose loss turns NaN/inf is marked diverged; the others go on.
+    """
+    runs = list(runs)
+    tc = runs[0].train_config
+    if tc.batch_size is not None and tc.batch_size > len(X):
+        raise ValueError(f"batch_size {tc.batch_size} is larger than the training split ({len(X)} examples)")
+    mesh = parallel.mesh_over(min(devices or len(jax.devices()), len(runs)), parallel.RUNS)
+    padded = runs + [runs[0]] * (-len(runs) % mesh.size)
+    configs = list(dict.fromkeys(r.config for r in runs))
+    hyper = (np.array([r.train_config.lr for r in padded], np.float32),
+             np.array([r.train_config.weight_decay for r in padded], np.float32),
+             np.array([configs.index(r.config) for r in padded], np.int32))
+    ts, hyper = jax.device_put((init_states(model, padded), hyper), NamedSharding(mesh, P(parallel.RUNS)))
+    X, Y = parallel.replicate((X, Y), mesh)
+    chunks: dict[int, Callable] = {}
+    steps, curves, compile_seconds = [], [], 0.0
+    diverged: list[int | None] = [None] * len(runs)
+    print_every = 0 if quiet else max(tc.steps // 10, 1)
+    t0 = time.perf_counter()
+    pending: collections.deque = collections.deque()  # (first step, n, losses [R, n]) not yet on the host
+    step = 0
+    while step < tc.steps or pending:
+        if step < tc.steps and len(pending) < 2:  # queue the next chunk before waiting for the last (as train.fit)
+            n = min(tc.chunk_size, tc.steps - step)
+            if n not in chunks:
+                tc0 = time.perf_counter()
+                chunks[n] = make_sweep_chunk(model, padded, n, mesh).lower(ts, *hyper, X, Y).compile()
+                compile_seconds += time.perf_counter() - tc0
+            ts, losses = chunks[n](ts, *hyper, X, Y)
+            pending.append((step, n, losses))
+            step += n
+            continue
+        first, n, losses = pending.popleft()
+        _record(first, n, losses, steps, curves, diverged)
+        if print_every and ((first + n) // print_every > first // print_every or first + n == tc.steps):
+            _progress(first + n, tc.steps, curves[-1], runs, mesh.size, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    return SweepResult(runs, ts, np.array(steps), np.stack(curves, axis=1), diverged, seconds, compile_seconds,
+                       mesh.size)
+
+
+def _record(first: int, n: int, losses: jax.Array, steps: list, curves: list, diverged: list) -> None:
+    """Pull one chunk's losses to the host (it waits here) and note runs that diverged."""
+    losses = np.asarray(losses)[: len(diverged)]  # [R, n]: the padding runs dropped
+    for i, row in enumerate(losses):
+        bad = np.flatnonzero(~np.isfinite(row))
+        if bad.size and diverged[i] is None:
+            diverged[i] = first + int(bad[0])
+    steps.append(first + n)
+    curves.append(losses.mean(axis=1))
+
+
+def _progress(step: int, total: int, chunk_losses: np.ndarray, runs, n_dev: int, elapsed: float) -> None:
+    finite = np.where(np.isfinite(chunk_losses), chunk_losses, np.inf)
+    best = int(np.argmin(finite))
+    print(f"step {step:,}/{total:,}  {len(runs)} runs on {n_dev} device(s)  best loss {chunk_losses[best]:.4f} "
+          f"({runs[best].label})  {len(runs) * step / elapsed:,.0f} steps/s over all runs",
+          file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def summarize(runs: Sequence[SweepRun], losses: Sequence[Mapping[str, float]]) -> tuple[list[dict], list[dict]]:
+    """Per run and per configuration (the runs that differ only in seed) results, best first.
+
+    Args:
+        losses: per run {"train": loss, "dev": loss} (NaN for a diverged run).
+    Returns:
+        (runs: [{"label", "seed", <swept>, "train", "dev"}],
+         configs: [{"label", <swept>, "seeds", "train_mean", "train_sd", "dev_mean", "dev_sd"}]),
+        each sorted by dev loss (the split the runs are chosen on); sd is the sample sd (0 for one seed).
+    """
+    run_rows = [{"label": r.label, "seed": r.seed, **dict(r.swept), **losses[i]} for i, r in enumerate(runs)]
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(runs):
+        groups.setdefault(r.swept, []).append(i)
+    config_rows = []
+    for swept, members in groups.items():
+        row = {"label": " ".join(f"{k}={v}" for k, v in swept) or "(base)", **dict(swept), "seeds": len(members)}
+        for split in ("train", "dev"):
+            values = np.array([losses[i][split] for i in members], dtype=np.float64)
+            with np.errstate(invalid="ignore"):  # a diverged run: inf or NaN, shown as such
+                row[f"{split}_mean"] = float(values.mean())
+                row[f"{split}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        config_rows.append(row)
+    return sorted(run_rows, key=_by_dev), sorted(config_rows, key=_by_dev)
+
+
+def _by_dev(row: dict) -> tuple[bool, float]:
+    """Sort key: lowest dev loss first, NaN last."""
+    dev = row["dev"] if "dev" in row else row["dev_mean"]
+    return math.isnan(dev), dev
+
+
+def markdown(run_rows: list[dict], config_rows: list[dict]) -> str:
+    """The two tables of `summarize` as Markdown."""
+    lines = ["| configuration | seeds | train (mean ± sd) | dev (mean ± sd) |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['label']} | {r['seeds']} | {r['train_mean']:.4f} ± {r['train_sd']:.4f} | "
+              f"{r['dev_mean']:.4f} ± {r['dev_sd']:.4f} |" for r in config_rows]
+    lines += ["", "| run | train | dev |", "|---|---:|---:|"]
+    lines += [f"| {r['label']} | {r['train']:.4f} | {r['dev']:.4f} |" for r in run_rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out_dir: str, result: SweepResult, losses: Sequence[Mapping[str, float]], *,
+                 title: str = "sweep") -> list[str]:
+    """sweep.md and sweep.json (the tables of `summarize`, the loss curves) and, with
+    matplotlib, sweep.png (every run's loss curve); returns the paths written."""
+    from .checkpoint import atomic_write
+    run_rows, config_rows = summarize(result.runs, losses)
+    for row in run_rows:
+        row["diverged_at"] = result.diverged[[r.label for r in result.runs].index(row["label"])]
+    paths = [os.path.join(out_dir, "sweep.md"), os.path.join(out_dir, "sweep.json")]
+    atomic_write(paths[0], f"# {title}\n\n{markdown(run_rows, config_rows)}".encode())
+    report = {"title": title, "configs": config_rows, "runs": run_rows, "steps": result.steps.tolist(),
+              "curves": {r.label: c.tolist() for r, c in zip(result.runs, result.curves)},
+              "seconds": result.seconds, "compile_seconds": result.compile_seconds, "devices": result.devices}
+    atomic_write(paths[1], json.dumps(_finite_or_none(report), indent=1).encode())
+    try:
+        from .plots import plot_sweep
+    except ImportError as e:
+        if getattr(e, "name", None) != "matplotlib":
+            raise
+    else:
+        paths.append(plot_sweep(result.steps, result.curves, [r.label for r in result.runs],
+                                os.path.join(out_dir, "sweep.png")))
+    return paths
+
+
+def _finite_or_none(tree):
+    """NaN and inf as JSON null (json.dumps would write the non-standard NaN)."""
+    if isinstance(tree, dict):
+        return {k: _finite_or_none(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_finite_or_none(v) for v in tree]
+    if isinstance(tree, float) and not math.isfinite(tree):
+        return None
+    return tree

@@ -1,0 +1,100 @@
+"""Run by tests/test_parallel.py in a fresh process, whose XLA_FLAGS split the CPU into 4 host
+devices (the count is fixed when JAX starts, so it cannot be set inside pytest's process).
+
+Trains small runs on 1 device and on several, and prints one JSON object of their numbers;
+the test compares them.
+"""
+
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+
+from makemore_jax import data, models, parallel, sweep
+from makemore_jax.train import TrainConfig, create_train_state, fit, make_optimizer, make_train_chunk, make_train_step
+
+SMALL = {"n_embd": 8, "n_hidden": 16, "n_layer": 1, "n_layers": 1, "n_head": 2}  # whichever fields a model has
+DATA_PARALLEL_MODELS = [name for name in ("mlp", "mlp-bn", "transformer") if name in models.REGISTRY]
+
+
+def dataset(model, words, vocab, block_size):
+    kind = getattr(model, "dataset", "context")
+    build = getattr(data, "build_dataset", None)
+    if build is None:
+        return data.build_context_dataset(words, vocab, block_size)
+    return build(kind, words, vocab, block_size)
+
+
+def small_config(model, vocab, block_size):
+    fields = model.config_fields
+    overrides = {k: v for k, v in SMALL.items() if k in fields}
+    if "block_size" in fields:
+        overrides["block_size"] = block_size
+    return model.make_config(vocab_size=vocab.size, **overrides)
+
+
+def losses_of(model, ts, X, Y):
+    from makemore_jax.evaluate import split_loss
+    return split_loss(model.apply, ts.params, ts.model_state, X, Y)
+
+
+def train_alone(model, config, tc, seed, X, Y, mesh=None):
+    ts = create_train_state(model, config, tc, jax.random.key(seed))
+    ts, summary = fit(model, config, tc, X, Y, ts, quiet=True, mesh=mesh)
+    return parallel.local_copy(ts), summary
+
+
+def leaves(ts):
+    return [np.asarray(x).tolist() for x in jax.tree.leaves((ts.params, ts.model_state))]
+
+
+def main():
+    words = data.load_words(data.DEFAULT_DATA)[:600]
+    vocab = data.Vocab.from_words(words)
+    train_words, dev_words, _ = data.split_words(words)
+    out = {"devices": len(jax.devices()), "data_parallel": {}, "sweep": {}}
+    tc = TrainConfig(steps=40, batch_size=32, chunk_size=20, lr_decay_step=20)
+
+    mesh = parallel.data_mesh(4)
+    for name in DATA_PARALLEL_MODELS:
+        model = models.get(name)
+        block_size = 8 if getattr(model, "dataset", "context") == "sequence" else 3
+        config = small_config(model, vocab, block_size)
+        X, Y = dataset(model, train_words, vocab, config.block_size)
+        Xd, Yd = dataset(model, dev_words, vocab, config.block_size)
+        one, s1 = train_alone(model, config, tc, 0, X, Y)
+        four, s4 = train_alone(model, config, tc, 0, X, Y, mesh=mesh)
+        out["data_parallel"][name] = {
+            "final_loss": [s1["final_loss"], s4["final_loss"]],
+            "dev_loss": [losses_of(model, one, Xd, Yd), losses_of(model, four, Xd, Yd)],
+            "leaves": [leaves(one), leaves(four)]}
+
+    # the batch really is split: the compiled chunk all-reduces (the gradients, BatchNorm's statistics)
+    model = models.get("mlp-bn")
+    config = small_config(model, vocab, 3)
+    X, Y = data.build_context_dataset(train_words, vocab, 3)
+    Xd, Yd = data.build_context_dataset(dev_words, vocab, 3)
+    step = parallel.data_parallel_step(make_train_step(model, config, make_optimizer(tc)), mesh)
+    ts = parallel.replicate(create_train_state(model, config, tc, jax.random.key(0)), mesh)
+    Xr, Yr = parallel.replicate((X, Y), mesh)
+    hlo = make_train_chunk(step, 2, 32).lower(ts, Xr, Yr).compile().as_text()
+    out["all_reduce_in_chunk"] = "all-reduce" in hlo
+
+    # a sweep sharded over 2 of the devices: 3 runs and a padding copy, each as if trained alone
+    runs = sweep.grid(model, config, tc, {"lr": [0.05, 0.1, 0.2]}, [1])
+    result = sweep.train_sweep(model, runs, X, Y, devices=2, quiet=True)
+    out["sweep"] = {"devices": result.devices, "runs": []}
+    for i, run in enumerate(runs):
+        alone, summary = train_alone(model, run.config, run.train_config, run.seed, X, Y)
+        swept = sweep.unstack(result.states, i)
+        out["sweep"]["runs"].append({"label": run.label, "dev_loss": [losses_of(model, alone, Xd, Yd),
+                                                                      losses_of(model, swept, Xd, Yd)],
+                                     "leaves": [leaves(alone), leaves(swept)]})
+    json.dump(out, sys.stdout)
+
+
+if __name__ == "__main__":
+    assert "xla_force_host_platform_device_count=4" in os.environ.get("XLA_FLAGS", ""), "run by tests/test_parallel.py"
+    main()

@@ -42,19 +42,28 @@ def main(quick: bool = False) -> dict:
     repeats, seconds = (5, 0.15) if quick else (5, 0.8)
     torch = torch_available()
     results = {}
-    for name in trained_models():
-        side_set = {JAX: Side("jax", "benchmarks.evaluation:jax_split_loss", {"model": name}, first_n=1)}
-        torch_names = []
-        if torch and name in _references():  # the reference's split_loss, in the PyTorch workers
-            for t in (1, 2):
-                torch_names.append(f"PyTorch, {t} thread{'s' * (t > 1)}")
-                side_set[torch_names[-1]] = Side(f"torch-{t}t", "benchmarks.evaluation:torch_split_loss",
-                                                 {"model": name, "threads": t}, first_n=1)
-        with Pool() as pool:
-            figures = compare(pool, side_set, repeats=repeats, seconds=seconds)
-        torch_name, torch_fig = best(figures, torch_names)
-        results[name] = {"sides": figures, "ratio": ratio(figures[JAX], torch_fig), "torch_side": torch_name,
-                         "examples": figures[JAX].get("examples")}
+    with Pool() as pool:  # one process per framework for all models (start-up is most of a quick run)
+        for name in trained_models():
+            results[name] = _time_model(pool, name, torch, repeats, seconds)
+    _print(results, torch, repeats)
+    return {"models": results, "torch": torch}
+
+
+def _time_model(pool: Pool, name: str, torch: bool, repeats: int, seconds: float) -> dict:
+    side_set = {JAX: Side("jax", "benchmarks.evaluation:jax_split_loss", {"model": name}, first_n=1)}
+    torch_names = []
+    if torch and name in _references():  # the reference's split_loss, in the PyTorch workers
+        for t in (1, 2):
+            torch_names.append(f"PyTorch, {t} thread{'s' * (t > 1)}")
+            side_set[torch_names[-1]] = Side(f"torch-{t}t", "benchmarks.evaluation:torch_split_loss",
+                                             {"model": name, "threads": t}, first_n=1)
+    figures = compare(pool, side_set, repeats=repeats, seconds=seconds)
+    torch_name, torch_fig = best(figures, torch_names)
+    return {"sides": figures, "ratio": ratio(figures[JAX], torch_fig), "torch_side": torch_name,
+            "examples": figures[JAX].get("examples")}
+
+
+def _print(results: dict, torch: bool, repeats: int) -> None:
     print(f"Examples/s over the whole training split, median of {repeats} alternating repeats (min-max); "
           "PyTorch at its faster thread count.\n")
     print("| model | examples | JAX examples/s | PyTorch examples/s | JAX is |")
@@ -65,7 +74,6 @@ def main(quick: bool = False) -> dict:
             ("no reference)" if torch else "torch not installed or --no-torch)")
         print(f"| {name} | {r['examples'] or 0:,} | {rate_cell(r['sides'][JAX])} | "
               f"{rate_cell(fig) if fig else missing} | {ratio_cell(r['ratio'])} |")
-    return {"models": results, "torch": torch}
 
 
 def _references() -> dict[str, str]:

@@ -151,7 +151,7 @@ def _calibrate(worker: Worker, side: str, n: int, seconds: float) -> int:
         if answer["seconds"] >= min(0.25, seconds / 2) or n >= 10**8:
             break
         n *= 4
-    n = max(1, round(answer["units"] / answer["seconds"] * seconds))
+    n = max(1, round(n * seconds / answer["seconds"]))
     worker.call(op="run", side=side, n=n)  # a second warm-up at the final size
     return n
 

@@ -6,14 +6,17 @@ fitted in closed form gets no row) and their PyTorch code from `benchmarks/refer
 (`REFERENCES`); a model without a reference gets its JAX rows and the table says so. Each
 model is timed with its own worker processes: one for JAX (both JAX loops, XLA as the
 makemore-jax command runs it), one per PyTorch thread count (1 and 2) for the eager
-variants, one per thread count for torch.compile. The PyTorch figure in each ratio is the
-faster thread count. FLOPs per step come from XLA's cost analysis of the compiled step.
+variants, one for torch.compile (1 thread: it compiles for tens of seconds per process).
+The PyTorch figure in each ratio is the faster thread count. FLOPs per step come from XLA's
+cost analysis of the compiled step. With --quick, one process per framework serves all
+models (the peak memory is then that of the process so far) and torch.compile is skipped.
 
     python -m benchmarks training [--quick]
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from makemore_jax import models
@@ -24,6 +27,7 @@ from benchmarks.harness import Pool, Side, best, compare, rate_cell, ratio, rati
 FUSED, PER_STEP = "JAX fused engine (ours)", "JAX per-step jax.jit"
 VARIANTS = ("lecture eager", "torch.nn + torch.optim", "torch.compile")
 THREADS = (1, 2)
+COMPILE_THREADS = (1,)  # torch.compile compiles per process (tens of seconds): the eager loops' usual best
 
 
 def torch_side(variant: str, threads: int) -> str:
@@ -44,7 +48,7 @@ def model_sides(name: str, *, torch: bool, quick: bool) -> dict[str, Side]:
         for variant in VARIANTS:
             if quick and variant == "torch.compile":
                 continue
-            for threads in THREADS:
+            for threads in COMPILE_THREADS if variant == "torch.compile" else THREADS:
                 process = f"torch{'-compile' if variant == 'torch.compile' else ''}-{threads}t"
                 out[torch_side(variant, threads)] = Side(process, "benchmarks.sides:torch_training",
                                                          {"model": name, "variant": variant, "threads": threads},
@@ -69,12 +73,17 @@ def main(quick: bool = False) -> dict:
     peak = machine.matmul_peak(torch)
     results = {"models": {}, "peak_gflops": peak, "repeats": repeats, "seconds_per_repeat": seconds,
                "torch": torch, "quick": quick}
-    for name in trained_models():
-        print(f"  training: {name}", file=sys.stderr, flush=True)
-        with Pool() as pool:
-            figures = compare(pool, model_sides(name, torch=torch, quick=quick), repeats=repeats, seconds=seconds)
-            rss = pool.peak_rss_mb()
-        results["models"][name] = _summarise(name, figures, rss, peak, torch=torch, quick=quick)
+    shared = Pool() if quick else None  # --quick: one process per framework for all models (less start-up)
+    try:
+        for name in trained_models():
+            print(f"  training: {name}", file=sys.stderr, flush=True)
+            with contextlib.nullcontext(shared) if quick else Pool() as pool:
+                figures = compare(pool, model_sides(name, torch=torch, quick=quick), repeats=repeats, seconds=seconds)
+                rss = pool.peak_rss_mb()
+            results["models"][name] = _summarise(name, figures, rss, peak, torch=torch, quick=quick)
+    finally:
+        if shared is not None:
+            shared.__exit__(None, None, None)
     _print(results)
     return results
 

@@ -39,7 +39,7 @@ def torch_split_loss(model: str, threads: int, split: str = "train"):
 
 def main(quick: bool = False) -> dict:
     """Time every model's evaluation; print a table; return {model: {"sides", "ratio", "examples"}}."""
-    repeats, seconds = (5, 0.15) if quick else (5, 0.8)
+    repeats, seconds = (5, 0.15) if quick else (5, 0.5)
     torch = torch_available()
     results = {}
     with Pool() as pool:  # one process per framework for all models (start-up is most of a quick run)

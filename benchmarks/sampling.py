@@ -106,7 +106,7 @@ JAX = "JAX sample_ids (batched, jitted)"
 
 def main(quick: bool = False) -> dict:
     """Time the samplers; print a table; return {"sides", "ratios", "batch", "train_steps"}."""
-    batch, steps, repeats, seconds = (1000, 2000, 5, 0.15) if quick else (1000, 20_000, 5, 1.0)
+    batch, steps, repeats, seconds = (1000, 2000, 5, 0.15) if quick else (1000, 20_000, 5, 0.5)
     torch = torch_available()
     with tempfile.TemporaryDirectory() as tmp, Pool() as pool:
         path = os.path.join(tmp, "mlp.npz")

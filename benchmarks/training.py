@@ -68,7 +68,7 @@ def main(quick: bool = False) -> dict:
         {"models": {name: {"sides": {side: figures}, "ratios": {...}, "gflops", "peak_rss_mb",
          "missing": [columns]}}, "peak_gflops": {...}, "repeats", "seconds_per_repeat"}.
     """
-    repeats, seconds = (5, 0.15) if quick else (5, 0.8)
+    repeats, seconds = (5, 0.15) if quick else (5, 0.5)
     torch = torch_available()
     peak = machine.matmul_peak(torch)
     results = {"models": {}, "peak_gflops": peak, "repeats": repeats, "seconds_per_repeat": seconds,

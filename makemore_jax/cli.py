@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", choices=["lecture", "moons"], default="moons")
     p.add_argument("--steps", type=positive_int, default=100)
     p.add_argument("--seed", type=int, default=None, help="default: the demo's own")
+
+    p = sub.add_parser("bench", help="run the speed benchmarks (from a source checkout); write results.md and .json")
+    p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: the suite; "
+                   "python -m benchmarks --help lists them)")
+    p.add_argument("--quick", action="store_true", help="short repeats and fewer points (a few minutes)")
+    p.add_argument("--out", default=os.path.join("out", "bench"), help="results folder (default: out/bench)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
     return parser
 
 

@@ -385,5 +385,25 @@ def cmd_micrograd(args) -> None:
         raise UsageError(str(e)) from None
 
 
+def benchmarks_root() -> str | None:
+    """The source checkout holding benchmarks/ next to this package, or None (an installed wheel)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return root if os.path.isfile(os.path.join(root, "benchmarks", "suite.py")) else None
+
+
+def cmd_bench(args) -> None:
+    """Run the checkout's benchmark suite (benchmarks/suite.py) with the same flags."""
+    root = benchmarks_root()
+    if root is None:
+        raise UsageError("the benchmarks/ folder is not next to the installed package: `bench` runs from a "
+                         "source checkout (git clone, then pip install -e '.[bench]')")
+    sys.path.insert(0, root)
+    from benchmarks.suite import main as suite_main
+    argv = [*args.names, "--out", args.out] + ["--quick"] * args.quick + ["--no-torch"] * args.no_torch
+    status = suite_main(argv)
+    if status:
+        raise SystemExit(status)
+
+
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
-            "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd}
+            "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd, "bench": cmd_bench}

@@ -1,0 +1,134 @@
+"""The benchmark suite: run every benchmark, or the ones named, and write results.md and
+results.json (with the machine they ran on) to --out.
+
+    python -m benchmarks [--quick] [--no-torch] [--out DIR] [NAME ...]
+    makemore-jax bench [same flags]
+
+Each benchmark is a module here with `main(quick: bool = False) -> dict` that prints its
+markdown tables; the suite keeps what each printed and what each returned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import io
+import json
+import math
+import os
+import sys
+import time
+
+BENCHMARKS = {  # name -> (module, what it measures)
+    "micrograd": ("micrograd_vs_jax", "one forward+backward of the moons MLP: micrograd against jax.grad"),
+    "training": ("training", "training steps/s of every registered model: JAX against PyTorch"),
+    "sampling": ("sampling", "names/s: the batched jitted sampler against the lectures' loop"),
+    "evaluation": ("evaluation", "the loss over a whole split"),
+    "scaling": ("scaling", "the MLP's steps/s and GFLOP/s as batch size and width grow (+ PNG)"),
+    "headline": ("headline", "the lecture path through the CLI, 200k steps per model, against PyTorch"),
+    "sweep": ("sweep", "many runs at once (makemore_jax.sweep)"),
+    "ablations": ("ablations", "the engine's ablations, one change at a time"),
+    "batchnorm": ("batchnorm_vjp", "BatchNorm's fused derivative rule against plain autodiff"),
+    "reproduce": ("reproduce", "the lectures' 200k-step losses over several seeds (long)"),
+}
+DEFAULT = ("micrograd", "training", "sampling", "evaluation", "scaling", "headline", "sweep")
+
+
+def available() -> dict[str, tuple[str, str]]:
+    """The benchmarks whose modules exist in this checkout (others land with other branches)."""
+    return {name: entry for name, entry in BENCHMARKS.items()
+            if importlib.util.find_spec(f"benchmarks.{entry[0]}") is not None}
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text):
+        for s in self.streams:
+            s.write(text)
+        return len(text)
+
+    def flush(self):
+        for s in self.streams:
+            s.flush()
+
+
+def _plain(value):
+    """JSON-ready: string keys, floats for numpy scalars, None for NaN."""
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, tuple) else " / ".join(map(str, k)): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    have = available()
+    default = [n for n in DEFAULT if n in have]
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Run the speed benchmarks; write results.md and results.json.",
+        epilog="benchmarks:\n" + "\n".join(f"  {n:10s} {d}" for n, (_, d) in have.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"default: {' '.join(default)}")
+    parser.add_argument("--quick", action="store_true", help="short repeats and fewer points (a few minutes)")
+    parser.add_argument("--out", default=os.path.join("out", "bench"), help="folder for results.md and "
+                        "results.json (default: out/bench)")
+    parser.add_argument("--no-torch", action="store_true", help="skip every PyTorch column, as if torch were absent")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    have = available()
+    unknown = [n for n in args.names if n not in have]
+    if unknown:
+        print(f"python -m benchmarks: error: unknown benchmark {unknown[0]!r}; choose from {', '.join(have)}",
+              file=sys.stderr)
+        return 2
+    names = args.names or [n for n in DEFAULT if n in have]
+    if args.no_torch:
+        os.environ["BENCH_NO_TORCH"] = "1"  # read by the benchmarks (harness.torch_available)
+    os.environ["BENCH_OUT"] = args.out  # where benchmarks put their figures (scaling.png)
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")  # as the makemore-jax command
+
+    from benchmarks import machine
+    from benchmarks.harness import torch_available
+    record = {"machine": machine.info(), "quick": args.quick, "torch": torch_available(), "benchmarks": {}}
+    header = machine.markdown(record["machine"])
+    md = [f"# Benchmark results{' (--quick)' if args.quick else ''}\n", header + "\n"]
+    if not record["torch"]:
+        md.append("PyTorch columns skipped: torch is not installed (pip install torch==2.13.0) or --no-torch.\n")
+    print(header, flush=True)
+    start = time.perf_counter()
+    for name in names:
+        module, what = have[name]
+        print(f"\n## {name}: {what}\n", flush=True)
+        buffer = io.StringIO()
+        t = time.perf_counter()
+        with contextlib.redirect_stdout(_Tee(sys.stdout, buffer)):
+            result = importlib.import_module(f"benchmarks.{module}").main(quick=args.quick)
+        seconds = time.perf_counter() - t
+        print(f"\n({name}: {seconds:.0f} s)", flush=True)
+        record["benchmarks"][name] = {"seconds": seconds, "result": _plain(result)}
+        md.append(f"## {name}\n\n{what}; {seconds:.0f} s.\n\n{buffer.getvalue().strip()}\n")
+        _write(args.out, md, record)  # after each benchmark: a partial run still leaves its files
+    record["seconds"] = time.perf_counter() - start
+    _write(args.out, md, record)
+    print(f"\nwrote {os.path.join(args.out, 'results.md')} and results.json ({record['seconds']:.0f} s)")
+    return 0
+
+
+def _write(out: str, md: list[str], record: dict) -> None:
+    from makemore_jax.checkpoint import atomic_write
+    atomic_write(os.path.join(out, "results.md"), "\n".join(md).encode())
+    atomic_write(os.path.join(out, "results.json"), json.dumps(_plain(record), indent=1).encode())

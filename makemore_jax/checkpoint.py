@@ -4,11 +4,16 @@
     <out>/checkpoint.json      the same metadata, for people to read
 
 Loading never unpickles anything: msgpack holds only dicts, lists, numbers and raw arrays.
+Format 2 adds `meta["state_sha256"]`, a checksum of every array (name, dtype, shape and
+bytes), verified on loading; format 1 checkpoints (without it) still load. JSON is written
+without NaN or infinity (they become null), so any parser reads it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import tempfile
 
@@ -18,7 +23,8 @@ from flax import serialization
 
 CHECKPOINT = "checkpoint.msgpack"
 META = "checkpoint.json"
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 
 
 class CheckpointError(ValueError):
@@ -31,12 +37,58 @@ def atomic_write(path: str, data: bytes) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would honour the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def dumps_json(obj, **kwargs) -> str:
+    """json.dumps with every NaN or infinite float written as null (strict JSON)."""
+    return json.dumps(_finite(obj), allow_nan=False, **kwargs)
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def check_out_dir(out_dir: str) -> None:
+    """Raise CheckpointError unless `out_dir` is (or can be made) a folder this process can write."""
+    probe = os.path.abspath(out_dir)
+    while not os.path.exists(probe):  # the nearest existing ancestor must be a writable folder
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        what = "is a file" if probe == os.path.abspath(out_dir) else f"cannot be created: {probe} is a file"
+        raise CheckpointError(f"{out_dir}: {what}, expected a folder for the checkpoint")
+    try:
+        tempfile.TemporaryFile(dir=probe).close()
+    except OSError as e:
+        raise CheckpointError(f"{out_dir}: cannot write there ({probe}: {e.strerror})") from None
+
+
+def state_sha256(state: dict) -> str:
+    """Checksum of a state dict's arrays: every leaf's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name, value in sorted(_flatten(state).items()):
+        array = np.ascontiguousarray(value)
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _to_plain(ts):
@@ -46,11 +98,11 @@ def _to_plain(ts):
 
 def save(out_dir: str, ts, meta: dict) -> str:
     """Save a TrainState and its metadata; returns the checkpoint's path."""
-    meta = {"format": FORMAT, **meta, "step": int(ts.step)}
     state = serialization.to_state_dict(jax.device_get(_to_plain(ts)))
+    meta = {"format": FORMAT, **meta, "step": int(ts.step), "state_sha256": state_sha256(state)}
     path = os.path.join(out_dir, CHECKPOINT)
-    atomic_write(path, serialization.msgpack_serialize({"meta": json.dumps(meta), "state": state}))
-    atomic_write(os.path.join(out_dir, META), (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
+    atomic_write(path, serialization.msgpack_serialize({"meta": dumps_json(meta), "state": state}))
+    atomic_write(os.path.join(out_dir, META), (dumps_json(meta, indent=2, ensure_ascii=False) + "\n").encode())
     return path
 
 
@@ -64,10 +116,13 @@ def load(out_dir: str) -> tuple[dict, dict]:
             raw = serialization.msgpack_restore(f.read())
         meta = json.loads(raw["meta"])
         state = raw["state"]
-        if meta.get("format") != FORMAT or not isinstance(state, dict):
+        if meta.get("format") not in READABLE_FORMATS or not isinstance(state, dict):
             raise ValueError
+        checksum = state_sha256(state) if meta["format"] >= 2 else None
     except Exception:
         raise CheckpointError(f"{path}: corrupt or not a makemore-jax checkpoint") from None
+    if checksum is not None and checksum != meta.get("state_sha256"):
+        raise CheckpointError(f"{path}: corrupt: the arrays do not match their checksum")
     return meta, state
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
 import sys
 
 from . import models
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="mlp", choices=list(models.REGISTRY), help="default: mlp")
     _add_common(p)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
     p.add_argument("-n", "--num-samples", type=int, default=10, help="names to print at the end")
     for name, (kind, help_text) in TRAIN_FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=help_text)
@@ -99,13 +102,33 @@ def use_one_cpu_thread() -> None:
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 
 
+def as_flags(message: str) -> str:
+    """Settings named as in Python (`n_hidden=16`, or leading the message) shown as flags (`--n-hidden 16`)."""
+    names = {*config_flags(), *TRAIN_FLAGS, "resume", "overwrite", "seed", "top_k", "temperature", "max_len"}
+
+    def flag(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        if name not in names:
+            return match.group(0)
+        dashed = "--" + name.replace("_", "-")
+        if value in ("True", "False"):
+            return dashed if value == "True" else "--no-" + dashed[2:]
+        return f"{dashed} {'full' if name == 'batch_size' and value == 'None' else value.strip(chr(39))}"
+
+    message = re.sub(r"\b([a-z][a-z0-9_]*)=('[^']*'|[^\s,;()]+)", flag, message)
+    head = re.match(r"[a-z][a-z0-9_]*\b", message)
+    if head and head.group(0) in names:
+        message = "--" + head.group(0).replace("_", "-") + message[head.end():]
+    return message
+
+
 def main(argv: list[str] | None = None) -> int:
     use_one_cpu_thread()
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
     except (DataError, CheckpointError, UsageError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {as_flags(str(e))}", file=sys.stderr)
         return 2
     except ImportError as e:
         if getattr(e, "name", None) in ("matplotlib", "graphviz"):
@@ -116,9 +139,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        interrupted()
+    except Exception as e:  # XLA failing to allocate: one line, never a hang or a traceback
+        if "RESOURCE_EXHAUSTED" not in str(e) and "Out of memory" not in str(e):
+            raise
+        print(f"{PROG}: error: out of memory: {str(e).strip().splitlines()[0][:300]}", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(1)  # XLA's threads may still hold the failed computation: do not wait for them
     return 0
+
+
+def interrupted() -> None:
+    """Ctrl-C: the files are safe by now (writes are atomic, the log is flushed per line); leave at once.
+
+    Exit status 130 without the interpreter's shutdown: a SIGINT during XLA compilation can
+    leave its compiler threads in a state that makes a normal exit crash (exit 139) or hang.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the exit
+    print(f"{PROG}: interrupted", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(130)
 
 
 if __name__ == "__main__":

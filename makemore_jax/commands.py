@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import os
 import sys
 import time
 import typing
 
 from . import checkpoint, models
-from .checkpoint import CheckpointError
-from .data import DEFAULT_DATA, DataError, Vocab, build_context_dataset, load_words, split_words
+from .data import DEFAULT_DATA, Vocab, build_context_dataset, load_words, split_words
+from .run import Stopped, UsageError  # noqa: F401 (cli.main catches them)
 
 PROG = "makemore-jax"
 
-
-class UsageError(ValueError):
-    """A bad command-line value."""
-
-
-class Stopped(RuntimeError):
-    """Training stopped without a result (exit status 1): not a usage error."""
 
 # ----------------------------------------------------------------------------- flags
 
@@ -83,167 +74,92 @@ def _say(args, *lines: str) -> None:
         print(*lines, sep="\n", flush=True)
 
 
-def _sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def _splits(words: list[str], vocab: Vocab, block_size: int):
     """{"train": (X, Y), "dev": ..., "test": ...} and the training words."""
     parts = dict(zip(("train", "dev", "test"), split_words(words)))
     return {name: build_context_dataset(w, vocab, block_size) for name, w in parts.items()}, parts["train"]
 
 
-def _evaluate(model, ts, splits) -> dict[str, float]:
-    from .evaluate import split_loss
-    return {name: split_loss(model.apply, ts.params, ts.model_state, X, Y) for name, (X, Y) in splits.items() if len(X)}
-
-
-def _samples(model, ts, vocab: Vocab, config, *, n: int, seed: int, max_len: int, temperature=1.0, top_k=None):
-    import jax
-
-    from .sample import decode, sample_ids
-    if top_k is not None and top_k > vocab.size:
-        raise UsageError(f"--top-k {top_k} is larger than the vocabulary ({vocab.size})")
-    if not temperature > 0:
-        raise UsageError(f"--temperature must be positive, got {temperature}")
-    ids = sample_ids(model.apply, ts.params, ts.model_state, jax.random.key(seed), n=n,
-                     block_size=config.block_size, max_len=max_len, temperature=temperature, top_k=top_k)
-    return decode(jax.device_get(ids), vocab)
-
-
-def _load(out_dir: str):
-    """Checkpoint -> (model, config, train config, vocab, TrainState, meta)."""
-    import jax
-
-    from .train import TrainConfig, create_train_state
-    meta, raw = checkpoint.load(out_dir)
-    path = os.path.join(out_dir, checkpoint.CHECKPOINT)
-    try:
-        model = models.get(meta["model"])
-        config = model.Config(**meta["config"])
-        tc = TrainConfig(**meta["train"])
-        vocab = Vocab(tuple(meta["vocab"]))
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: metadata is not usable ({e})") from None
-    template = create_train_state(model, config, tc, jax.random.key(0))
-    return model, config, tc, vocab, checkpoint.restore(template, raw, path), meta
-
-
 # ----------------------------------------------------------------------------- commands
 
 
 def cmd_train(args) -> None:
-    import jax
-
     from .evaluate import bits
+    from .run import train_model
     from .sample import novelty
-    from .train import Diverged, TrainConfig, create_train_state, fit
 
     t0 = time.perf_counter()
     model = models.get(args.model)
-    data = args.data or DEFAULT_DATA
-    words = load_words(data)
-    vocab = Vocab.from_words(words)
     given = {k: v for k, v in vars(args).items() if v is not None}
     config_over = {k: given[k] for k in config_flags() if k in given}
     foreign = sorted(set(config_over) - set(model.config_fields))
     if foreign:
         raise UsageError(f"--{foreign[0].replace('_', '-')} does not apply to --model {model.name}")
     train_over = {k: given[k] for k in TRAIN_FLAGS if k in given}
-    try:
-        config = model.make_config(vocab_size=vocab.size, **config_over)
-        tc = TrainConfig(**{**model.train_defaults, **train_over})
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-
-    if args.resume:
-        _, old_config, old_tc, old_vocab, ts, meta = _load(args.out)
-        if meta["model"] != model.name or old_config != config or old_vocab != vocab:
-            raise CheckpointError(f"{args.out}: the checkpoint is a {meta['model']} with {dataclasses.asdict(old_config)}"
-                                  f" on another vocabulary or config than this command's {model.name} with"
-                                  f" {dataclasses.asdict(config)}")
-        tc = dataclasses.replace(old_tc, **train_over)
-    else:
-        ts = create_train_state(model, config, tc, jax.random.key(args.seed))
-    splits, train_words = _splits(words, vocab, config.block_size)
-    Xtr, Ytr = splits["train"]
-    if tc.batch_size is not None and tc.batch_size > len(Xtr):
-        raise UsageError(f"--batch-size {tc.batch_size} is larger than the training split ({len(Xtr)} examples)")
-    meta = {"model": model.name, "config": dataclasses.asdict(config), "train": dataclasses.asdict(tc),
-            "vocab": list(vocab.chars), "data": os.path.abspath(data), "data_sha256": _sha256(data),
-            "seed": args.seed, "max_word_len": max(map(len, words))}
-    _say(args, f"{model.name}: {sum(x.size for x in jax.tree.leaves(ts.params)):,} parameters, "
-               f"{len(words):,} words from {data}, vocabulary {vocab.size}, "
-               f"train/dev/test {len(Xtr):,}/{len(splits['dev'][0]):,}/{len(splits['test'][0]):,} examples")
-
-    os.makedirs(args.out, exist_ok=True)
-    log_path = os.path.join(args.out, "metrics.jsonl")
-    summary = {"steps": 0, "seconds": 0.0, "compile_seconds": 0.0}
-    if model.fit is not None:
-        ts = ts.replace(params=model.fit(config, Xtr, Ytr))
-    else:
-        if not args.resume and os.path.exists(log_path):
-            os.remove(log_path)
-        save_every = max(tc.chunk_size, 10_000)
-        def on_chunk(good_ts):  # keep the last good state on disk for --resume and after divergence
-            if int(good_ts.step) % save_every == 0:
-                checkpoint.save(args.out, good_ts, meta)
-        try:
-            ts, summary = fit(model, config, tc, Xtr, Ytr, ts, on_chunk=on_chunk, log_path=log_path, quiet=args.quiet)
-        except Diverged as e:
-            path = checkpoint.save(args.out, e.last_good, meta)
-            raise Stopped(f"{e}; kept the last good state (step {int(e.last_good.step)}) in {path}") from None
-
-    losses = _evaluate(model, ts, splits)
-    meta["results"] = {f"{k}_loss": round(v, 6) for k, v in losses.items()}
-    path = checkpoint.save(args.out, ts, meta)
-    if model.fit is None:
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": int(ts.step), "eval": meta["results"]}) + "\n")
-    names = _samples(model, ts, vocab, config, n=args.num_samples, seed=args.seed,
-                     max_len=2 * meta["max_word_len"]) if args.num_samples > 0 else []
-    print("loss (nats, bits/char): " + "  ".join(f"{k} {v:.4f} ({bits(v):.3f})" for k, v in losses.items()))
-    if names:
-        print(f"samples ({novelty(names, train_words):.0%} not in the training set): " + ", ".join(names))
+    if model.fit is not None and train_over:
+        print(f"{PROG}: note: --model {model.name} is fitted in closed form; it ignores "
+              + ", ".join("--" + k.replace("_", "-") for k in train_over), file=sys.stderr)
+    run = train_model(model.name, data=args.data, seed=args.seed, out=args.out, quiet=args.quiet,
+                      resume=args.resume, overwrite=args.overwrite, **config_over, **train_over)
+    losses = {k.removesuffix("_loss"): v for k, v in run.info["results"].items()}
+    print("loss (nats, bits/char): " + "  ".join(
+        f"{k} {v:.4f} ({bits(v):.3f})" if v is not None else f"{k} n/a" for k, v in losses.items()))
+    if args.num_samples > 0:
+        names = run.sample(args.num_samples, seed=args.seed)
+        print(f"samples ({novelty(names, run.train_words):.0%} not in the training set): "
+              + ", ".join(map(shown, names)))
     if model.fit is not None:
         done = "fitted in closed form"
     else:
-        steps_per_s = summary["steps"] / summary["seconds"] if summary["seconds"] else 0.0
-        done = (f"trained {int(ts.step):,} steps in {summary['seconds']:.1f} s ({steps_per_s:,.0f} steps/s, "
-                f"compile {summary['compile_seconds']:.1f} s)")
-    print(f"{done}; total {time.perf_counter() - t0:.1f} s; wrote {path}")
+        s = run.summary
+        steps_per_s = s["steps"] / s["seconds"] if s["seconds"] else 0.0
+        done = (f"trained {s['steps']:,} steps{' (now at step %s)' % f'{int(run.state.step):,}' if args.resume else ''}"
+                f" in {s['seconds']:.1f} s ({steps_per_s:,.0f} steps/s, compile {s['compile_seconds']:.1f} s)")
+    print(f"{done}; total {time.perf_counter() - t0:.1f} s; wrote {os.path.join(args.out, checkpoint.CHECKPOINT)}")
+
+
+EMPTY = "(empty name)"  # how a sample that ended at once is shown (a word cannot hold a space)
+
+
+def shown(name: str) -> str:
+    return name or EMPTY
+
+
+def _empty_note(names: list[str]) -> str:
+    empty = names.count("")
+    return f"; {empty} empty, shown as {EMPTY}" if empty else ""
 
 
 def cmd_eval(args) -> None:
     from .evaluate import bits
-    model, config, _, vocab, ts, meta = _load(args.out)
-    data = args.data or meta["data"]
-    words = load_words(data)
-    if Vocab.from_words(words) != vocab:
-        raise DataError(f"{data}: its characters differ from the checkpoint's vocabulary")
-    splits, _ = _splits(words, vocab, config.block_size)
-    losses = _evaluate(model, ts, splits)
+    from .run import load_run
+    meta, _ = checkpoint.load(args.out)
+    data = args.data or meta.get("data")
+    if data is None:
+        raise UsageError(f"{args.out}: the run was trained on words given from Python; pass --data FILE")
+    run = load_run(args.out, data=data)
+    if meta.get("data_sha256") not in (None, run.data_sha256):
+        print(f"{PROG}: warning: {data} is not the data this run was trained on ({meta.get('data')}: its contents "
+              f"differ); evaluating on it anyway", file=sys.stderr)
+    losses = run.evaluate()
     for name, loss in losses.items():
-        print(f"{name:5s} {loss:.4f} nats  {bits(loss):.4f} bits/char  ({len(splits[name][0]):,} examples)")
+        print(f"{name:5s} {loss:.4f} nats  {bits(loss):.4f} bits/char  ({len(run.splits[name][0]):,} examples)")
+    model, ts = run.model, run.state
     if model.calibrate is not None and ts.model_state:  # lecture 3: BatchNorm statistics over the whole train split
-        calibrated = _evaluate(model, ts.replace(model_state=model.calibrate(ts.params, ts.model_state,
-                                                                             splits["train"][0])), splits)
+        run.state = ts.replace(model_state=model.calibrate(ts.params, ts.model_state, run.splits["train"][0]))
         print("BatchNorm statistics recomputed over the whole training split (running -> calibrated): "
-              + "  ".join(f"{k} {losses[k]:.4f} -> {v:.4f}" for k, v in calibrated.items()))
+              + "  ".join(f"{k} {losses[k]:.4f} -> {v:.4f}" for k, v in run.evaluate().items()))
 
 
 def cmd_sample(args) -> None:
+    from .run import load_run
     from .sample import novelty
-    model, config, _, vocab, ts, meta = _load(args.out)
-    names = _samples(model, ts, vocab, config, n=args.num_samples, seed=args.seed, temperature=args.temperature,
-                     top_k=args.top_k, max_len=args.max_len or 2 * meta["max_word_len"])
-    print("\n".join(names))
-    try:
-        train_words = split_words(load_words(meta["data"]))[0]
-        _say(args, f"({novelty(names, train_words):.0%} of {len(names)} not in the training set)")
-    except DataError:
-        pass  # the training data moved: novelty is unknown, the samples stand
+    run = load_run(args.out)
+    names = run.sample(args.num_samples, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
+                       max_len=args.max_len)
+    print("\n".join(map(shown, names)))
+    known = f", {novelty(names, run.train_words):.0%} not in the training set" if run.words else ""
+    _say(args, f"({len(names)} samples{known}{_empty_note(names)})")
 
 
 def cmd_lr_find(args) -> None:
@@ -265,7 +181,7 @@ def cmd_lr_find(args) -> None:
     best = float(lrs[int(np.nanargmin(smooth))])
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "lr_find.json")
-    checkpoint.atomic_write(path, json.dumps({"lr": lrs.tolist(), "loss": losses.tolist()}).encode())
+    checkpoint.atomic_write(path, checkpoint.dumps_json({"lr": lrs.tolist(), "loss": losses.tolist()}).encode())
     written = [path]
     try:
         from .plots import plot_lr_find
@@ -334,7 +250,7 @@ def cmd_diagnose(args) -> None:
               "loss": float(snap.loss), "rows": table,
               "updates": {k: v.tolist() for k, v in (updates or {}).items()}}
     written = [os.path.join(args.out, "diagnostics.json")]
-    checkpoint.atomic_write(written[0], json.dumps(report).encode())
+    checkpoint.atomic_write(written[0], checkpoint.dumps_json(report).encode())
     try:
         from .plots import plot_diagnostics
     except ImportError as e:

@@ -26,25 +26,31 @@ class DataError(ValueError):
 # ----------------------------------------------------------------------------- loading
 
 
-def load_words(path: str | os.PathLike) -> list[str]:
-    """Read one word per line; surrounding whitespace is stripped, blank lines skipped.
-
-    Raises:
-        DataError: missing file, a directory, not UTF-8, no words, or a word that contains
-            the boundary token "." or whitespace (message gives file and 1-based line).
-    """
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's bytes, read once (so a pipe or FIFO works); DataError if it cannot be read."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory, expected a text file with one word per line")
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            return f.read()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def parse_words(raw: bytes, path: str = "<data>") -> list[str]:
+    """UTF-8 text (a leading byte order mark is dropped) to words, one per line.
+
+    Surrounding whitespace is stripped and blank lines skipped.
+
+    Raises:
+        DataError: not UTF-8, no words, or a word that contains the boundary token "." or
+            whitespace (the message gives `path` and the 1-based line).
+    """
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not valid UTF-8 text") from None
@@ -62,6 +68,15 @@ def load_words(path: str | os.PathLike) -> list[str]:
     if not words:
         raise DataError(f"{path}: contains no words")
     return words
+
+
+def load_words(path: str | os.PathLike) -> list[str]:
+    """Read one word per line: `parse_words(read_bytes(path))`.
+
+    Raises:
+        DataError: missing file, a directory, not UTF-8, no words, or a bad word (see parse_words).
+    """
+    return parse_words(read_bytes(path), os.fspath(path))
 
 
 # ----------------------------------------------------------------------------- vocabulary
@@ -156,6 +171,8 @@ def build_context_dataset(words: Sequence[str], vocab: Vocab, block_size: int) -
     """
     if block_size < 1:
         raise DataError(f"block_size must be at least 1, got {block_size}")
+    if not words:  # e.g. the dev split of a tiny data file
+        return np.zeros((0, block_size), np.int32), np.zeros((0,), np.int32)
     flat, lengths = _encode_words(words, vocab)
     # One stream: each word is preceded by block_size boundary tokens and followed by one.
     # Word i occupies stream[start_i : start_i + block_size + len_i + 1].

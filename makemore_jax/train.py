@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import json
 import math
 import sys
 import time
@@ -23,6 +22,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from .checkpoint import dumps_json
 from .losses import cross_entropy
 from .models import Model
 
@@ -76,11 +76,20 @@ class TrainState(struct.PyTreeNode):
     key: jax.Array  # base key of the minibatch draws; step s uses fold_in(key, s)
 
 
-class Diverged(RuntimeError):
-    """The loss became NaN or infinite at `step`; `last_good` is the state before that chunk."""
+# A run diverges when a step's loss is NaN or infinite, or more than this many times the
+# reference: the first loss of the fit (or ln(vocab_size), a uniform guess, if larger).
+# Lecture 2's unit init starts near 27 and never comes back from 10x that; a healthy run
+# never gets there (its minibatch losses stay within a few nats of the mean).
+DIVERGENCE_FACTOR = 10.0
 
-    def __init__(self, step: int, last_good: TrainState):
-        super().__init__(f"training diverged: the loss is not finite at step {step}")
+
+class Diverged(RuntimeError):
+    """The loss went NaN/inf or far up (DIVERGENCE_FACTOR) at `step`; `last_good` is the state before that chunk."""
+
+    def __init__(self, step: int, last_good: TrainState, loss: float = math.nan, reference: float = math.nan):
+        why = (f"the loss {loss:.4g} is more than {DIVERGENCE_FACTOR:g}x the initial {reference:.4g}"
+               if math.isfinite(loss) else "the loss is not finite")
+        super().__init__(f"training diverged: {why} at step {step}")
         self.step = step
         self.last_good = last_good
 
@@ -219,7 +228,8 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
         (final state, summary {"steps", "seconds", "compile_seconds", "final_loss"}), and with
         metrics_fn summary["metrics"] = {"step": int [K], name: [K, ...]} for the K collected steps.
     Raises:
-        Diverged: the loss went NaN/inf; it carries the state before the chunk that did.
+        Diverged: a loss went NaN/inf or above DIVERGENCE_FACTOR x the first one; it carries
+            the state before the chunk where that happened.
     """
     from tqdm.auto import tqdm
 
@@ -238,6 +248,7 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
     t0 = time.perf_counter()
     compile_seconds = 0.0
     last_loss = float("nan")
+    reference = None  # the loss divergence is measured against (DIVERGENCE_FACTOR)
     # Chunks run asynchronously: one is queued behind the running one while the host checks
     # and logs the one before, so the device never waits for the host.
     pending: collections.deque = collections.deque()  # (first step, n, state before, after, outputs)
@@ -259,8 +270,12 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
             if metrics_fn is not None:
                 outputs = _collect(jax.device_get(outputs), step, metrics_every, collected)
             losses = np.asarray(outputs)  # the host waits for this chunk here
-            if not np.all(np.isfinite(losses)):
-                raise Diverged(step + int(np.argmin(np.isfinite(losses))), before)
+            if reference is None:
+                reference = max(float(losses[0]) if np.isfinite(losses[0]) else 0.0, math.log(config.vocab_size))
+            bad = ~np.isfinite(losses) | (losses > DIVERGENCE_FACTOR * reference)
+            if bad.any():
+                at = int(np.argmax(bad))
+                raise Diverged(step + at, before, float(losses[at]), reference)
             ts, last_loss = after, float(losses[-1])
             if on_chunk is not None:
                 on_chunk(ts)
@@ -275,7 +290,7 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
                           "lr": float(schedule(step + n - 1)), "time": round(elapsed, 4)}
                 if collected["step"] and collected["step"][-1] >= step:  # this chunk's latest extras
                     record.update({k: np.asarray(v[-1]).tolist() for k, v in collected.items() if k != "step"})
-                log.write(json.dumps(record) + "\n")
+                log.write(dumps_json(record) + "\n")
                 log.flush()
     finally:
         bar.close()

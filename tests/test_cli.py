@@ -58,7 +58,7 @@ def test_mlp_train_resume_is_bit_identical(capsys, tmp_path, small_data):
     (["train", "--steps", "0"], "expected a positive integer"),
     (["train", "--lr", "0"], "lr must be a positive number"),
     (["train", "--lr", "-0.1"], "lr must be a positive number"),
-    (["train", "--block-size", "0"], "block_size must be at least 1"),
+    (["train", "--block-size", "0"], "--block-size must be at least 1"),
     (["train", "--init", "zeros"], "init must be one of"),
     (["train", "--model", "bigram", "--n-hidden", "10"], "--n-hidden does not apply to --model bigram"),
     (["train", "--model", "nope"], "invalid choice"),
@@ -103,7 +103,7 @@ def test_corrupt_and_mismatched_checkpoints(capsys, tmp_path, small_data):
     # resuming with another model or config is refused
     code, _, err = run_cli(capsys, "train", "--model", "bigram", "--smoothing", "0.5", "--data", small_data,
                            "--out", out, "--resume")
-    assert code == 2 and "config" in err
+    assert code == 2 and "trained with --smoothing 1.0, not --smoothing 0.5" in err
     for damaged in (good[: len(good) // 2], b"not msgpack at all", good[:-1] + b"\x00" * 9):
         open(os.path.join(out, "checkpoint.msgpack"), "wb").write(damaged)
         code, _, err = run_cli(capsys, "sample", "--out", out)
@@ -127,9 +127,9 @@ def test_divergence_exits_1_and_keeps_the_last_good_checkpoint(capsys, tmp_path,
     out = str(tmp_path / "nan")
     code, _, err = run_cli(capsys, "train", "--model", "mlp", "--data", small_data, "--out", out, "--lr", "1e36",
                            "--steps", "40", "--chunk-size", "2", "--quiet")
-    assert code == 1 and "training diverged: the loss is not finite at step" in err and "last good" in err
+    assert code == 1 and "training diverged: the loss" in err and "last good" in err
     meta = json.load(open(os.path.join(out, "checkpoint.json")))
-    assert 0 < meta["step"] < 40
+    assert meta["step"] < 40 and meta["step"] % 2 == 0  # the state before the chunk that diverged
     assert run_cli(capsys, "sample", "--out", out, "-n", "3")[0] == 0  # the kept state loads
 
 

@@ -1,0 +1,70 @@
+"""train_model / load_run: the short way in gives exactly what the functional core gives."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import assert_trees_close
+from makemore_jax import data, evaluate, models, train
+from makemore_jax.run import Stopped, UsageError, load_run, read_data, train_model
+
+
+@pytest.fixture(scope="module")
+def words(bundled_words):
+    return bundled_words[:1500]
+
+
+def test_train_model_is_the_functional_core(words, tmp_path):
+    run = train_model("mlp", data=words, steps=60, seed=3, n_hidden=16, chunk_size=30, out=str(tmp_path / "r"))
+    # the same run by hand: split, dataset, state, fit
+    vocab = data.Vocab.from_words(words)
+    tr, dev, te = data.split_words(words)
+    X, Y = data.build_context_dataset(tr, vocab, 3)
+    model = models.get("mlp")
+    config = model.make_config(vocab_size=vocab.size, n_hidden=16)
+    tc = train.TrainConfig(steps=60, chunk_size=30)
+    ts = train.create_train_state(model, config, tc, jax.random.key(3))
+    ts, _ = train.fit(model, config, tc, X, Y, ts, quiet=True)
+    assert_trees_close(run.state.params, ts.params, rtol=0)
+    assert run.config == config and run.train_config == tc and run.vocab == vocab
+    losses = run.evaluate()
+    Xd, Yd = data.build_context_dataset(dev, vocab, 3)
+    assert losses["dev"] == pytest.approx(evaluate.split_loss(model.apply, ts.params, ts.model_state, Xd, Yd))
+    assert set(losses) == {"train", "dev", "test"} and run.summary["steps"] == 60
+    names = run.sample(5, seed=1)
+    assert len(names) == 5 and all(set(n) <= set(vocab.chars[1:]) for n in names)
+    # load_run gives the same run back; run.save writes a checkpoint load_run reads
+    again = load_run(str(tmp_path / "r"), data=words)
+    assert_trees_close(again.state.params, run.state.params, rtol=0)
+    assert again.evaluate() == pytest.approx(losses) and again.sample(5, seed=1) == names
+    assert json.load(open(tmp_path / "r" / "checkpoint.json"))["seed"] == 3
+    path = again.save(str(tmp_path / "copy"))
+    assert os.path.isfile(path) and load_run(str(tmp_path / "copy")).sample(5, seed=1) == names
+
+
+def test_train_model_refuses_before_training(words, tmp_path):
+    with pytest.raises(UsageError, match="n_hidden=8 does not apply to model bigram"):
+        train_model("bigram", data=words, n_hidden=8)
+    with pytest.raises(UsageError, match="n_hidden must be at least 1"):
+        train_model("mlp", data=words, n_hidden=0)
+    with pytest.raises(UsageError, match="unknown model"):
+        train_model("nope", data=words)
+
+
+def test_divergence_stops_with_the_last_good_run(words):
+    with pytest.raises(Stopped, match="more than 10x the initial") as info:
+        train_model("mlp", data=words, steps=40, lr=1e6, chunk_size=4, n_hidden=8)
+    good = info.value.run
+    assert int(good.state.step) % 4 == 0 and int(good.state.step) < 40
+    assert all(np.isfinite(v) for v in good.evaluate().values())
+
+
+def test_read_data_hashes_the_bytes_it_parsed(tmp_path):
+    path = tmp_path / "w.txt"
+    path.write_bytes(b"\xef\xbb\xbfemma\nava\n")
+    loaded = read_data(str(path))
+    import hashlib
+    assert loaded.words == ["emma", "ava"] and loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -45,12 +45,17 @@ def test_stored_without_outputs(path):
     assert not dirty, f"{path.name}: cells {dirty} hold outputs; clear them before committing"
 
 
-def test_the_kernel_runs_this_interpreter(tmp_path, monkeypatch):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "import sys, makemore_jax, nbformat\nprint(sys.prefix)\nprint(makemore_jax.__file__)")])
-    text = _run(nb, tmp_path, monkeypatch).cells[0].outputs[0]["text"].split()
-    assert text[0] == sys.prefix  # the same virtual environment, with the same packages
-    assert pathlib.Path(text[1]).resolve() == ROOT / "makemore_jax" / "__init__.py"  # this checkout's library
+def test_the_kernel_runs_this_interpreter_in_quick_mode_and_errors_fail(tmp_path, monkeypatch):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import sys, makemore_jax\nfrom makemore_jax.quick import is_quick\n"
+                                  "print(sys.prefix, makemore_jax.__file__, is_quick())"),
+        nbformat.v4.new_code_cell("raise ValueError('a failing cell')")])
+    with pytest.raises(nbclient.exceptions.CellExecutionError, match="a failing cell"):
+        _run(nb, tmp_path, monkeypatch)
+    prefix, library, quick = nb.cells[0].outputs[0]["text"].split()
+    assert prefix == sys.prefix  # the same virtual environment, with the same packages
+    assert pathlib.Path(library).resolve() == ROOT / "makemore_jax" / "__init__.py"  # this checkout's library
+    assert quick == "True"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -105,7 +105,7 @@ def losses_bar_figure(losses: Mapping[str, Mapping[str, float]], *, title: str =
     if finite:
         ax.set_ylim(min(finite) * 0.9, max(finite) * 1.04)  # the differences are small: start near the lowest
     ax.set_xticks(range(len(names)), labels=names)
-    ax.set(ylabel="loss (nats per character)", title=title)
+    ax.set(xlabel="model", ylabel="loss (nats per character)", title=title)
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3, axis="y")
     return fig

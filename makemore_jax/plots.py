@@ -1,31 +1,49 @@
-"""Figures (matplotlib, the optional `plots` extra). Each function writes one PNG and returns its path."""
+"""Figures (matplotlib, the optional `plots` extra).
+
+Each `*_figure` function returns a matplotlib Figure: a notebook shows it as a cell's value
+(after `%matplotlib inline`). Each `plot_*` function writes one such figure to a PNG and
+returns its path (the CLI's). No pyplot here: no backend to pick, no global figures to close.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
 
-import matplotlib
+import matplotlib  # noqa: F401  (first: a missing matplotlib raises ImportError(name="matplotlib"))
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .checkpoint import atomic_write  # noqa: E402
-from .data import DataError  # noqa: E402
+from .checkpoint import atomic_write
+from .data import DataError, Vocab
 
 
-def _save(fig, path: str) -> str:
-    import io
+def save(fig: Figure, path: str) -> str:
+    """Write fig to path as a PNG, atomically; returns path."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     atomic_write(path, buffer.getvalue())
     return path
 
 
-def plot_losses(metrics_path: str, path: str) -> str:
-    """Training loss per chunk (mean, log10 as in the lectures) from metrics.jsonl."""
+# ----------------------------------------------------------------------------- training curves
+
+
+def loss_curve_figure(steps: Sequence[float], losses: Sequence[float], *, title: str = "training loss",
+                      ylabel: str = "loss", log10: bool = False) -> Figure:
+    """Loss against step; log10 of the loss as in the lectures when `log10`."""
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    ax.plot(steps, np.log10(losses) if log10 else losses)
+    ax.set(xlabel="step", ylabel=f"log10 {ylabel}" if log10 else ylabel, title=title)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def read_loss_log(metrics_path: str) -> tuple[list[int], list[float]]:
+    """(steps, chunk-mean training losses) from a run's metrics.jsonl."""
     if not os.path.isfile(metrics_path):
         raise DataError(f"{metrics_path}: no metrics log; train with: makemore-jax train --out {os.path.dirname(metrics_path)}")
     steps, losses = [], []
@@ -40,20 +58,145 @@ def plot_losses(metrics_path: str, path: str) -> str:
                 losses.append(record["loss"])
     if not steps:
         raise DataError(f"{metrics_path}: no training losses logged")
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, np.log10(losses))
-    ax.set(xlabel="step", ylabel="log10 training loss (chunk mean)", title="training loss")
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return steps, losses
 
 
-def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, path: str) -> str:
+def training_curve_figure(metrics_path: str, *, title: str = "training loss") -> Figure:
+    """A run's training loss per chunk (mean, log10 as in the lectures) from its metrics.jsonl."""
+    steps, losses = read_loss_log(metrics_path)
+    return loss_curve_figure(steps, losses, title=title, ylabel="training loss (chunk mean)", log10=True)
+
+
+def plot_losses(metrics_path: str, path: str) -> str:
+    return save(training_curve_figure(metrics_path), path)
+
+
+def lr_find_figure(lrs: np.ndarray, losses: np.ndarray) -> Figure:
     """Lecture 2's plot: minibatch loss against log10 learning rate."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     ax.plot(np.log10(lrs), losses, lw=0.8)
     ax.set(xlabel="log10 learning rate", ylabel="minibatch loss", title="learning-rate sweep")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return fig
+
+
+def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, path: str) -> str:
+    return save(lr_find_figure(lrs, losses), path)
+
+
+def losses_bar_figure(losses: Mapping[str, Mapping[str, float]], *, title: str = "loss by model") -> Figure:
+    """Grouped bars: one group per model, one bar per split, the value written on each bar.
+
+    Args:
+        losses: {model name: {split name: loss in nats}}, e.g. {"mlp": {"train": 2.1, "dev": 2.2}}.
+    """
+    names = list(losses)
+    splits = list(dict.fromkeys(s for per_model in losses.values() for s in per_model))
+    width = 0.8 / max(len(splits), 1)
+    fig = Figure(figsize=(max(6.0, 1.3 * len(names) * max(len(splits), 1) * 0.6 + 2), 4.5))
+    ax = fig.subplots()
+    for i, split in enumerate(splits):
+        xs = np.arange(len(names)) + (i - (len(splits) - 1) / 2) * width
+        values = [losses[n].get(split, np.nan) for n in names]
+        bars = ax.bar(xs, values, width, label=split)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=2)
+    finite = [v for per_model in losses.values() for v in per_model.values() if np.isfinite(v)]
+    if finite:
+        ax.set_ylim(min(finite) * 0.9, max(finite) * 1.04)  # the differences are small: start near the lowest
+    ax.set_xticks(range(len(names)), labels=names)
+    ax.set(xlabel="model", ylabel="loss (nats per character)", title=title)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+# ----------------------------------------------------------------------------- lectures 1-2: pictures of models
+
+
+def bigram_figure(matrix: np.ndarray, vocab: Vocab, *, title: str, fmt: str = "{:.0f}") -> Figure:
+    """Lecture 1's heatmap: cell (a, b) shows the pair "ab" and matrix[a, b] (counts or p(b | a)).
+
+    Args:
+        matrix: [vocab, vocab], rows the first character, columns the next one.
+        fmt: how each cell's number is written ("{:.0f}" for counts, "{:.2f}" for probabilities).
+    """
+    n = vocab.size
+    matrix = np.asarray(matrix)
+    if matrix.shape != (n, n):
+        raise ValueError(f"matrix must be [{n}, {n}] for this vocabulary, got {list(matrix.shape)}")
+    fig = Figure(figsize=(16, 16))
+    ax = fig.subplots()
+    ax.imshow(matrix, cmap="Blues")
+    dark = matrix > 0.4 * matrix.max()  # white text on the dark cells, as many as needed
+    for a in range(n):
+        for b in range(n):
+            color = "white" if dark[a, b] else "dimgray"
+            ax.text(b, a, vocab.chars[a] + vocab.chars[b], ha="center", va="bottom", color=color, fontsize=10)
+            ax.text(b, a, fmt.format(matrix[a, b]), ha="center", va="top", color=color, fontsize=8)
+    ax.set_xticks(range(n), labels=vocab.chars)
+    ax.set_yticks(range(n), labels=vocab.chars)
+    ax.tick_params(top=True, labeltop=True)
+    ax.set(xlabel="next character", ylabel="first character", title=title)
+    return fig
+
+
+def embedding_figure(C: np.ndarray, vocab: Vocab, *, title: str = "character embeddings") -> Figure:
+    """Lecture 2's scatter of the embedding table, one labelled dot per character.
+
+    Args:
+        C: [vocab, n_embd]; with n_embd > 2 the points are the first two principal components.
+    """
+    C = np.asarray(C, np.float64)
+    axes = ("dimension 0", "dimension 1")
+    if C.shape[1] > 2:
+        centred = C - C.mean(axis=0)
+        C = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+        axes = ("principal component 1", "principal component 2")
+    fig = Figure(figsize=(7, 7))
+    ax = fig.subplots()
+    ax.scatter(C[:, 0], C[:, 1], s=300, color="tab:blue")
+    for i, ch in enumerate(vocab.chars):
+        ax.text(C[i, 0], C[i, 1], ch, ha="center", va="center", color="white", fontsize=11, fontweight="bold")
+    ax.set(xlabel=axes[0], ylabel=axes[1], title=title)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def agreement_figure(expected: np.ndarray, actual: np.ndarray, *, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Scatter of two arrays of the same numbers computed two ways, with the line y = x."""
+    x, y = np.ravel(expected), np.ravel(actual)
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
+    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    ax.plot([lo, hi], [lo, hi], color="k", lw=0.8, ls="--", label="y = x")
+    ax.scatter(x, y, s=12, alpha=0.7)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def decision_boundary_figure(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray, *,
+                             title: str = "decision boundary") -> Figure:
+    """A 2-D classifier's regions (score > 0 or not) with the labelled points on top (micrograd's moons).
+
+    Args:
+        predict: [K, 2] points -> [K] scores.
+        X: [N, 2] points; y: [N] labels (-1 or +1).
+    """
+    X, y = np.asarray(X), np.asarray(y)
+    (x0, y0), (x1, y1) = X.min(axis=0) - 0.5, X.max(axis=0) + 0.5
+    gx, gy = np.meshgrid(np.linspace(x0, x1, 200), np.linspace(y0, y1, 200))
+    scores = np.asarray(predict(np.stack([gx.ravel(), gy.ravel()], axis=1))).reshape(gx.shape)
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
+    ax.contourf(gx, gy, scores > 0, levels=[-0.5, 0.5, 1.5], colors=["#f4c7c3", "#c6dbef"], alpha=0.8)
+    for label, color in ((-1, "tab:red"), (1, "tab:blue")):
+        ax.scatter(*X[y == label].T, s=25, color=color, edgecolor="k", lw=0.5, label=f"label {label:+d}")
+    ax.set(xlabel="x0", ylabel="x1", title=title)
+    ax.legend(fontsize=8)
+    return fig
 
 
 # ----------------------------------------------------------------------------- diagnostics (lecture 3)
@@ -81,7 +224,7 @@ def _histogram_lines(ax, arrays, labels) -> None:
     ax.grid(alpha=0.3)
 
 
-def plot_activation_histograms(acts: list, path: str, *, title: str = "activation distribution") -> str:
+def activation_histograms_figure(acts: list, *, title: str = "activation distribution") -> Figure:
     """Lecture 3's histograms of each hidden layer's tanh outputs, one line per layer.
 
     Args:
@@ -90,13 +233,14 @@ def plot_activation_histograms(acts: list, path: str, *, title: str = "activatio
     from .diagnostics import SATURATED
     labels = [f"layer {i + 1} (tanh): mean {np.mean(a):+.2f}, std {np.std(a):.2f}, "
               f"saturated {np.mean(np.abs(a) > SATURATED):.1%}" for i, a in enumerate(map(np.asarray, acts))]
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax = fig.subplots()
     _histogram_lines(ax, acts, labels)
     ax.set(xlabel="tanh output", ylabel="density", title=title)
-    return _save(fig, path)
+    return fig
 
 
-def plot_gradient_histograms(act_grads: list, path: str, *, title: str = "gradient distribution") -> str:
+def gradient_histograms_figure(act_grads: list, *, title: str = "gradient distribution") -> Figure:
     """Histograms of d loss / d tanh output per hidden layer (the lecture's `layer.out.grad`).
 
     Args:
@@ -104,30 +248,32 @@ def plot_gradient_histograms(act_grads: list, path: str, *, title: str = "gradie
     """
     labels = [f"layer {i + 1} (tanh): mean {np.mean(g):+.1e}, std {np.std(g):.1e}"
               for i, g in enumerate(map(np.asarray, act_grads))]
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax = fig.subplots()
     _histogram_lines(ax, act_grads, labels)
     ax.set(xlabel="d loss / d tanh output", ylabel="density", title=title)
-    return _save(fig, path)
+    return fig
 
 
-def plot_update_ratios(steps: np.ndarray, ratios: dict, path: str, *, guide: float = -3.0) -> str:
+def update_ratios_figure(steps: np.ndarray, ratios: dict, *, guide: float = -3.0) -> Figure:
     """log10 update:data ratio per weight over training, with the lecture's guide line at -3.
 
     Args:
         steps: int [K], the steps the ratios were taken at.
         ratios: {weight name: [K] log10 std(update) / std(weight)}.
     """
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax = fig.subplots()
     for name, values in ratios.items():
         ax.plot(steps, values, lw=0.8, label=name)
     ax.axhline(guide, color="k", ls="--", lw=1, label=f"guide ({guide:g})")
     ax.set(xlabel="step", ylabel="log10 update:data", title="update:data ratio")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return fig
 
 
-def plot_saturation_maps(acts: list, path: str, *, threshold: float = 0.99) -> str:
+def saturation_maps_figure(acts: list, *, threshold: float = 0.99) -> Figure:
     """Lecture 3's dead-neuron map: |tanh| > threshold (white) per example (row) and unit (column).
 
     A column white from top to bottom is a unit saturated for every example: no gradient
@@ -137,15 +283,21 @@ def plot_saturation_maps(acts: list, path: str, *, threshold: float = 0.99) -> s
         acts: one [B, n_hidden] array of tanh outputs per layer.
     """
     acts = [np.abs(np.asarray(a)) > threshold for a in acts]
-    fig, axes = plt.subplots(len(acts), 1, figsize=(10, 1.2 + 1.6 * len(acts)), squeeze=False)
+    fig = Figure(figsize=(10, 1.2 + 1.6 * len(acts)), layout="tight")
+    axes = fig.subplots(len(acts), 1, squeeze=False)
     for i, (ax, white) in enumerate(zip(axes[:, 0], acts)):
         ax.imshow(white, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
         ax.set_title(f"layer {i + 1}: {white.mean():.1%} of |tanh| > {threshold}, "
                      f"{int(white.all(axis=0).sum())} units saturated on every example", fontsize=9)
         ax.set_ylabel("example")
     axes[-1, 0].set_xlabel("unit")
-    fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def update_ratio_curves(updates: dict) -> dict[str, np.ndarray]:
+    """{weight name: [K] log10 update:data} from fit's summary["metrics"] with diagnostics.update_ratios."""
+    from .diagnostics import UPDATE_PREFIX
+    return {k[len(UPDATE_PREFIX):]: v for k, v in updates.items() if k.startswith(UPDATE_PREFIX)}
 
 
 def plot_diagnostics(acts: list, act_grads: list, updates: dict | None, out_dir: str) -> list[str]:
@@ -157,12 +309,11 @@ def plot_diagnostics(acts: list, act_grads: list, updates: dict | None, out_dir:
     Returns:
         the paths written.
     """
-    from .diagnostics import UPDATE_GUIDE, UPDATE_PREFIX
-    paths = [plot_activation_histograms(acts, os.path.join(out_dir, "activations.png")),
-             plot_gradient_histograms(act_grads, os.path.join(out_dir, "gradients.png")),
-             plot_saturation_maps(acts, os.path.join(out_dir, "saturation.png"))]
+    from .diagnostics import UPDATE_GUIDE
+    paths = [save(activation_histograms_figure(acts), os.path.join(out_dir, "activations.png")),
+             save(gradient_histograms_figure(act_grads), os.path.join(out_dir, "gradients.png")),
+             save(saturation_maps_figure(acts), os.path.join(out_dir, "saturation.png"))]
     if updates is not None and len(updates["step"]):
-        ratios = {k[len(UPDATE_PREFIX):]: v for k, v in updates.items() if k.startswith(UPDATE_PREFIX)}
-        paths.append(plot_update_ratios(updates["step"], ratios, os.path.join(out_dir, "update_ratios.png"),
-                                        guide=UPDATE_GUIDE))
+        paths.append(save(update_ratios_figure(updates["step"], update_ratio_curves(updates), guide=UPDATE_GUIDE),
+                          os.path.join(out_dir, "update_ratios.png")))
     return paths

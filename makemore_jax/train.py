@@ -250,7 +250,7 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
         Diverged: a loss went NaN/inf or above DIVERGENCE_FACTOR x the first one; it carries
             the state before the chunk where that happened.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # not tqdm.auto: it warns in a Jupyter kernel without ipywidgets, and the bar needs a terminal anyway
 
     if tc.batch_size is not None and tc.batch_size > len(X):
         raise ValueError(f"batch_size {tc.batch_size} is larger than the training split ({len(X)} examples)")

@@ -54,6 +54,8 @@ def test_moons_default_seed_reaches_99_percent(moons_default):
     _, y = make_moons(100, noise=0.1, seed=0)
     accuracy = np.mean(np.sign(moons_default["predictions"]) == y)
     assert accuracy == moons_default["accuracy"]
+    model, xs = moons_default["model"], moons_default["xs"]  # the trained model, for figures
+    assert [model(x).data for x in xs] == moons_default["predictions"] and moons_default["ys"] == y.tolist()
 
 
 def test_lecture_default_seed_reaches_loss_below_0_01(capsys):

@@ -14,7 +14,7 @@ from makemore_jax.micrograd.engine import Value
 def dot_installed(monkeypatch):
     """The Python package is needed to build a graph; the dot program only to render it."""
     pytest.importorskip("graphviz")
-    monkeypatch.setattr(draw, "_dot_available", lambda: True)
+    monkeypatch.setattr(draw, "dot_available", lambda: True)
 
 
 def lecture_graph():
@@ -95,7 +95,7 @@ def test_missing_python_package_says_what_to_install(monkeypatch):
 
 def test_missing_dot_program_says_what_to_install(monkeypatch):
     monkeypatch.setattr(draw.shutil, "which", lambda name: None)
-    assert draw._dot_available() is False
+    assert draw.dot_available() is False
     with pytest.raises(RuntimeError, match="dot program") as excinfo:
         draw.draw_dot(Value(1.0))
     assert "apt-get install graphviz" in str(excinfo.value)
@@ -103,4 +103,4 @@ def test_missing_dot_program_says_what_to_install(monkeypatch):
 
 def test_dot_check_finds_a_dot_on_path(monkeypatch):
     monkeypatch.setattr(draw.shutil, "which", lambda name: "/usr/bin/dot" if name == "dot" else None)
-    assert draw._dot_available() is True
+    assert draw.dot_available() is True

@@ -80,7 +80,8 @@ def run_demo(name: str, *, steps: int = 100, seed: int = 0, quiet: bool = False)
         {"losses": loss before each step, "final_loss": loss after the last step,
          "predictions": the trained model's outputs for every example (scores for moons),
          "accuracy": fraction of moons with sign(score) == label, None for lecture,
-         "seconds": wall time of the training loop}.
+         "seconds": wall time of the training loop,
+         "model": the trained MLP, "xs", "ys": the data it was trained on}.
     """
     if name not in DEMOS:
         raise ValueError(f"unknown micrograd demo {name!r}; choose one of: {', '.join(DEMOS)}")
@@ -123,7 +124,7 @@ def run_demo(name: str, *, steps: int = 100, seed: int = 0, quiet: bool = False)
         outcome = f"predictions [{', '.join(f'{p:.4f}' for p in predictions)}] for targets {ys}"
     say(f"{name}: {steps} steps in {seconds:.2f}s, final loss {loss.data:.6f}, {outcome}")
     return {"losses": losses, "final_loss": loss.data, "predictions": predictions,
-            "accuracy": accuracy, "seconds": seconds}
+            "accuracy": accuracy, "seconds": seconds, "model": model, "xs": xs, "ys": ys}
 
 
 @contextlib.contextmanager

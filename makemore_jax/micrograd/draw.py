@@ -29,7 +29,8 @@ def _import_graphviz():
     return graphviz
 
 
-def _dot_available() -> bool:
+def dot_available() -> bool:
+    """Whether the Graphviz dot program is on PATH (draw_dot needs it)."""
     return shutil.which("dot") is not None
 
 
@@ -70,7 +71,7 @@ def draw_dot(root: Value, rankdir: str = "LR") -> graphviz.Digraph:
         RuntimeError: the Graphviz dot program is not on PATH.
     """
     graphviz = _import_graphviz()
-    if not _dot_available():
+    if not dot_available():
         raise RuntimeError(f"draw_dot needs the Graphviz dot program on PATH: install {INSTALL_DOT}")
     if rankdir not in ("LR", "RL", "TB", "BT"):
         raise ValueError(f"rankdir must be one of LR, RL, TB, BT, got {rankdir!r}")

@@ -178,8 +178,22 @@ def as_flags(message: str) -> str:
     return message
 
 
+def use_compilation_cache() -> None:
+    """Keep compiled programs in ~/.cache/makemore-jax/xla (JAX's persistent cache), unless
+    JAX_COMPILATION_CACHE_DIR says otherwise ("" turns it off): a second run of the same
+    command skips the ~5 s of XLA compiles of the lecture MLP's run (benchmarks/ABLATIONS.md).
+    """
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return
+    import jax
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    jax.config.update("jax_compilation_cache_dir", os.path.join(cache, "makemore-jax", "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
 def main(argv: list[str] | None = None) -> int:
     use_one_cpu_thread()
+    use_compilation_cache()
     args = build_parser().parse_args(argv)
     if getattr(args, "devices", 1) != 1:  # several devices wanted: on a CPU, split it (before JAX starts)
         request_host_devices(args.devices)

@@ -3,7 +3,9 @@
 import contextlib
 import os
 
-import jax
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", "")  # the CLI's persistent compile cache off: tests compile afresh
+
+import jax  # noqa: E402
 import numpy as np
 import pytest
 

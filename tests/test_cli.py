@@ -140,3 +140,22 @@ def test_lr_find_and_plot_write_their_files(capsys, tmp_path, small_data):
                    "-n", "0", "--quiet")[0] == 0
     code, stdout, _ = run_cli(capsys, "plot", "--out", train)
     assert code == 0 and os.path.getsize(os.path.join(train, "loss.png")) > 1000
+
+
+def test_the_compile_cache_goes_under_the_user_cache_unless_the_environment_says(monkeypatch, tmp_path):
+    import jax
+
+    from makemore_jax.cli import use_compilation_cache
+    before = jax.config.jax_compilation_cache_dir
+    min_seconds = jax.config.jax_persistent_cache_min_compile_time_secs
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    try:
+        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "")  # the user's choice (here: off) wins
+        use_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == before
+        monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+        use_compilation_cache()
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "makemore-jax" / "xla")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", min_seconds)

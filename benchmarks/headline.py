@@ -76,7 +76,7 @@ def main(quick: bool = False) -> dict:
     for name, r in rows.items():
         extra = " ".join(dict(path)[name])
         if r["torch_s"]:
-            print(f"| {name} {extra} | {r['cli_s']:.1f} | {r['torch_s']:,.0f} | {r['torch_measured_steps']:,} steps, "
+            print(f"| {name} {extra} | {r['cli_s']:.1f} | {r['torch_s']:,.0f} | {r['torch_measured_steps']:,} steps x 3, "
                   f"{r['torch_threads']} thread(s), {r['torch_rate']:,.0f} steps/s | {r['torch_s'] / r['cli_s']:.1f}x |")
         else:
             why = "no reference" if torch else "torch not installed or --no-torch"

@@ -7,7 +7,8 @@ Each module imports torch at top level and exposes
 where X, Y are numpy arrays built by the model's own dataset, `config` is the JAX model's
 config dataclass (the reference builds the same sizes from it) and the variants are
 "lecture eager" (the lectures' own code), "torch.nn + torch.optim" and "torch.compile"
-(others may add more). `REFERENCES` maps a registry model name to its module here; a model
+(others may add more). Optional: `split_loss(X, Y, config) -> () -> loss over the whole
+split` (the `evaluation` benchmark's PyTorch column). `REFERENCES` maps a registry model name to its module here; a model
 without an entry gets its JAX rows only, and the tables say so.
 
 torch is not a project dependency: it comes from the optional `bench` extra (on the

@@ -29,7 +29,7 @@ BENCHMARKS = {  # name -> (module, what it measures)
     "scaling": ("scaling", "the MLP's steps/s and GFLOP/s as batch size and width grow (+ PNG)"),
     "headline": ("headline", "the lecture path through the CLI, 200k steps per model, against PyTorch"),
     "sweep": ("sweep", "many runs at once (makemore_jax.sweep)"),
-    "ablations": ("ablations", "the engine's ablations, one change at a time"),
+    "wavenet": ("wavenet_layout", "WaveNet training: the JAX layouts against the lecture's PyTorch loops"),
     "batchnorm": ("batchnorm_vjp", "BatchNorm's fused derivative rule against plain autodiff"),
     "reproduce": ("reproduce", "the lectures' 200k-step losses over several seeds (long)"),
 }

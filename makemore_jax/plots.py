@@ -208,13 +208,15 @@ def plot_sweep(steps: np.ndarray, curves: np.ndarray, labels: list[str], path: s
     Args:
         steps: int [K]; curves: float [R, K]; labels: R run labels.
     """
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig = Figure(figsize=(9, 5))
+    ax = fig.subplots()
     for curve, label in zip(curves, labels):
         ax.plot(steps, np.log10(curve), lw=1, label=label)
     ax.set(xlabel="step", ylabel="log10 training loss (chunk mean)", title=f"sweep: {len(labels)} runs")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=1 + len(labels) // 25)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
+
 
 def _histogram_lines(ax, arrays, labels) -> None:
     for values, label in zip(arrays, labels):

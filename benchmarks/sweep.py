@@ -81,8 +81,8 @@ def _run_side(side: str, steps: int) -> dict:
 
 
 def main(quick: bool = False) -> dict:
-    steps = 2_000 if quick else 10_000
-    repeats = 5
+    steps = 1_000 if quick else 10_000
+    repeats = 3 if quick else 5  # --quick: a smoke run of the comparison, not a figure to quote
     n_runs = len(LRS) * len(SEEDS)
     results: dict[str, list[dict]] = {side: [] for side in SIDES}
     for _ in range(repeats):

@@ -60,7 +60,7 @@ def main():
     mesh = parallel.data_mesh(4)
     for name in DATA_PARALLEL_MODELS:
         model = models.get(name)
-        block_size = 8 if getattr(model, "dataset", "context") == "sequence" else 3
+        block_size = data.sequence_block_size(words) if model.dataset == "sequence" else 3
         config = small_config(model, vocab, block_size)
         X, Y = dataset(model, train_words, vocab, config.block_size)
         Xd, Yd = dataset(model, dev_words, vocab, config.block_size)

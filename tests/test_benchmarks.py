@@ -120,8 +120,8 @@ def test_reference_loops_train_the_same_sizes(name):
     model, config, X, Y, vocab = sides.problem(name)
     batch = sides.train_config(model).batch_size
     loops = sides.reference_module(name).loops(X[:5000], Y[:5000], config, batch_size=batch, seed=0)
-    assert {"lecture eager", "torch.nn + torch.optim", "torch.compile"} <= set(loops)
-    for variant in ("lecture eager", "torch.nn + torch.optim"):
+    assert "lecture eager" in loops and len(loops) >= 2, sorted(loops)  # the lectures' code and a PyTorch user's
+    for variant in [v for v in loops if v != "torch.compile"]:  # torch.compile: minutes of compiling
         first = loops[variant](1)
         later = loops[variant](150)
         assert math.isfinite(first) and later < first, (variant, first, later)

@@ -23,7 +23,7 @@ from makemore_jax import data, models
 from makemore_jax.evaluate import split_loss
 from makemore_jax.train import TrainConfig, create_train_state, fit
 
-SHARED_NAMES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "names.txt")
+SHARED_NAMES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "names.txt")  # makemore's list
 SPLITS = {"makemore": data.split_words_makemore, "lectures": data.split_words}
 
 
@@ -43,7 +43,8 @@ def _value(text: str):
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="transformer")
-    parser.add_argument("--data", default="/work/shared/data/names.txt")
+    parser.add_argument("--data", default=os.environ.get("MAKEMORE_ORIGINAL_NAMES", SHARED_NAMES),
+                        help="one word per line (default: makemore's names.txt beside the checkout)")
     parser.add_argument("--split", choices=SPLITS, default="makemore")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=42)

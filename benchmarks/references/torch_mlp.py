@@ -152,7 +152,8 @@ class BatchNorm1d:
 
     def __call__(self, x):
         if self.training:
-            xmean, xvar = x.mean(0, keepdim=True), x.var(0, keepdim=True)
+            dim = 0 if x.ndim == 2 else (0, 1)  # lecture 5: over batch and time of a [B, T, C] input
+            xmean, xvar = x.mean(dim, keepdim=True), x.var(dim, keepdim=True)
         else:
             xmean, xvar = self.running_mean, self.running_var
         xhat = (x - xmean) / torch.sqrt(xvar + self.eps)

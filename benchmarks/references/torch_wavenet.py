@@ -20,64 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .torch_mlp import BatchNorm1d, Linear, Tanh  # lecture 3's classes; lecture 5 reuses them
+
 DECAY_STEP = 150_000  # the lecture's lr drop
 
 
 # ----------------------------------------------------------------------------- the lecture's classes
-
-
-class Linear:
-    def __init__(self, fan_in, fan_out, bias=True, *, g=None):
-        self.weight = torch.randn((fan_in, fan_out), generator=g) / fan_in**0.5  # note: kaiming init
-        self.bias = torch.zeros(fan_out) if bias else None
-
-    def __call__(self, x):
-        self.out = x @ self.weight
-        if self.bias is not None:
-            self.out += self.bias
-        return self.out
-
-    def parameters(self):
-        return [self.weight] + ([] if self.bias is None else [self.bias])
-
-
-class BatchNorm1d:
-    def __init__(self, dim, eps=1e-5, momentum=0.1):
-        self.eps = eps
-        self.momentum = momentum
-        self.training = True
-        self.gamma = torch.ones(dim)
-        self.beta = torch.zeros(dim)
-        self.running_mean = torch.zeros(dim)
-        self.running_var = torch.ones(dim)
-
-    def __call__(self, x):
-        if self.training:
-            dim = 0 if x.ndim == 2 else (0, 1)
-            xmean = x.mean(dim, keepdim=True)
-            xvar = x.var(dim, keepdim=True)
-        else:
-            xmean = self.running_mean
-            xvar = self.running_var
-        xhat = (x - xmean) / torch.sqrt(xvar + self.eps)
-        self.out = self.gamma * xhat + self.beta
-        if self.training:
-            with torch.no_grad():
-                self.running_mean = (1 - self.momentum) * self.running_mean + self.momentum * xmean
-                self.running_var = (1 - self.momentum) * self.running_var + self.momentum * xvar
-        return self.out
-
-    def parameters(self):
-        return [self.gamma, self.beta]
-
-
-class Tanh:
-    def __call__(self, x):
-        self.out = torch.tanh(x)
-        return self.out
-
-    def parameters(self):
-        return []
 
 
 class Embedding:

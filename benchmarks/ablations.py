@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import os
 import statistics
@@ -134,23 +135,17 @@ def torch_worker(variant: str, model_name: str, steps: int) -> dict:
     torch.set_num_threads(2 if variant.endswith("2 threads") else 1)
     model, config, X, Y = _data(model_name)
     warmup = 200
-    if model_name == "mlp":
-        from benchmarks.references import torch_mlp
-        if variant == "torch.nn + torch.optim":
-            raise SystemExit("no torch.nn reference for mlp here")
-        run = lambda n: torch_mlp.train(X, Y, vocab_size=config.vocab_size, steps=n)
-    elif model_name == "mlp-deep":
-        from benchmarks.references import torch_mlp_deep
-        style = "nn" if variant == "torch.nn + torch.optim" else "lecture"
-        run = lambda n: torch_mlp_deep.train(X, Y, vocab_size=config.vocab_size, steps=n, style=style)
-    else:
-        raise SystemExit(f"no PyTorch reference for {model_name} in this script")
+    from benchmarks.references import REFERENCES
+    if model_name not in REFERENCES:
+        raise SystemExit(f"no PyTorch reference for {model_name} (benchmarks/references REFERENCES)")
+    module = importlib.import_module(f"benchmarks.references.{REFERENCES[model_name]}")
+    loops = module.loops(X, Y, config, batch_size=32, seed=0)  # {variant: run(n_steps) -> last loss}
+    run = loops["torch.nn + torch.optim" if variant == "torch.nn + torch.optim" else "lecture eager"]
     run(warmup)
-    cpu = time.process_time()
-    result = run(steps)  # its "seconds" time the training loop alone
-    cpu = time.process_time() - cpu  # plus the reference's init, a few ms
-    return {"steps_per_s": result["steps_per_s"], "steps_per_cpu_s": steps / cpu, "compile_s": 0.0,
-            "last_loss": result["final_loss"]}
+    wall, cpu = time.perf_counter(), time.process_time()
+    last = run(steps)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"steps_per_s": steps / wall, "steps_per_cpu_s": steps / cpu, "compile_s": 0.0, "last_loss": last}
 
 
 # ----------------------------------------------------------------------------- driver

@@ -56,7 +56,7 @@ def test_protocol_shapes_and_eval_leaves_state_alone(name):
     assert_trees_close(eval_state, state, rtol=0)
 
 
-@pytest.mark.parametrize("name", ["mlp", "mlp-bn", "mlp-deep"])
+@pytest.mark.parametrize("name", ["mlp", "mlp-bn", "mlp-deep", "wavenet"])
 def test_initial_loss_is_near_uniform_with_the_fixed_inits(name, bundled_words):
     from makemore_jax.data import Vocab, build_context_dataset
     vocab = Vocab.from_words(bundled_words)

@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from . import models
 from .checkpoint import WRITE_LOCK, CheckpointError
-from .commands import (CHOICES, COMMANDS, EMPTY, PROG, TRAIN_FLAGS, Stopped, UsageError, config_flags, devices_flag,
-                       diagnosable, mlp_inits, non_negative_int, positive_int, values_flag)
+from .commands import (CHOICES, COMMANDS, EMPTY, PROG, TRAIN_FLAGS, Stopped, UsageError, all_inits, config_flags,
+                       devices_flag, diagnosable, mlp_inits, non_negative_int, positive_int, values_flag)
 from .data import DataError
 from .parallel import request_host_devices
 
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out (same model and settings)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already saved in --out")
     p.add_argument("-n", "--num-samples", type=non_negative_int, default=10, help="names to print at the end (default 10)")
-    choices = {**CHOICES, "init": mlp_inits()}
+    choices = {**CHOICES, "init": all_inits()}
     group = p.add_argument_group("training (a closed-form model such as bigram ignores these)")
     for name, (kind, help_text) in TRAIN_FLAGS.items():
         group.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=help_text,

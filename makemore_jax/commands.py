@@ -58,7 +58,8 @@ FIELD_HELP = {  # model config field -> what it means (defaults and models are a
     "batchnorm": "BatchNorm after each hidden linear layer",
     "out_batchnorm": "BatchNorm after the output layer (lecture 3's deep net)",
     "init": "weight initialisation: unit = every weight N(0, 1) (lecture 2, initial loss ~27); scaled = "
-            "lecture 3's hand-picked factors (0.2, 0.01); fan-in = 1/sqrt(fan_in); kaiming = (5/3)/sqrt(fan_in)",
+            "lecture 3's hand-picked factors (0.2, 0.01); fan-in = 1/sqrt(fan_in); kaiming = (5/3)/sqrt(fan_in); "
+            "transformer: pytorch = torch's layer defaults, as makemore.py; gpt2 = N(0, 0.02)",
     "smoothing": "count added to every character pair before normalising",
     "reg": "L2 penalty reg * mean(W**2) added to the training loss; the lecture uses 0.01",
 }
@@ -111,11 +112,13 @@ TRAIN_FLAGS = {  # flag -> (type, help); None values fall back to the model's / 
     "lr_decay_step": (int, "sgd: multiply the learning rate by --lr-decay from this step on (default 100000)"),
     "lr_decay": (float, "sgd: the factor applied at --lr-decay-step (default 0.1)"),
     "warmup_steps": (int, "adamw: linear warmup steps before the cosine decay (default 0)"),
+    "min_lr_ratio": (float, "adamw: the cosine ends at lr x this at the last step; 1 holds lr constant (default 0.1; "
+                            "transformer 1)"),
     "weight_decay": (float, "adamw: decoupled weight decay (default 0.01)"),
     "clip_norm": (float, "clip the global gradient norm to this (default: no clipping)"),
     "chunk_size": (positive_int, "steps per device dispatch and per log line (default 1000)"),
 }
-CHOICES = {"optimizer": ("sgd", "adamw")}  # flag -> allowed values (init's come from models.mlp)
+CHOICES = {"optimizer": ("sgd", "adamw")}  # flag -> allowed values (init's come from the models)
 
 # ----------------------------------------------------------------------------- shared steps
 
@@ -318,6 +321,12 @@ def diagnosable() -> list[str]:
 def mlp_inits() -> tuple[str, ...]:
     from .models.mlp import INITS
     return INITS
+
+
+def all_inits() -> tuple[str, ...]:
+    """--init's values: the MLP family's, then the transformer's."""
+    from .models import transformer
+    return mlp_inits() + transformer.INITS
 
 
 def cmd_diagnose(args) -> None:

@@ -40,6 +40,20 @@ def linear_init(key: jax.Array, fan_in: int, fan_out: int, *, bias: bool = True,
     return params
 
 
+def torch_linear_init(key: jax.Array, fan_in: int, fan_out: int, *, bias: bool = True) -> dict:
+    """torch.nn.Linear's default: W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    (Kaiming-uniform with a = sqrt(5), as torch writes it, has exactly that bound.)
+    Returns {"W": [fan_in, fan_out]} plus {"b": [fan_out]} when bias.
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+    key_w, key_b = jax.random.split(key)
+    params = {"W": jax.random.uniform(key_w, (fan_in, fan_out), minval=-bound, maxval=bound)}
+    if bias:
+        params["b"] = jax.random.uniform(key_b, (fan_out,), minval=-bound, maxval=bound)
+    return params
+
+
 def linear(params: dict, x: jax.Array) -> jax.Array:
     """x @ W (+ b): x [..., fan_in] -> [..., fan_out]."""
     y = x @ params["W"]

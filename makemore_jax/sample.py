@@ -19,8 +19,10 @@ def sample_ids(model: Model | Callable, params, state, key: jax.Array, *, n: int
     """Generate n sequences of at most max_len tokens; after the end token 0 every token is 0.
 
     Step i draws token i from softmax(logits / temperature), restricted to the top_k most
-    likely tokens when top_k is given, with the key split(key, max_len)[i]. The logits come
-    from one of three paths, the same numbers up to float rounding:
+    likely tokens when top_k is given, with the key split(key, max_len)[i] (`draw_tokens`).
+    The loop stops as soon as every sequence has ended, so a batch costs as many steps as
+    its longest name, not max_len. The logits come from one of three paths, the same
+    numbers up to float rounding:
       - a `Model` with `decode_step` (transformer: key/value cache; rnn, gru: hidden state):
         one new position per step, from the cache `init_cache(params, config, n)`;
       - a "sequence" `Model` without one: `apply` on the growing prefix (start token 0 at
@@ -42,44 +44,66 @@ def sample_ids(model: Model | Callable, params, state, key: jax.Array, *, n: int
     apply = model.apply if isinstance(model, Model) else model
     kind = "context" if apply is model else ("cached" if model.decode_step is not None else model.dataset)
     steps = max_len if kind == "context" else min(max_len, block_size)  # a sequence model has block_size positions
+    keys = jax.random.split(key, max_len)
 
-    def draw(logits, step_key, done):
-        logits = logits / temperature
-        if top_k is not None:
-            kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
-            logits = jnp.where(logits < kth, -jnp.inf, logits)
-        return jnp.where(done, 0, jax.random.categorical(step_key, logits)).astype(jnp.int32)
-
-    def cached(carry, xs):
-        cache, token, done = carry  # cache pytree, [n] token at position i, [n]
-        i, step_key = xs
+    # One position of each kind: (its carry, i, tokens [max_len, n] drawn so far, draw) -> (carry, token i [n])
+    def cached(carry, i, tokens, draw):
+        cache, token = carry  # cache pytree, [n] token at position i
         logits, cache = model.decode_step(params, state, cache, token, i)
-        token = draw(logits, step_key, done)
-        return (cache, token, done | (token == 0)), token
+        token = draw(logits)
+        return (cache, token), token
 
-    def prefix(carry, xs):
-        tokens, done = carry  # [n, block_size]: start token, then the tokens drawn so far, then 0
-        i, step_key = xs
-        logits, _ = apply(params, state, tokens, train=False)
-        token = draw(jax.lax.dynamic_index_in_dim(logits, i, axis=1, keepdims=False), step_key, done)
-        tokens = jax.lax.dynamic_update_slice(tokens, token[:, None], (0, jnp.minimum(i + 1, block_size - 1)))
-        return (tokens, done | (token == 0)), token
+    def prefix(carry, i, tokens, draw):
+        start = jnp.zeros((1, n), jnp.int32)
+        seq = jnp.concatenate([start, tokens[:block_size - 1]]).T  # [n, block_size]: start, the tokens so far, 0s
+        logits, _ = apply(params, state, seq, train=False)
+        return carry, draw(jax.lax.dynamic_index_in_dim(logits, i, axis=1, keepdims=False))
 
-    def window(carry, xs):
-        context, done = carry  # [n, block_size]
+    def window(context, i, tokens, draw):  # context [n, block_size]: the last block_size tokens
         logits, _ = apply(params, state, context, train=False)
-        token = draw(logits[:, -1] if logits.ndim == 3 else logits, xs[1], done)
-        context = jnp.concatenate([context[:, 1:], token[:, None]], axis=1)
-        return (context, done | (token == 0)), token
+        token = draw(logits[:, -1] if logits.ndim == 3 else logits)
+        return jnp.concatenate([context[:, 1:], token[:, None]], axis=1), token
 
-    zeros, not_done = jnp.zeros((n, block_size), jnp.int32), jnp.zeros((n,), bool)
-    step, start = {"cached": (cached, (model.init_cache(params, config, n) if kind == "cached" else None,
-                                       zeros[:, 0], not_done)),
-                   "sequence": (prefix, (zeros, not_done)),
-                   "context": (window, (zeros, not_done))}[kind]
-    xs = (jnp.arange(steps, dtype=jnp.int32), jax.random.split(key, max_len)[:steps])
-    _, tokens = jax.lax.scan(step, start, xs)
-    return jnp.pad(tokens.T, ((0, 0), (0, max_len - steps)))
+    step = {"cached": cached, "sequence": prefix, "context": window}[kind]
+
+    def body(loop):
+        i, carry, tokens, done = loop
+        draw = lambda logits: jnp.where(done, 0, draw_tokens(keys[i], logits, temperature, top_k))
+        carry, token = step(carry, i, tokens, draw)
+        return i + 1, carry, tokens.at[i].set(token), done | (token == 0)
+
+    def more(loop):
+        i, _, _, done = loop
+        return (i < steps) & ~done.all()
+
+    zeros = jnp.zeros((n,), jnp.int32)
+    start = {"cached": lambda: (model.init_cache(params, config, n), zeros), "sequence": lambda: (),
+             "context": lambda: jnp.zeros((n, block_size), jnp.int32)}[kind]()
+    loop = (jnp.int32(0), start, jnp.zeros((max_len, n), jnp.int32), jnp.zeros((n,), bool))
+    _, _, tokens, _ = jax.lax.while_loop(more, body, loop)
+    return tokens.T
+
+
+def draw_tokens(key: jax.Array, logits: jax.Array, temperature: float = 1.0, top_k: int | None = None) -> jax.Array:
+    """One token per row from softmax(logits / temperature), over the top_k likeliest if given.
+
+    Inverse-CDF sampling: one uniform number per row, located in the row's cumulative
+    probabilities, where `jax.random.categorical` would draw Gumbel noise for every entry
+    (vocab_size numbers per row). A token of probability 0 (outside the top k) is never drawn.
+
+    Args:
+        key: PRNG key.
+        logits: [n, vocab].
+    Returns:
+        int32 [n].
+    """
+    logits = logits / temperature
+    if top_k is not None:
+        kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
+        logits = jnp.where(logits < kth, -jnp.inf, logits)
+    cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)  # [n, vocab]
+    u = jax.random.uniform(key, (logits.shape[0], 1)) * cdf[:, -1:]  # scaled by the total, which rounding moves off 1
+    return jnp.minimum(jnp.sum(cdf <= u, axis=-1), logits.shape[-1] - 1).astype(jnp.int32)
 
 
 def decode(ids: np.ndarray, vocab: Vocab) -> list[str]:

@@ -63,16 +63,39 @@ def test_parameter_counts_on_makemore_names(name, expected, original_words):
     assert n_params(model.init(jax.random.key(0), config)[0]) == expected
 
 
-@pytest.mark.parametrize("name", SEQUENCE_MODELS)
-def test_initial_loss_is_ln_vocab_size(name, names):
+def initial_loss(name, names, **overrides):
     vocab, block_size, (X, Y) = names
     model = models.get(name)
-    config = model.make_config(vocab_size=vocab.size, block_size=block_size)
+    config = model.make_config(vocab_size=vocab.size, block_size=block_size, **overrides)
     params, state = model.init(jax.random.key(0), config)
     logits, new_state = jax.jit(lambda p, s, x: model.apply(p, s, x, train=True))(params, state, jnp.asarray(X))
     assert logits.shape == (*X.shape, vocab.size)
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
-    assert abs(float(cross_entropy(logits, jnp.asarray(Y))) - math.log(vocab.size)) < 0.05
+    return float(cross_entropy(logits, jnp.asarray(Y))) - math.log(vocab.size)
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_initial_loss_is_ln_vocab_size(name, names):
+    assert abs(initial_loss(name, names)) < 0.05
+
+
+def test_transformer_pytorch_init_is_torch_layer_defaults(names):
+    """makemore.py's init: torch's nn.Linear / nn.Embedding defaults, and the initial loss they imply."""
+    model = models.get("transformer")
+    params, _ = model.init(jax.random.key(0), model.make_config(vocab_size=27, block_size=16, init="pytorch"))
+    linears = [params["lm_head"]] + [layer for block in params["blocks"]
+                                     for layer in (block["attn"]["c_attn"], block["attn"]["c_proj"],
+                                                   block["mlp"]["c_fc"], block["mlp"]["c_proj"])]
+    for layer in linears:
+        fan_in = layer["W"].shape[0]
+        for a in layer.values():  # U(-1/sqrt(fan_in), 1/sqrt(fan_in)): std 1/sqrt(3 fan_in)
+            assert float(jnp.abs(a).max()) <= 1 / math.sqrt(fan_in)
+        W = layer["W"]
+        assert abs(float(W.std()) * math.sqrt(3 * fan_in) - 1) < 0.05
+    for table in (params["wte"], params["wpe"]):  # N(0, 1)
+        assert abs(float(table.std()) - 1) < 0.1 and abs(float(table.mean())) < 0.1
+    # each logit starts with variance ~1/3: the loss sits ~1/6 nats above ln(vocab_size)
+    assert 0.1 < initial_loss("transformer", names, init="pytorch") < 0.25
 
 
 @pytest.mark.parametrize("name", SEQUENCE_MODELS)

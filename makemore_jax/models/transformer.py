@@ -6,9 +6,18 @@
 
 The dense layers work on a 2-D (B*T, C) layout: one matmul per layer over every position,
 which XLA's CPU backend runs faster than the same product on [B, T, C] (the issue measured
-53-56 against 86.9 steps/s). Initialisation is GPT-2's (minGPT, makemore's first version):
-weights N(0, 0.02), biases 0, LayerNorm gamma 1 and beta 0; with it the initial loss is
-within 0.01 of ln(vocab_size). Parameters:
+53-56 against 86.9 steps/s). Two initialisations (`Config.init`):
+  - "gpt2" (default): GPT-2's, as in minGPT and makemore.py's first version: weights
+    N(0, 0.02), biases 0, LayerNorm 1 and 0; the initial loss is within 0.01 of
+    ln(vocab_size).
+  - "pytorch": makemore.py's later version, which leaves every layer at PyTorch's default:
+    embeddings N(0, 1), linear weights and biases U(+-1/sqrt(fan_in)), LayerNorm 1 and 0.
+    ln_f's output has unit variance per channel and the head's weights variance 1/(3 C),
+    so each logit starts with variance about 1/3 and the initial loss near
+    ln(vocab_size) + 1/6. It trains faster at first (makemore's recipe reaches its best
+    dev loss in about 11k steps instead of 24k) and ends at the same loss
+    (benchmarks/RESULTS.md, "Transformer reproduction").
+Parameters:
 
     params = {"wte": [vocab, C], "wpe": [block_size, C],
               "blocks": [{"ln_1", "attn": {"c_attn": {"W": [C, 3, H, D], "b": [3, H, D]}, "c_proj"},
@@ -26,13 +35,15 @@ dynamic_update_slice and attends over the positions written so far.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
 
 from .. import nn
 
-INIT_STD = 0.02  # GPT-2's weight scale
+INITS = ("gpt2", "pytorch")
+GPT2_STD = 0.02  # GPT-2's weight scale
 # makemore's recipe: AdamW, lr 5e-4 held constant, weight decay 0.01, betas 0.9/0.99, batch 32.
 TRAIN_DEFAULTS = {"optimizer": "adamw", "lr": 5e-4, "weight_decay": 0.01, "b2": 0.99, "min_lr_ratio": 1.0,
                   "steps": 50_000}
@@ -46,6 +57,7 @@ class Config:
     n_head: int = 4  # attention heads; n_embd must divide by it
     n_embd: int = 64  # channels of the residual stream
     dropout: float = 0.0  # train mode: dropout on the embeddings and on each residual branch
+    init: str = "gpt2"  # "gpt2" (N(0, 0.02)) or "pytorch" (torch's layer defaults, as makemore.py's later version)
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -55,15 +67,17 @@ class Config:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-
-def _linear_init(key, fan_in, fan_out, *, bias=True):
-    return nn.linear_init(key, fan_in, fan_out, bias=bias, scale=INIT_STD)
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
 
 
 def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
     """Returns (params, state) as in the module docstring."""
     C, H = config.n_embd, config.n_head
+    if config.init == "gpt2":
+        _linear_init, embedding_scale = functools.partial(nn.linear_init, scale=GPT2_STD), GPT2_STD
+    else:
+        _linear_init, embedding_scale = nn.torch_linear_init, 1.0
     key_wte, key_wpe, key_head, key_drop, *block_keys = jax.random.split(key, 4 + config.n_layer)
     blocks = []
     for block_key in block_keys:
@@ -73,8 +87,8 @@ def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
                        "attn": {"c_attn": c_attn, "c_proj": _linear_init(k2, C, C)},
                        "ln_2": nn.layernorm_init(C),
                        "mlp": {"c_fc": _linear_init(k3, C, 4 * C), "c_proj": _linear_init(k4, 4 * C, C)}})
-    params = {"wte": nn.embedding_init(key_wte, config.vocab_size, C) * INIT_STD,
-              "wpe": nn.embedding_init(key_wpe, config.block_size, C) * INIT_STD,
+    params = {"wte": nn.embedding_init(key_wte, config.vocab_size, C) * embedding_scale,
+              "wpe": nn.embedding_init(key_wpe, config.block_size, C) * embedding_scale,
               "blocks": blocks,
               "ln_f": nn.layernorm_init(C),
               "lm_head": _linear_init(key_head, C, config.vocab_size, bias=False)}

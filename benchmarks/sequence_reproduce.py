@@ -2,6 +2,11 @@
 
     python -m benchmarks.sequence_reproduce --model transformer --steps 40000 --out out/tf-base
     python -m benchmarks.sequence_reproduce --model gru --set lr=5e-3 --set warmup_steps=500 ...
+    python -m benchmarks.sequence_reproduce --framework torch --steps 20000 --out out/tf-torch
+
+`--framework torch` (transformer only; needs torch) runs makemore.py's own PyTorch model and
+loop instead (`references.torch_transformer.train_makemore`: its AdamW recipe, no clipping;
+`--set init=gpt2` for its first version's init) on the same split, with the same selection.
 
 Trains on the chosen split (default makemore's: 1,000 test words, 1,000 dev words, the rest
 for training), evaluates the dev loss every --eval-every steps, keeps the state with the
@@ -53,6 +58,8 @@ def main(argv=None) -> dict:
                         help="stop training at the first evaluation after this local time (then report as usual)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a model config or TrainConfig field")
+    parser.add_argument("--framework", choices=("jax", "torch"), default="jax",
+                        help="torch: makemore.py's PyTorch model and loop (transformer only)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
 
@@ -72,6 +79,9 @@ def main(argv=None) -> dict:
     arrays = {name: data.build_sequence_dataset(w, vocab, block_size - 1) for name, w in parts.items()}
 
     os.makedirs(args.out, exist_ok=True)
+    if args.framework == "torch":
+        return _torch(args, config, arrays, {k: len(v) for k, v in parts.items()}, overrides.get("init", "pytorch"),
+                      argv)
     best = {"dev": float("inf")}
     dev_log = open(os.path.join(args.out, "dev.jsonl"), "w")
 
@@ -118,6 +128,34 @@ def main(argv=None) -> dict:
         json.dump(result, f, indent=2)
     print(f"{args.model}: best dev at step {best['step']:,}: " +
           "  ".join(f"{k} {v:.4f}" for k, v in losses.items()) + f"  ({seconds:.0f} s)")
+    return result
+
+
+def _torch(args, config, arrays, sizes, init, argv) -> dict:
+    """makemore.py's PyTorch loop on the same split; the same files and summary line."""
+    from benchmarks.references.torch_transformer import train_makemore
+    if args.model != "transformer":
+        raise SystemExit("--framework torch: only the transformer has makemore's PyTorch loop here")
+    import torch
+    torch.set_num_threads(1)
+    with open(os.path.join(args.out, "dev.jsonl"), "w") as dev_log:
+        def on_eval(step, losses):
+            dev_log.write(json.dumps({"step": step, **losses}) + "\n")
+            dev_log.flush()
+            print(f"step {step:,}: " + "  ".join(f"{k} {v:.4f}" for k, v in losses.items()), flush=True)
+        t0 = time.perf_counter()
+        out = train_makemore(arrays, config, steps=args.steps or 20_000, eval_every=args.eval_every, seed=args.seed,
+                             init=init, on_eval=on_eval)
+    losses = out["losses_at_best_dev"]
+    result = {"model": "transformer (makemore.py, PyTorch)", "init": init, "split": args.split, "seed": args.seed,
+              "sizes": sizes, "best_step": out["best_step"], "losses_at_best_dev": losses,
+              "min_test": min(l["test"] for _, l in out["curve"]), "seconds": time.perf_counter() - t0,
+              "steps_per_s": out["steps_per_s"],
+              "command": "python -m benchmarks.sequence_reproduce " + " ".join(argv or __import__("sys").argv[1:])}
+    with open(os.path.join(args.out, "result.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"transformer (PyTorch, makemore.py's loop): best dev at step {out['best_step']:,}: "
+          + "  ".join(f"{k} {v:.4f}" for k, v in losses.items()) + f"  (lowest test {result['min_test']:.4f})")
     return result
 
 

@@ -6,7 +6,8 @@ Training (makemore's defaults, batch 32, names.txt): each side runs in its own p
 (`--worker NAME`, started once and warmed up, compile excluded); the sides then run one
 timed segment of --steps steps each in turn, --rounds times, and each figure is the median
 over its segments. Sides: "jax" (the fused engine, XLA on one CPU thread as the CLI runs it),
-PyTorch "lecture eager" and "SDPA + fused AdamW" (torch.set_num_threads(TORCH_THREADS),
+PyTorch "lecture eager" and "torch.nn + torch.optim" (the SDPA + fused AdamW version;
+torch.set_num_threads(TORCH_THREADS),
 default 1: on a machine shared by many processes its OpenMP pool of 2 ran 20x slower). The FLOP/s
 figure divides the step's matmul FLOPs (forward 2 x every product, backward twice that) by
 the measured peak of a large XLA matmul on this CPU.
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import time
 
-SIDES = ("jax", "lecture eager", "SDPA + fused AdamW")
+SIDES = ("jax", "lecture eager", "torch.nn + torch.optim")
 
 
 def _setup():
@@ -81,7 +82,7 @@ def worker(side: str, steps: int) -> None:
 
 def training(rounds: int, steps: int) -> dict:
     """One process per side, started once; the sides run one segment each in turn, `rounds` times."""
-    from benchmarks.engine import matmul_peak
+    from benchmarks.machine import jax_matmul_peak
     env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")}
     procs = {side: subprocess.Popen([sys.executable, "-m", "benchmarks.sequence_speed", "--worker", side,
                                      "--steps", str(steps)], env=env, stdin=subprocess.PIPE,
@@ -99,14 +100,14 @@ def training(rounds: int, steps: int) -> dict:
         proc.stdin.close()
         proc.wait()
     _, _, config, _, _ = _setup()
-    peak = matmul_peak()
+    peak = jax_matmul_peak()["gflops"]  # this process: XLA on one thread, as the JAX side
     med = {side: statistics.median(v) for side, v in rates.items()}
     flops = step_flops(config)
     print("| side | steps/s (median) | all rounds |\n|---|---|---|")
     for side in SIDES:
         print(f"| {side} | {med[side]:.1f} | {', '.join(f'{v:.1f}' for v in rates[side])} |")
     print(f"JAX / lecture eager {med['jax'] / med['lecture eager']:.2f}x, "
-          f"JAX / SDPA + fused AdamW {med['jax'] / med['SDPA + fused AdamW']:.2f}x; "
+          f"JAX / SDPA + fused AdamW {med['jax'] / med['torch.nn + torch.optim']:.2f}x; "
           f"{flops / 1e6:.0f} MFLOP/step -> {med['jax'] * flops / 1e9:.1f} GFLOP/s "
           f"= {med['jax'] * flops / 1e9 / peak:.0%} of the {peak:.0f} GFLOP/s matmul peak (one thread)")
     return {"rates": rates, "median": med, "peak_gflops": peak, "step_flops": flops}

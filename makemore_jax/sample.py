@@ -107,12 +107,23 @@ def draw_tokens(key: jax.Array, logits: jax.Array, temperature: float = 1.0, top
 
 
 def decode(ids: np.ndarray, vocab: Vocab) -> list[str]:
-    """Each row up to its first end token 0, as a string."""
-    words = []
-    for row in np.asarray(ids):
-        end = np.flatnonzero(row == 0)
-        words.append(vocab.decode(row[: end[0]] if end.size else row))
-    return words
+    """Each row up to its first end token 0, as a string.
+
+    Vectorised: the characters go into a [n, max_len] array of 1-character strings with NUL
+    from each row's end token on, viewed as n strings of max_len characters, from which numpy
+    drops the trailing NULs (a vocabulary holding NUL itself takes the per-row loop).
+    """
+    ids = np.asarray(ids)
+    if ids.ndim != 2 or ids.shape[1] == 0 or "\0" in vocab.chars[1:]:
+        return [_decode_row(row, vocab) for row in ids]
+    letters = np.array(("",) + vocab.chars[1:], dtype="<U1")  # the end token 0 -> NUL
+    grid = np.where(np.cumsum(ids == 0, axis=1) > 0, "", letters[ids])
+    return np.ascontiguousarray(grid).view(f"<U{ids.shape[1]}")[:, 0].tolist()
+
+
+def _decode_row(row: np.ndarray, vocab: Vocab) -> str:
+    end = np.flatnonzero(row == 0)
+    return vocab.decode(row[: end[0]] if end.size else row)
 
 
 def novelty(samples: Iterable[str], training_words: Iterable[str]) -> float:

@@ -67,3 +67,13 @@ def test_early_exit_pads_with_zeros_to_max_len():
     ids = np.asarray(sample_ids(bigram.apply, params, {}, jax.random.key(4), n=100, block_size=1, max_len=30))
     assert ids.shape == (100, 30)
     assert set(ids[:, 0]) == {1, 2} and (ids[:, 1:] == 0).all()
+
+
+def test_decode_cuts_each_row_at_its_end_token():
+    from makemore_jax.data import Vocab
+    from makemore_jax.sample import decode
+    vocab = Vocab.from_words(["abc", "ç"])  # ".", "a", "b", "c", "ç"
+    ids = np.array([[1, 2, 0, 3], [4, 4, 4, 4], [0, 1, 1, 1], [3, 0, 0, 0]])
+    assert decode(ids, vocab) == ["ab", "çççç", "", "c"]
+    assert decode(ids[:, :1], vocab) == ["a", "ç", "", "c"]
+    assert decode(np.zeros((0, 5), np.int32), vocab) == []

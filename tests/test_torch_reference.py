@@ -63,3 +63,22 @@ def test_fused_engine_follows_the_pytorch_loop(bundled_words, init, exact_steps,
     np.testing.assert_allclose(ours[:exact_steps], theirs[:exact_steps], rtol=1e-4)
     if whole_run_rtol is not None:
         np.testing.assert_allclose(ours, theirs, rtol=whole_run_rtol)
+
+
+@pytest.mark.parametrize("name", ["rnn", "gru", "transformer"])
+def test_sequence_models_compute_makemores_logits(name):
+    """Same parameters, same tokens: our model and makemore.py's PyTorch module give the same logits."""
+    from benchmarks.references import torch_rnn, torch_transformer
+    model = models.get(name)
+    config = model.make_config(vocab_size=27, block_size=16)
+    params, state = model.init(jax.random.key(0), config)
+    params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(1), p.shape), params)  # off init
+    x = np.array(jax.random.randint(jax.random.key(2), (8, 16), 0, 27))  # a writable copy for torch
+    ours = np.asarray(model.apply(params, state, jnp.asarray(x), train=False)[0])
+    if name == "transformer":
+        reference = torch_transformer.load_jax_params(torch_transformer.make_model(config), params)
+    else:
+        reference = torch_rnn.load_jax_params(torch_rnn.MakemoreRNN(config), params)
+    with torch.no_grad():
+        theirs = reference(torch.from_numpy(x).long()).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)

@@ -21,6 +21,8 @@ REFERENCES: dict[str, str] = {
     "mlp": "torch_mlp",
     "mlp-bn": "torch_mlp",
     "mlp-deep": "torch_mlp",
+    "rnn": "torch_rnn",
+    "gru": "torch_rnn",
     "transformer": "torch_transformer",
     "wavenet": "torch_wavenet",
 }

@@ -5,8 +5,11 @@ Training loops (`loops`, the benchmark interface):
     masked_fill'ed causal mask, NewGELU written out, nn.Linear / nn.Embedding / nn.LayerNorm
     modules) and its optimizer: torch.optim.AdamW(lr 5e-4, betas 0.9/0.99, weight decay
     0.01, eps 1e-8), batch 32 drawn with torch.randint.
-  - "SDPA + fused AdamW": the same model with F.scaled_dot_product_attention(is_causal=True),
-    the tanh GELU from F.gelu, and AdamW(fused=True).
+  - "torch.nn + torch.optim": what a PyTorch user would write today: the same model with
+    F.scaled_dot_product_attention(is_causal=True), the tanh GELU from F.gelu, and
+    AdamW(fused=True) ("SDPA + fused AdamW").
+  - "torch.compile": that model through torch.compile (default mode); its first call compiles.
+`split_loss` is the evaluation benchmark's PyTorch column.
 Samplers (benchmarks/sequence_speed.py):
   - `sample_batched`: makemore's `generate`: every step reruns the model on the whole prefix,
     for all names at once, in torch.inference_mode.
@@ -85,9 +88,73 @@ class Transformer(tnn.Module):
         return self.lm_head(self.ln_f(x))
 
 
-def make_model(config, *, sdpa: bool = False, seed: int = 0) -> Transformer:
+def make_model(config, *, sdpa: bool = False, seed: int = 0, init: str = "pytorch") -> Transformer:
+    """makemore's Transformer; init "pytorch" leaves torch's layer defaults (makemore.py's later
+    version), "gpt2" is N(0, 0.02) weights and zero biases (its first version, minGPT)."""
     torch.manual_seed(seed)
-    return Transformer(config.vocab_size, config.block_size, config.n_layer, config.n_head, config.n_embd, sdpa=sdpa)
+    model = Transformer(config.vocab_size, config.block_size, config.n_layer, config.n_head, config.n_embd, sdpa=sdpa)
+    if init == "gpt2":
+        for m in model.modules():
+            if isinstance(m, (tnn.Linear, tnn.Embedding)):
+                tnn.init.normal_(m.weight, 0.0, 0.02)
+            if isinstance(m, tnn.Linear) and m.bias is not None:
+                tnn.init.zeros_(m.bias)
+    return model
+
+
+def train_makemore(arrays: dict, config, *, steps: int, eval_every: int, seed: int = 3407, init: str = "pytorch",
+                   on_eval: Callable[[int, dict], None] | None = None) -> dict:
+    """makemore.py's own training loop on the given split, selecting on dev.
+
+    AdamW(lr 5e-4, betas 0.9/0.99, weight decay 0.01, eps 1e-8) on every parameter, batch 32
+    drawn with replacement, no clipping, as makemore.py; every `eval_every` steps the exact
+    mean loss of every split (eval mode) goes to on_eval(step, losses).
+
+    Args:
+        arrays: {"train" | "dev" | "test": (X, Y)} int [N, block_size] (targets -1 ignored).
+    Returns:
+        {"best_step", "losses_at_best_dev": {split: loss}, "curve": [(step, {split: loss})], "steps_per_s"}.
+    """
+    import time
+    torch.manual_seed(seed)
+    model = make_model(config, seed=seed, init=init)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.99), weight_decay=0.01, eps=1e-8)
+    tensors = {k: (torch.from_numpy(np.asarray(X, np.int64)), torch.from_numpy(np.asarray(Y, np.int64)))
+               for k, (X, Y) in arrays.items()}
+    X, Y = tensors["train"]
+    g = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def loss_of(Xs, Ys):
+        model.eval()
+        total, count = 0.0, 0
+        for i in range(0, len(Xs), 2000):
+            logits = model(Xs[i:i + 2000])
+            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), Ys[i:i + 2000].reshape(-1),
+                                     ignore_index=-1, reduction="sum").item()
+            count += int((Ys[i:i + 2000] >= 0).sum())
+        model.train()
+        return total / count
+
+    curve, best, t0, train_time = [], None, time.perf_counter(), 0.0
+    for step in range(1, steps + 1):
+        ix = torch.randint(0, len(X), (32,), generator=g)
+        logits = model(X[ix])
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), Y[ix].view(-1), ignore_index=-1)
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % eval_every == 0:
+            train_time += time.perf_counter() - t0
+            losses = {k: loss_of(*v) for k, v in tensors.items()}
+            curve.append((step, losses))
+            if best is None or losses["dev"] < best[1]["dev"]:
+                best = (step, losses)
+            if on_eval is not None:
+                on_eval(step, losses)
+            t0 = time.perf_counter()
+    return {"best_step": best[0], "losses_at_best_dev": best[1], "curve": curve,
+            "steps_per_s": len(curve) * eval_every / train_time}
 
 
 def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32, seed: int = 0) -> dict[str, Callable[[int], float]]:
@@ -99,16 +166,17 @@ def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32, seed: i
     """
     Xt, Yt = torch.from_numpy(np.asarray(X, np.int64)), torch.from_numpy(np.asarray(Y, np.int64))
 
-    def make(sdpa: bool) -> Callable[[int], float]:
+    def make(sdpa: bool, compiled: bool = False) -> Callable[[int], float]:
         model = make_model(config, sdpa=sdpa, seed=seed)
         opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.99), weight_decay=0.01, eps=1e-8,
                                 **({"fused": True} if sdpa else {}))
+        forward = torch.compile(model) if compiled else model
         g = torch.Generator().manual_seed(seed)
 
         def run(n: int) -> float:
             for _ in range(n):
                 ix = torch.randint(0, Xt.shape[0], (batch_size,), generator=g)
-                logits = model(Xt[ix])
+                logits = forward(Xt[ix])
                 loss = F.cross_entropy(logits.view(-1, logits.size(-1)), Yt[ix].view(-1), ignore_index=-1)
                 model.zero_grad(set_to_none=True)
                 loss.backward()
@@ -117,7 +185,20 @@ def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32, seed: i
 
         return run
 
-    return {"lecture eager": make(False), "SDPA + fused AdamW": make(True)}
+    return {"lecture eager": make(False), "torch.nn + torch.optim": make(True),
+            "torch.compile": make(True, compiled=True)}
+
+
+def split_loss(X: np.ndarray, Y: np.ndarray, config):
+    """() -> the mean loss over every target of the split (-1 ignored) in one call, eval mode."""
+    model = make_model(config, sdpa=True).eval()
+    X, Y = torch.as_tensor(np.asarray(X), dtype=torch.long), torch.as_tensor(np.asarray(Y), dtype=torch.long)
+
+    @torch.no_grad()
+    def run() -> float:
+        logits = model(X)
+        return F.cross_entropy(logits.view(-1, logits.size(-1)), Y.view(-1), ignore_index=-1).item()
+    return run
 
 
 # ----------------------------------------------------------------------------- samplers

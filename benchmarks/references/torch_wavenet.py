@@ -153,23 +153,38 @@ def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32,
             lecture_step[0] += 1
         return loss.item()
 
-    torch.manual_seed(seed)
-    net = torch_nn_model(config)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    nn_step = [0]
-    g_nn = torch.Generator().manual_seed(seed)
+    def torch_nn(compiled: bool) -> Callable[[int], float]:
+        torch.manual_seed(seed)
+        net = torch_nn_model(config)
+        forward = torch.compile(net) if compiled else net
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        nn_step = [0]
+        g_nn = torch.Generator().manual_seed(seed)
 
-    def torch_nn(n: int) -> float:
-        net.train()
-        for _ in range(n):
-            ix = torch.randint(0, Xtr.shape[0], (batch_size,), generator=g_nn)
-            loss = F.cross_entropy(net(Xtr[ix]), Ytr[ix])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if nn_step[0] == DECAY_STEP:
-                opt.param_groups[0]["lr"] = 0.01
-            opt.step()
-            nn_step[0] += 1
-        return loss.item()
+        def run(n: int) -> float:
+            net.train()
+            for _ in range(n):
+                ix = torch.randint(0, Xtr.shape[0], (batch_size,), generator=g_nn)
+                loss = F.cross_entropy(forward(Xtr[ix]), Ytr[ix])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if nn_step[0] == DECAY_STEP:
+                    opt.param_groups[0]["lr"] = 0.01
+                opt.step()
+                nn_step[0] += 1
+            return loss.item()
+        return run
 
-    return {"lecture eager": lecture_eager, "torch.nn + torch.optim": torch_nn}
+    return {"lecture eager": lecture_eager, "torch.nn + torch.optim": torch_nn(False), "torch.compile": torch_nn(True)}
+
+
+def split_loss(X: np.ndarray, Y: np.ndarray, config):
+    """() -> the mean loss over the whole split in one call (the torch.nn model in eval mode)."""
+    torch.manual_seed(0)
+    net = torch_nn_model(config).eval()
+    X, Y = torch.as_tensor(np.asarray(X), dtype=torch.long), torch.as_tensor(np.asarray(Y), dtype=torch.long)
+
+    @torch.no_grad()
+    def run() -> float:
+        return F.cross_entropy(net(X), Y).item()
+    return run

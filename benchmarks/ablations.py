@@ -28,6 +28,7 @@ import time
 
 BATCH = 32
 CHUNK = 1000
+WARMUP_CHUNKS = 5  # untimed chunks after the compile
 ONE_THREAD = "--xla_cpu_multi_thread_eigen=false"  # what the makemore-jax command sets (cli.use_one_cpu_thread)
 
 # name -> (what it changes, XLA_FLAGS or None for the CLI's default)
@@ -41,6 +42,8 @@ VARIANTS = {
     "one-hot embedding": ("C[x] as one_hot(x) @ C: the table's gradient is a matmul, not a scatter-add", ONE_THREAD),
     "one-hot CE and embedding": ("both of the above", ONE_THREAD),
     "donate": ("the chunk donates the state's buffers (donate_argnums=0)", ONE_THREAD),
+    "vector width 512": ("XLA's CPU code generated for 512-bit vectors (AVX-512; its default is 256)",
+                         ONE_THREAD + " --xla_cpu_prefer_vector_width=512"),
     "torch eager, 1 thread": ("the lectures' PyTorch loop (benchmarks/references), 1 thread", None),
     "torch eager, 2 threads": ("the same, 2 threads", None),
     "torch.nn + torch.optim": ("torch.nn modules and torch.optim.SGD, 1 thread (mlp-deep, mlp-bn)", None),
@@ -118,6 +121,9 @@ def jax_worker(variant: str, model_name: str, steps: int) -> dict:
     ts, losses = chunk(ts, Xd, Yd)  # compile and one warm-up chunk
     losses.block_until_ready()
     compile_s = time.perf_counter() - t
+    for _ in range(WARMUP_CHUNKS):  # a fresh process runs its first chunks slower (RESULTS.md, WaveNet)
+        ts, losses = chunk(ts, Xd, Yd)
+    losses.block_until_ready()
     t, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps // CHUNK):
         ts, losses = chunk(ts, Xd, Yd)

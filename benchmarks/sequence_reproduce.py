@@ -52,7 +52,8 @@ def main(argv=None) -> dict:
                         help="one word per line (default: makemore's names.txt beside the checkout)")
     parser.add_argument("--split", choices=SPLITS, default="makemore")
     parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seed", type=int, default=42, help="seed of the initialisation and the minibatches")
+    parser.add_argument("--split-seed", type=int, default=42, help="seed of the word shuffle behind the split")
     parser.add_argument("--eval-every", type=int, default=2500)
     parser.add_argument("--deadline", default=None, metavar="HH:MM",
                         help="stop training at the first evaluation after this local time (then report as usual)")
@@ -75,7 +76,7 @@ def main(argv=None) -> dict:
     block_size = max(map(len, words)) + 1
     config = model.make_config(vocab_size=vocab.size, block_size=block_size, **model_over)
     tc = TrainConfig(**{**model.train_defaults, "chunk_size": args.eval_every, **train_over})
-    parts = dict(zip(("train", "dev", "test"), SPLITS[args.split](words, seed=args.seed)))
+    parts = dict(zip(("train", "dev", "test"), SPLITS[args.split](words, seed=args.split_seed)))
     arrays = {name: data.build_sequence_dataset(w, vocab, block_size - 1) for name, w in parts.items()}
 
     os.makedirs(args.out, exist_ok=True)

@@ -263,7 +263,8 @@ def test_help_says_meanings_defaults_choices_and_where_to_look(tmp_path, data_fi
     assert "examples:" in top and "makemore-jax train --model" in top and "COMMAND --help" in top
     train_parser = next(a for a in parser._subparsers._group_actions).choices["train"]
     train = " ".join(train_parser.format_help().split())
-    assert "{unit,scaled,fan-in,kaiming}" in train and "(lecture 2, initial loss ~27)" in train
+    assert "{unit,scaled,fan-in,kaiming,gpt2,pytorch}" in train and "(lecture 2, initial loss ~27)" in train
+    assert "transformer: pytorch = torch's layer defaults" in train
     assert "(default bigram-nn: 0.0)" in train and "(default mlp, mlp-bn: 200; mlp-deep: 100;" in train
     assert "under --resume the run keeps its own seed and this changes only the samples" in train
     proc = cli("train", "--model", "bigram", "--steps", 5, "--lr", 3, "--optimizer", "adamw", "--data", data_file,

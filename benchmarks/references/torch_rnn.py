@@ -24,7 +24,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn as tnn
-import torch.nn.functional as F
+
+from .torch_transformer import as_long_tensors, sequence_loop, sequence_loss  # makemore's loop, shared
 
 
 class _RNNCell(tnn.Module):
@@ -97,26 +98,12 @@ def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32, seed: i
         X, Y: int [N, block_size] sequences and targets (-1 ignored), as build_sequence_dataset.
         config: the JAX rnn.Config (vocab_size, n_embd, n_embd2, cell).
     """
-    Xt, Yt = torch.from_numpy(np.asarray(X, np.int64)), torch.from_numpy(np.asarray(Y, np.int64))
+    Xt, Yt = as_long_tensors(X, Y)
 
     def make(module: type, compiled: bool = False) -> Callable[[int], float]:
         torch.manual_seed(seed)
-        model = module(config)
-        forward = torch.compile(model) if compiled else model
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01)
-        g = torch.Generator().manual_seed(seed)
-
-        def run(n: int) -> float:
-            for _ in range(n):
-                ix = torch.randint(0, Xt.shape[0], (batch_size,), generator=g)
-                logits = forward(Xt[ix])
-                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), Yt[ix].view(-1), ignore_index=-1)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            return loss.item()
-
-        return run
+        return sequence_loop(module(config), Xt, Yt, batch_size=batch_size, seed=seed, compiled=compiled,
+                             lr=1e-2, weight_decay=0.01)
 
     return {"lecture eager": make(MakemoreRNN), "torch.nn + torch.optim": make(LibraryRNN),
             "torch.compile": make(MakemoreRNN, compiled=True)}
@@ -126,13 +113,8 @@ def split_loss(X: np.ndarray, Y: np.ndarray, config):
     """() -> the mean loss over every target of the split (-1 ignored) in one call."""
     torch.manual_seed(0)
     model = LibraryRNN(config).eval()
-    X, Y = torch.as_tensor(np.asarray(X), dtype=torch.long), torch.as_tensor(np.asarray(Y), dtype=torch.long)
-
-    @torch.no_grad()
-    def run() -> float:
-        logits = model(X)
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), Y.view(-1), ignore_index=-1).item()
-    return run
+    X, Y = as_long_tensors(X, Y)
+    return lambda: sequence_loss(model, X, Y, chunk=len(X))
 
 
 def load_jax_params(model: MakemoreRNN, params: dict) -> MakemoreRNN:

@@ -102,13 +102,61 @@ def make_model(config, *, sdpa: bool = False, seed: int = 0, init: str = "pytorc
     return model
 
 
+def sequence_loop(model: tnn.Module, X: torch.Tensor, Y: torch.Tensor, *, batch_size: int, seed: int,
+                  compiled: bool = False, **adamw) -> Callable[[int], float]:
+    """run(n) -> last minibatch loss: n AdamW(**adamw) steps of `model` on rows drawn with torch.randint.
+
+    X, Y: int64 [N, T] sequences and targets; the loss ignores targets -1 (makemore's loop).
+    `compiled` runs the model through torch.compile (its first call compiles).
+    """
+    opt = torch.optim.AdamW(model.parameters(), **adamw)
+    forward = torch.compile(model) if compiled else model
+    g = torch.Generator().manual_seed(seed)
+
+    def run(n: int) -> float:
+        for _ in range(n):
+            ix = torch.randint(0, X.shape[0], (batch_size,), generator=g)
+            logits = forward(X[ix])
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), Y[ix].view(-1), ignore_index=-1)
+            model.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return loss.item()
+
+    return run
+
+
+@torch.no_grad()
+def sequence_loss(model: tnn.Module, X: torch.Tensor, Y: torch.Tensor, *, chunk: int = 2000) -> float:
+    """Mean cross-entropy over every target of (X, Y) (-1 ignored), in eval mode, `chunk` rows at a time."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(X), chunk):
+        logits, y = model(X[i:i + chunk]), Y[i:i + chunk]
+        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-1,
+                                 reduction="sum").item()
+        count += int((y >= 0).sum())
+    model.train(was_training)
+    return total / count
+
+
+MAKEMORE_ADAMW = {"lr": 5e-4, "betas": (0.9, 0.99), "weight_decay": 0.01, "eps": 1e-8}  # makemore.py's optimizer
+
+
+def as_long_tensors(X: np.ndarray, Y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """numpy int arrays -> int64 tensors (sharing memory where the dtype already is int64)."""
+    return torch.from_numpy(np.asarray(X, np.int64)), torch.from_numpy(np.asarray(Y, np.int64))
+
+
 def train_makemore(arrays: dict, config, *, steps: int, eval_every: int, seed: int = 3407, init: str = "pytorch",
                    on_eval: Callable[[int, dict], None] | None = None) -> dict:
     """makemore.py's own training loop on the given split, selecting on dev.
 
     AdamW(lr 5e-4, betas 0.9/0.99, weight decay 0.01, eps 1e-8) on every parameter, batch 32
-    drawn with replacement, no clipping, as makemore.py; every `eval_every` steps the exact
-    mean loss of every split (eval mode) goes to on_eval(step, losses).
+    drawn with replacement, no clipping, as makemore.py; every `eval_every` steps (steps are
+    rounded down to a multiple of it) the exact mean loss of every split goes to
+    on_eval(step, losses).
 
     Args:
         arrays: {"train" | "dev" | "test": (X, Y)} int [N, block_size] (targets -1 ignored).
@@ -118,41 +166,19 @@ def train_makemore(arrays: dict, config, *, steps: int, eval_every: int, seed: i
     import time
     torch.manual_seed(seed)
     model = make_model(config, seed=seed, init=init)
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.99), weight_decay=0.01, eps=1e-8)
-    tensors = {k: (torch.from_numpy(np.asarray(X, np.int64)), torch.from_numpy(np.asarray(Y, np.int64)))
-               for k, (X, Y) in arrays.items()}
-    X, Y = tensors["train"]
-    g = torch.Generator().manual_seed(seed)
-
-    @torch.no_grad()
-    def loss_of(Xs, Ys):
-        model.eval()
-        total, count = 0.0, 0
-        for i in range(0, len(Xs), 2000):
-            logits = model(Xs[i:i + 2000])
-            total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), Ys[i:i + 2000].reshape(-1),
-                                     ignore_index=-1, reduction="sum").item()
-            count += int((Ys[i:i + 2000] >= 0).sum())
-        model.train()
-        return total / count
-
-    curve, best, t0, train_time = [], None, time.perf_counter(), 0.0
-    for step in range(1, steps + 1):
-        ix = torch.randint(0, len(X), (32,), generator=g)
-        logits = model(X[ix])
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), Y[ix].view(-1), ignore_index=-1)
-        model.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % eval_every == 0:
-            train_time += time.perf_counter() - t0
-            losses = {k: loss_of(*v) for k, v in tensors.items()}
-            curve.append((step, losses))
-            if best is None or losses["dev"] < best[1]["dev"]:
-                best = (step, losses)
-            if on_eval is not None:
-                on_eval(step, losses)
-            t0 = time.perf_counter()
+    tensors = {k: as_long_tensors(X, Y) for k, (X, Y) in arrays.items()}
+    train = sequence_loop(model, *tensors["train"], batch_size=32, seed=seed, **MAKEMORE_ADAMW)
+    curve, best, train_time = [], None, 0.0
+    for step in range(eval_every, steps + 1, eval_every):
+        t0 = time.perf_counter()
+        train(eval_every)
+        train_time += time.perf_counter() - t0
+        losses = {k: sequence_loss(model, *v) for k, v in tensors.items()}
+        curve.append((step, losses))
+        if best is None or losses["dev"] < best[1]["dev"]:
+            best = (step, losses)
+        if on_eval is not None:
+            on_eval(step, losses)
     return {"best_step": best[0], "losses_at_best_dev": best[1], "curve": curve,
             "steps_per_s": len(curve) * eval_every / train_time}
 
@@ -164,26 +190,11 @@ def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32, seed: i
         X, Y: int [N, block_size] sequences and targets (-1 ignored), as build_sequence_dataset.
         config: the JAX transformer's Config (vocab_size, block_size, n_layer, n_head, n_embd).
     """
-    Xt, Yt = torch.from_numpy(np.asarray(X, np.int64)), torch.from_numpy(np.asarray(Y, np.int64))
+    Xt, Yt = as_long_tensors(X, Y)
 
     def make(sdpa: bool, compiled: bool = False) -> Callable[[int], float]:
-        model = make_model(config, sdpa=sdpa, seed=seed)
-        opt = torch.optim.AdamW(model.parameters(), lr=5e-4, betas=(0.9, 0.99), weight_decay=0.01, eps=1e-8,
-                                **({"fused": True} if sdpa else {}))
-        forward = torch.compile(model) if compiled else model
-        g = torch.Generator().manual_seed(seed)
-
-        def run(n: int) -> float:
-            for _ in range(n):
-                ix = torch.randint(0, Xt.shape[0], (batch_size,), generator=g)
-                logits = forward(Xt[ix])
-                loss = F.cross_entropy(logits.view(-1, logits.size(-1)), Yt[ix].view(-1), ignore_index=-1)
-                model.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-            return loss.item()
-
-        return run
+        return sequence_loop(make_model(config, sdpa=sdpa, seed=seed), Xt, Yt, batch_size=batch_size, seed=seed,
+                             compiled=compiled, **MAKEMORE_ADAMW, **({"fused": True} if sdpa else {}))
 
     return {"lecture eager": make(False), "torch.nn + torch.optim": make(True),
             "torch.compile": make(True, compiled=True)}
@@ -192,13 +203,8 @@ def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32, seed: i
 def split_loss(X: np.ndarray, Y: np.ndarray, config):
     """() -> the mean loss over every target of the split (-1 ignored) in one call, eval mode."""
     model = make_model(config, sdpa=True).eval()
-    X, Y = torch.as_tensor(np.asarray(X), dtype=torch.long), torch.as_tensor(np.asarray(Y), dtype=torch.long)
-
-    @torch.no_grad()
-    def run() -> float:
-        logits = model(X)
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), Y.view(-1), ignore_index=-1).item()
-    return run
+    X, Y = as_long_tensors(X, Y)
+    return lambda: sequence_loss(model, X, Y, chunk=len(X))
 
 
 # ----------------------------------------------------------------------------- samplers

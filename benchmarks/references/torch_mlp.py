@@ -228,7 +228,12 @@ def nn_model(config) -> nn.Sequential:
 
 def split_loss(X: np.ndarray, Y: np.ndarray, config):
     """() -> the mean loss over the whole split in one call, as the lectures' split_loss (eval mode)."""
-    model = nn_model(config).eval()
+    return whole_split_loss(nn_model(config), X, Y)
+
+
+def whole_split_loss(model: nn.Module, X: np.ndarray, Y: np.ndarray):
+    """() -> cross-entropy of `model` (in eval mode) over all of the context dataset (X, Y) in one call."""
+    model.eval()
     X, Y = torch.as_tensor(np.asarray(X), dtype=torch.long), torch.as_tensor(np.asarray(Y), dtype=torch.long)
 
     @torch.no_grad()

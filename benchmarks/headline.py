@@ -36,22 +36,14 @@ TARGET_S = 120.0  # issue 8: the whole path in under 2 minutes on 2 cores
 
 def cli_seconds(model: str, extra: tuple[str, ...], steps: int) -> float:
     """Wall time of one `makemore-jax train` run in a fresh process."""
+    return path_wall_seconds([(model, extra)], steps, lanes=1)
+
+
+def path_wall_seconds(path: list[tuple[str, tuple[str, ...]]], steps: int, lanes: int) -> float:
+    """Wall time of `makemore-jax train` for each (model, flags) of `path`, in its order, up to `lanes` at once."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the command's own XLA setting
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
-    with tempfile.TemporaryDirectory() as out:
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "makemore_jax", "train", "--model", model, *extra, "--steps", str(steps),
-                        "--out", out, "--quiet", "-n", "0"], check=True, cwd=ROOT, env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        return time.perf_counter() - t
-
-
-def path_wall_seconds(path: list[tuple[str, tuple[str, ...]]], steps: int, lanes: int,
-                      longest_first: list[str]) -> float:
-    """Wall time of the whole path with up to `lanes` `makemore-jax train` commands at once."""
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
-    queue = sorted(path, key=lambda item: longest_first.index(item[0]))
+    queue = list(path)
     running: list[tuple[subprocess.Popen, tempfile.TemporaryDirectory]] = []
     t = time.perf_counter()
     while queue or running:
@@ -94,8 +86,8 @@ def main(quick: bool = False) -> dict:
         rows[name] = row
     total_jax = sum(r["cli_s"] for r in rows.values())
     lanes = min(os.cpu_count() or 1, len(path))
-    by_time = sorted(rows, key=lambda m: -rows[m]["cli_s"])
-    wall = path_wall_seconds(path, steps, lanes, by_time) if lanes > 1 and not quick else None
+    longest_first = sorted(path, key=lambda item: -rows[item[0]]["cli_s"])
+    wall = path_wall_seconds(longest_first, steps, lanes) if lanes > 1 and not quick else None
     with_torch = [r for r in rows.values() if r["torch_s"]]
     total_torch = sum(r["torch_s"] for r in with_torch) if with_torch else None
     print(f"{steps:,} steps per model through `makemore-jax train` (fresh process: start-up, compile, training, "

@@ -146,7 +146,7 @@ def cmd_train(args) -> None:
     if foreign:
         raise UsageError(f"--{foreign[0].replace('_', '-')} does not apply to --model {model.name}")
     train_over = {k: given[k] for k in TRAIN_FLAGS if k in given}
-    if model.fit is not None and train_over:
+    if model.ability(models.ClosedForm) and train_over:
         print(f"{PROG}: note: --model {model.name} is fitted in closed form; it ignores "
               + ", ".join("--" + k.replace("_", "-") for k in train_over), file=sys.stderr)
     run = train_model(model.name, data=args.data, seed=args.seed, out=args.out, quiet=args.quiet,
@@ -159,7 +159,7 @@ def cmd_train(args) -> None:
         names = run.sample(args.num_samples, seed=args.seed)
         print(f"samples ({novelty(names, run.train_words):.0%} not in the training set): "
               + ", ".join(map(shown, names)))
-    if model.fit is not None:
+    if model.ability(models.ClosedForm):
         done = "fitted in closed form"
     else:
         s = run.summary
@@ -185,7 +185,7 @@ def cmd_sweep(args) -> None:
 
     t0 = time.perf_counter()
     model = models.get(args.model)
-    if model.fit is not None:
+    if model.ability(models.ClosedForm):
         raise UsageError(f"--model {model.name} is fitted in closed form: it has no training to sweep")
     loaded = read_data(args.data)
     words, vocab = loaded.words, Vocab.from_words(loaded.words)
@@ -216,7 +216,7 @@ def cmd_sweep(args) -> None:
     losses, kept = [], []
     for i, run in enumerate(runs):
         ts = sweep.unstack(result.states, i)
-        run_losses = ({name: split_loss(model.apply, ts.params, ts.model_state, X, Y)
+        run_losses = ({name: split_loss(model.bind(run.config), ts.params, ts.model_state, X, Y)
                        for name, (X, Y) in splits.items() if len(X)}
                       if result.diverged[i] is None else {"train": math.nan, "dev": math.nan})
         losses.append(run_losses)
@@ -262,8 +262,9 @@ def cmd_eval(args) -> None:
     for name, loss in losses.items():
         print(f"{name:5s} {loss:.4f} nats  {bits(loss):.4f} bits/char  ({len(run.splits[name][0]):,} examples)")
     model, ts = run.model, run.state
-    if model.calibrate is not None and ts.model_state:  # lecture 3: BatchNorm statistics over the whole train split
-        run.state = ts.replace(model_state=model.calibrate(ts.params, ts.model_state, run.splits["train"][0]))
+    calibration = model.ability(models.Calibration)
+    if calibration and ts.model_state:  # lecture 3: BatchNorm statistics over the whole train split
+        run.state = ts.replace(model_state=calibration.calibrate(ts.params, ts.model_state, run.splits["train"][0]))
         print("BatchNorm statistics recomputed over the whole training split (running -> calibrated): "
               + "  ".join(f"{k} {losses[k]:.4f} -> {v:.4f}" for k, v in run.evaluate().items()))
 
@@ -285,7 +286,7 @@ def cmd_lr_find(args) -> None:
 
     from .train import lr_find
     model = models.get(args.model)
-    if model.fit is not None:
+    if model.ability(models.ClosedForm):
         raise UsageError(f"--model {model.name} is fitted in closed form: it has no learning rate")
     words = load_words(args.data or DEFAULT_DATA)
     vocab = Vocab.from_words(words)

@@ -1,8 +1,9 @@
 """Words in, integer arrays out: loading, the vocabulary, the split and the datasets.
 
-A model says which dataset it trains on (`Model.dataset`); `build_dataset` makes it:
-"context" (X [N, block_size] -> Y [N], one example per character) or "sequence" (X, Y
-[N, block_size], one example per word, targets -1 where ignored).
+A model says which data kind it trains on (`Model.dataset`, a record in kinds.py) and
+the kind builds its arrays with the functions here: "context" (X [N, block_size] -> Y [N],
+one example per character) or "sequence" (X, Y [N, block_size], one example per word,
+targets -1 where ignored).
 
 Everything here runs on the host with numpy; the training loop moves the finished int32
 arrays to the device once.
@@ -257,31 +258,20 @@ def build_sequence_dataset(words: Sequence[str], vocab: Vocab, max_len: int | No
     return X, Y
 
 
-DATASETS = ("context", "sequence")
+DATASETS = ("context", "sequence")  # the kinds' names (kinds.KINDS holds their records)
 
 
 def build_dataset(kind: str, words: Sequence[str], vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The dataset a model of this `kind` trains on (its `Model.dataset`).
+    """The arrays a model of this data `kind` trains on: `kinds.get(kind).build(words, vocab, block_size)`.
 
-    Args:
-        kind: "context": `build_context_dataset(words, vocab, block_size)`, X int32
-            [N, block_size] and Y int32 [N], N = sum(len(w) + 1); "sequence":
-            `build_sequence_dataset(words, vocab, block_size - 1)`, X and Y int32
-            [len(words), block_size], Y = -1 where ignored.
-        block_size: the model config's block_size.
+    "context": X int32 [N, block_size] and Y int32 [N], N = sum(len(w) + 1); "sequence":
+    X and Y int32 [len(words), block_size], Y = -1 where ignored.
+
     Raises:
         DataError: a bad block_size, or (sequence) a word longer than block_size - 1.
     """
-    if kind == "context":
-        return build_context_dataset(words, vocab, block_size)
-    if kind == "sequence":
-        if block_size < 2:
-            raise DataError(f"block_size must be at least 2 for a sequence model, got {block_size}")
-        longest = max(map(len, words), default=0)
-        if longest >= block_size:
-            raise DataError(f"a word has {longest} characters; block_size {block_size} fits at most {block_size - 1}")
-        return build_sequence_dataset(words, vocab, block_size - 1)
-    raise ValueError(f"dataset kind must be one of {', '.join(DATASETS)}, got {kind!r}")
+    from . import kinds
+    return kinds.get(kind).build(words, vocab, block_size)
 
 
 def sequence_block_size(words: Sequence[str]) -> int:

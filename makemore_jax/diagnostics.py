@@ -92,10 +92,10 @@ def probed_forward(params: dict, state: dict, x: jax.Array, probes: list, *, tra
     layer_states = state.get("layers", [None] * len(params["layers"]))
     acts = []
     for layer, layer_state, probe in zip(params["layers"], layer_states, probes, strict=True):
-        h = nn.tanh(mlp._block(layer, layer_state, h, train=train)[0])
+        h = nn.tanh(mlp.block(layer, layer_state, h, train=train)[0])
         acts.append(h)
         h = h + probe
-    logits, _ = mlp._block(params["out"], state.get("out"), h, train=train)
+    logits, _ = mlp.block(params["out"], state.get("out"), h, train=train)
     return logits, acts
 
 

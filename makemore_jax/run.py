@@ -90,8 +90,9 @@ class Run:
         """Exact mean loss (nats) of every non-empty split: {"train": ..., "dev": ..., "test": ...}."""
         from .evaluate import split_loss
         ts = self.state
-        return {name: split_loss(self.model.apply, ts.params, ts.model_state, X, Y)
-                for name, (X, Y) in self.splits.items() if len(X)}
+        apply, kind = self.model.bind(self.config), self.model.kind
+        return {name: split_loss(apply, ts.params, ts.model_state, *kind.eval_arrays(arrays, self.config.block_size))
+                for name, arrays in self.splits.items() if len(arrays[0])}
 
     def sample(self, n: int = 10, *, seed: int = 0, temperature: float = 1.0, top_k: int | None = None,
                max_len: int | None = None) -> list[str]:
@@ -232,7 +233,7 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     run.info["results"] = {f"{k}_loss": round(v, 6) for k, v in run.evaluate().items()}
     if out is not None and writer:
         checkpoint.save(out, run.state, run.metadata())
-        if run.model.fit is None:
+        if not run.model.ability(models.ClosedForm):
             with open(os.path.join(out, METRICS), "a", encoding="utf-8") as f:
                 f.write(checkpoint.dumps_json({"step": int(run.state.step), "eval": run.info["results"]}) + "\n")
     return run
@@ -309,7 +310,7 @@ def _resumed(model, out: str, loaded: Data, vocab: Vocab, config_over: dict, tra
         run.train_config = dataclasses.replace(run.train_config, **train_over)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if run.model.fit is None and run.train_config.steps <= int(run.state.step):
+    if not run.model.ability(models.ClosedForm) and run.train_config.steps <= int(run.state.step):
         raise UsageError(f"{out}: the run there is at step {int(run.state.step):,} already; to train it further, "
                          f"give steps=N with N above {int(run.state.step)}")
     run.splits = _checked_splits(model, run.config, run.train_config, loaded, vocab)
@@ -331,7 +332,7 @@ def _checked_splits(model, config, tc: TrainConfig, loaded: Data, vocab: Vocab) 
                          f"empty; give at least 2 words")
     splits = build_splits(model, config, loaded.words, vocab)
     X, Y = splits["train"]
-    if tc.batch_size is not None and tc.batch_size > len(X) and model.fit is None:
+    if tc.batch_size is not None and tc.batch_size > len(X) and not model.ability(models.ClosedForm):
         raise UsageError(f"batch_size={tc.batch_size} is larger than the training split ({len(X):,} examples)")
     batch = len(X) if tc.batch_size is None else tc.batch_size
     need = memory.estimate_bytes(model, config, tc, (batch, *X.shape[1:]), (batch, *Y.shape[1:]))
@@ -359,8 +360,9 @@ def _fit(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None) -> 
     from .parallel import local_copy
     from .train import Diverged, fit
     X, Y = run.splits["train"]
-    if run.model.fit is not None:
-        run.state = run.state.replace(params=run.model.fit(run.config, X, Y))
+    closed_form = run.model.ability(models.ClosedForm)
+    if closed_form:
+        run.state = run.state.replace(params=closed_form.fit(run.config, X, Y))
         run.summary = {"steps": 0, "seconds": 0.0, "compile_seconds": 0.0, "final_loss": float("nan")}
         return
     log_path = None

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .data import Vocab
-from .models import Model
+from .models import Decoder, Model
 
 
 @functools.partial(jax.jit, static_argnames=("model", "n", "block_size", "max_len", "top_k", "config"))
@@ -23,48 +23,32 @@ def sample_ids(model: Model | Callable, params, state, key: jax.Array, *, n: int
     The loop stops as soon as every sequence has ended, so a batch costs as many steps as
     its longest name, not max_len. The logits come from one of three paths, the same
     numbers up to float rounding:
-      - a `Model` with `decode_step` (transformer: key/value cache; rnn, gru: hidden state):
+      - a `Model` with a `Decoder` (transformer: key/value cache; rnn, gru: hidden state):
         one new position per step, from the cache `init_cache(params, config, n)`;
-      - a "sequence" `Model` without one: `apply` on the growing prefix (start token 0 at
-        position 0, no left padding, zeros after the prefix), logits read at position i;
-      - a "context" `Model` or a bare `apply` function: `apply` on the last block_size
-        tokens, the start padded with 0 (the lectures' loop).
+      - else its data kind's way (`DataKind.sample`): "prefix" runs apply on the growing
+        prefix (start token 0 at position 0, zeros after it), logits read at position i;
+        "window" (a bare apply function too) runs apply on the last block_size tokens, the
+        start padded with 0 (the lectures' loop).
 
     Args:
-        model: a `Model` (config is then its config, needed by init_cache), or an apply function.
+        model: a `Model` (with `config`, its config: apply is model.bind(config)), or an apply function.
         params, state: the trained model's; apply runs in eval mode.
         key: PRNG key.
         n: sequences, sampled in parallel.
         block_size: the model's context length (for a sequence model its number of positions).
-        max_len: tokens per sequence (the longest word plus the end token); a sequence model
+        max_len: tokens per sequence (the longest word plus the end token); a "prefix" model
             draws at most block_size of them, and the rest are 0.
     Returns:
         int32 [n, max_len].
     """
-    apply = model.apply if isinstance(model, Model) else model
-    kind = "context" if apply is model else ("cached" if model.decode_step is not None else model.dataset)
-    steps = max_len if kind == "context" else min(max_len, block_size)  # a sequence model has block_size positions
+    if isinstance(model, Model):
+        decoder, apply, path = model.ability(Decoder), model.bind(config), model.kind.sample
+        path = "cached" if decoder else path
+    else:
+        decoder, apply, path = None, model, "window"
+    steps = max_len if path == "window" else min(max_len, block_size)  # a sequence model has block_size positions
     keys = jax.random.split(key, max_len)
-
-    # One position of each kind: (its carry, i, tokens [max_len, n] drawn so far, draw) -> (carry, token i [n])
-    def cached(carry, i, tokens, draw):
-        cache, token = carry  # cache pytree, [n] token at position i
-        logits, cache = model.decode_step(params, state, cache, token, i)
-        token = draw(logits)
-        return (cache, token), token
-
-    def prefix(carry, i, tokens, draw):
-        start = jnp.zeros((1, n), jnp.int32)
-        seq = jnp.concatenate([start, tokens[:block_size - 1]]).T  # [n, block_size]: start, the tokens so far, 0s
-        logits, _ = apply(params, state, seq, train=False)
-        return carry, draw(jax.lax.dynamic_index_in_dim(logits, i, axis=1, keepdims=False))
-
-    def window(context, i, tokens, draw):  # context [n, block_size]: the last block_size tokens
-        logits, _ = apply(params, state, context, train=False)
-        token = draw(logits[:, -1] if logits.ndim == 3 else logits)
-        return jnp.concatenate([context[:, 1:], token[:, None]], axis=1), token
-
-    step = {"cached": cached, "sequence": prefix, "context": window}[kind]
+    step, start = _path(path, apply, decoder, params, state, config, n, block_size)
 
     def body(loop):
         i, carry, tokens, done = loop
@@ -76,12 +60,34 @@ def sample_ids(model: Model | Callable, params, state, key: jax.Array, *, n: int
         i, _, _, done = loop
         return (i < steps) & ~done.all()
 
-    zeros = jnp.zeros((n,), jnp.int32)
-    start = {"cached": lambda: (model.init_cache(params, config, n), zeros), "sequence": lambda: (),
-             "context": lambda: jnp.zeros((n, block_size), jnp.int32)}[kind]()
     loop = (jnp.int32(0), start, jnp.zeros((max_len, n), jnp.int32), jnp.zeros((n,), bool))
     _, _, tokens, _ = jax.lax.while_loop(more, body, loop)
     return tokens.T
+
+
+def _path(path: str, apply, decoder, params, state, config, n: int, block_size: int):
+    """One position of the path: (step(carry, i, tokens [max_len, n] so far, draw) -> (carry, token [n]), carry0)."""
+    if path == "cached":
+        def cached(carry, i, tokens, draw):
+            cache, token = carry  # cache pytree, [n] token at position i
+            logits, cache = decoder.decode_step(params, state, cache, token, i)
+            token = draw(logits)
+            return (cache, token), token
+        return cached, (decoder.init_cache(params, config, n), jnp.zeros((n,), jnp.int32))
+
+    if path == "prefix":
+        def prefix(carry, i, tokens, draw):
+            start = jnp.zeros((1, n), jnp.int32)
+            seq = jnp.concatenate([start, tokens[:block_size - 1]]).T  # [n, block_size]: start, tokens so far, 0s
+            logits, _ = apply(params, state, seq, train=False)
+            return carry, draw(jax.lax.dynamic_index_in_dim(logits, i, axis=1, keepdims=False))
+        return prefix, ()
+
+    def window(context, i, tokens, draw):  # context [n, block_size]: the last block_size tokens
+        logits, _ = apply(params, state, context, train=False)
+        token = draw(logits[:, -1] if logits.ndim == 3 else logits)
+        return jnp.concatenate([context[:, 1:], token[:, None]], axis=1), token
+    return window, jnp.zeros((n, block_size), jnp.int32)
 
 
 def draw_tokens(key: jax.Array, logits: jax.Array, temperature: float = 1.0, top_k: int | None = None) -> jax.Array:

@@ -14,14 +14,10 @@ one program share them.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import itertools
-import json
 import math
 import os
-import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,8 +28,11 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from . import parallel
-from .models import Model
-from .train import TrainConfig, TrainState, create_train_state, make_optimizer, make_train_chunk, make_train_step
+from . import loop
+from .checkpoint import dumps_json
+from .models import Model, Penalty
+from .train import (TrainConfig, TrainState, check_batch_size, create_train_state, make_optimizer, make_train_chunk,
+                    make_train_step)
 
 TRAIN_FIELDS = ("lr", "weight_decay")  # TrainConfig fields a sweep can vary (traced inside the program)
 
@@ -113,14 +112,15 @@ def make_sweep_chunk(model: Model, runs: Sequence[SweepRun], n_steps: int, mesh)
     """
     configs = list(dict.fromkeys(r.config for r in runs))  # distinct configs, in order
     tc = runs[0].train_config  # all but lr and weight_decay are shared
+    penalty = model.ability(Penalty)
 
     def one_run(ts, lr, weight_decay, config_index, X, Y):
         run_model = model
-        if model.penalty is not None and len(configs) > 1:  # the swept config reaches the loss only here
-            branches = [lambda p, c=c: model.penalty(p, c) for c in configs]
-            run_model = dataclasses.replace(model, penalty=lambda p, _: jax.lax.switch(config_index, branches, p))
+        if penalty and len(configs) > 1:  # the swept config reaches the loss only here
+            branches = [lambda p, c=c: penalty.penalty(p, c) for c in configs]
+            run_model = model.with_ability(Penalty(lambda p, _: jax.lax.switch(config_index, branches, p)))
         step = make_train_step(run_model, configs[0], make_optimizer(tc, lr=lr, weight_decay=weight_decay))
-        return make_train_chunk(step, n_steps, tc.batch_size)(ts, X, Y)
+        return make_train_chunk(step, n_steps, tc.batch_size, batch=model.kind.batch)(ts, X, Y)
 
     by_run = NamedSharding(mesh, P(parallel.RUNS))
     replicated = NamedSharding(mesh, P())
@@ -137,14 +137,14 @@ class SweepResult:
     states: TrainState  # stacked, run axis first
     steps: np.ndarray  # int [K]: the step at the end of each chunk
     curves: np.ndarray  # float [R, K]: each run's mean training loss over each chunk
-    diverged: list[int | None]  # per run: the first step whose loss was not finite, or None
+    diverged: list[int | None]  # per run: the first step that diverged (loop.Divergence, as `train`), or None
     seconds: float
     compile_seconds: float
     devices: int
 
 
 def train_sweep(model: Model, runs: Sequence[SweepRun], X: np.ndarray, Y: np.ndarray, *,
-                devices: int | None = None, quiet: bool = False) -> SweepResult:
+                devices: int | None = None, quiet: bool = False, callbacks: Sequence = ()) -> SweepResult:
     """Train every run of the sweep at once, `runs[0].train_config.steps` steps each.
 
     Args:
@@ -152,13 +152,14 @@ def train_sweep(model: Model, runs: Sequence[SweepRun], X: np.ndarray, Y: np.nda
         devices: shard the runs over this many devices (None: all visible). The run count
             is padded with copies of run 0 to a multiple of it; the copies are dropped.
         quiet: no progress lines.
+        callbacks: more loop.py callbacks (they see losses [R, n]).
     Returns:
-        a SweepResult. A run whose loss turns NaN/inf is marked diverged; the others go on.
+        a SweepResult. A run that diverges by `train`'s rule (a loss NaN/inf or above
+        DIVERGENCE_FACTOR x its first) is marked diverged; the others go on.
     """
     runs = list(runs)
     tc = runs[0].train_config
-    if tc.batch_size is not None and tc.batch_size > len(X):
-        raise ValueError(f"batch_size {tc.batch_size} is larger than the training split ({len(X)} examples)")
+    check_batch_size(tc.batch_size, len(X))
     mesh = parallel.mesh_over(min(devices or len(jax.devices()), len(runs)), parallel.RUNS)
     padded = runs + [runs[0]] * (-len(runs) % mesh.size)
     configs = list(dict.fromkeys(r.config for r in runs))
@@ -167,50 +168,45 @@ def train_sweep(model: Model, runs: Sequence[SweepRun], X: np.ndarray, Y: np.nda
              np.array([configs.index(r.config) for r in padded], np.int32))
     ts, hyper = jax.device_put((init_states(model, padded), hyper), NamedSharding(mesh, P(parallel.RUNS)))
     X, Y = parallel.replicate((X, Y), mesh)
-    chunks: dict[int, Callable] = {}
-    steps, curves, compile_seconds = [], [], 0.0
-    diverged: list[int | None] = [None] * len(runs)
-    print_every = 0 if quiet else max(tc.steps // 10, 1)
-    t0 = time.perf_counter()
-    pending: collections.deque = collections.deque()  # (first step, n, losses [R, n]) not yet on the host
-    step = 0
-    while step < tc.steps or pending:
-        if step < tc.steps and len(pending) < 2:  # queue the next chunk before waiting for the last (as train.fit)
-            n = min(tc.chunk_size, tc.steps - step)
-            if n not in chunks:
-                tc0 = time.perf_counter()
-                chunks[n] = make_sweep_chunk(model, padded, n, mesh).lower(ts, *hyper, X, Y).compile()
-                compile_seconds += time.perf_counter() - tc0
-            ts, losses = chunks[n](ts, *hyper, X, Y)
-            pending.append((step, n, losses))
-            step += n
-            continue
-        first, n, losses = pending.popleft()
-        _record(first, n, losses, steps, curves, diverged)
-        if print_every and ((first + n) // print_every > first // print_every or first + n == tc.steps):
-            _progress(first + n, tc.steps, curves[-1], runs, mesh.size, time.perf_counter() - t0)
-    seconds = time.perf_counter() - t0
-    return SweepResult(runs, ts, np.array(steps), np.stack(curves, axis=1), diverged, seconds, compile_seconds,
-                       mesh.size)
+
+    def compile_chunk(n: int):
+        compiled = make_sweep_chunk(model, padded, n, mesh).lower(ts, *hyper, X, Y).compile()
+        return lambda state: compiled(state, *hyper, X, Y)
+
+    curves = Curves(len(runs))
+    line = lambda step, losses, elapsed: _progress(step, tc.steps, losses.mean(axis=1), runs, mesh.size,  # noqa: E731
+                                                   elapsed)
+    result = loop.run_chunks(compile_chunk, ts, start=0, total=tc.steps, chunk_size=tc.chunk_size,
+                             divergence=loop.Divergence(configs[0].vocab_size), on_diverged=curves.mark,
+                             callbacks=[curves, loop.Progress(tc.steps, 0, quiet=quiet, line=line, bar=False),
+                                        *callbacks],
+                             host=lambda losses: np.asarray(losses)[: len(runs)])  # [R, n]: padding dropped
+    return SweepResult(runs, result.state, np.array(curves.steps), np.stack(curves.means, axis=1), curves.diverged,
+                       result.seconds, result.compile_seconds, mesh.size)
 
 
-def _record(first: int, n: int, losses: jax.Array, steps: list, curves: list, diverged: list) -> None:
-    """Pull one chunk's losses to the host (it waits here) and note runs that diverged."""
-    losses = np.asarray(losses)[: len(diverged)]  # [R, n]: the padding runs dropped
-    for i, row in enumerate(losses):
-        bad = np.flatnonzero(~np.isfinite(row))
-        if bad.size and diverged[i] is None:
-            diverged[i] = first + int(bad[0])
-    steps.append(first + n)
-    curves.append(losses.mean(axis=1))
+class Curves:
+    """A loop callback: each run's mean loss per chunk, and the first step where each run diverged."""
+
+    def __init__(self, n_runs: int):
+        self.steps, self.means, self.diverged = [], [], [None] * n_runs
+
+    def mark(self, first: int, bad: np.ndarray, before, losses) -> None:
+        """loop.run_chunks' on_diverged: note each newly diverged run, and go on."""
+        for i in np.flatnonzero(bad >= 0):
+            if self.diverged[i] is None:
+                self.diverged[i] = first + int(bad[i])
+
+    def on_chunk(self, state, step: int, losses: np.ndarray, elapsed: float):
+        self.steps.append(step)
+        self.means.append(losses.mean(axis=1))
 
 
-def _progress(step: int, total: int, chunk_losses: np.ndarray, runs, n_dev: int, elapsed: float) -> None:
+def _progress(step: int, total: int, chunk_losses: np.ndarray, runs, n_dev: int, elapsed: float) -> str:
     finite = np.where(np.isfinite(chunk_losses), chunk_losses, np.inf)
     best = int(np.argmin(finite))
-    print(f"step {step:,}/{total:,}  {len(runs)} runs on {n_dev} device(s)  best loss {chunk_losses[best]:.4f} "
-          f"({runs[best].label})  {len(runs) * step / elapsed:,.0f} steps/s over all runs",
-          file=sys.stderr, flush=True)
+    return (f"step {step:,}/{total:,}  {len(runs)} runs on {n_dev} device(s)  best loss {chunk_losses[best]:.4f} "
+            f"({runs[best].label})  {len(runs) * step / elapsed:,.0f} steps/s over all runs")
 
 
 # ----------------------------------------------------------------------------- results
@@ -271,7 +267,7 @@ def write_report(out_dir: str, result: SweepResult, losses: Sequence[Mapping[str
     report = {"title": title, "configs": config_rows, "runs": run_rows, "steps": result.steps.tolist(),
               "curves": {r.label: c.tolist() for r, c in zip(result.runs, result.curves)},
               "seconds": result.seconds, "compile_seconds": result.compile_seconds, "devices": result.devices}
-    atomic_write(paths[1], json.dumps(_finite_or_none(report), indent=1).encode())
+    atomic_write(paths[1], dumps_json(report, indent=1).encode())
     try:
         from .plots import plot_sweep
     except ImportError as e:
@@ -281,14 +277,3 @@ def write_report(out_dir: str, result: SweepResult, losses: Sequence[Mapping[str
         paths.append(plot_sweep(result.steps, result.curves, [r.label for r in result.runs],
                                 os.path.join(out_dir, "sweep.png")))
     return paths
-
-
-def _finite_or_none(tree):
-    """NaN and inf as JSON null (json.dumps would write the non-standard NaN)."""
-    if isinstance(tree, dict):
-        return {k: _finite_or_none(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_finite_or_none(v) for v in tree]
-    if isinstance(tree, float) and not math.isfinite(tree):
-        return None
-    return tree

@@ -68,7 +68,7 @@ def initial_loss(name, names, **overrides):
     model = models.get(name)
     config = model.make_config(vocab_size=vocab.size, block_size=block_size, **overrides)
     params, state = model.init(jax.random.key(0), config)
-    logits, new_state = jax.jit(lambda p, s, x: model.apply(p, s, x, train=True))(params, state, jnp.asarray(X))
+    logits, new_state = jax.jit(lambda p, s, x: model.bind(config)(p, s, x, train=True))(params, state, jnp.asarray(X))
     assert logits.shape == (*X.shape, vocab.size)
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
     return float(cross_entropy(logits, jnp.asarray(Y))) - math.log(vocab.size)
@@ -178,7 +178,7 @@ def test_cached_sampler_gives_the_uncached_tokens_and_is_deterministic(name, tra
     cached = sample_ids(model, ts.params, ts.model_state, jax.random.key(5), **kwargs)
     again = sample_ids(model, ts.params, ts.model_state, jax.random.key(5), **kwargs)
     other = sample_ids(model, ts.params, ts.model_state, jax.random.key(6), **kwargs)
-    uncached_model = dataclasses.replace(model, init_cache=None, decode_step=None)
+    uncached_model = dataclasses.replace(model, abilities=())
     uncached = sample_ids(uncached_model, ts.params, ts.model_state, jax.random.key(5), **kwargs)
     np.testing.assert_array_equal(cached, again)
     np.testing.assert_array_equal(cached, uncached)
@@ -191,9 +191,10 @@ def test_cached_sampler_gives_the_uncached_tokens_and_is_deterministic(name, tra
 def test_decode_step_reproduces_every_position_of_apply(name, trained):
     model, config, ts = trained[name]
     x, _ = random_sequences(jax.random.key(2), config, 5)
-    logits, _ = jax.jit(lambda x: model.apply(ts.params, ts.model_state, x, train=False))(x)
-    cache = model.init_cache(ts.params, config, 5)
-    decode_step = jax.jit(model.decode_step)
+    logits, _ = jax.jit(lambda x: model.bind(config)(ts.params, ts.model_state, x, train=False))(x)
+    decoder = model.ability(models.Decoder)
+    cache = decoder.init_cache(ts.params, config, 5)
+    decode_step = jax.jit(decoder.decode_step)
     for pos in range(config.block_size):
         step_logits, cache = decode_step(ts.params, ts.model_state, cache, x[:, pos], jnp.int32(pos))
         np.testing.assert_allclose(step_logits, logits[:, pos], rtol=1e-4, atol=1e-5)
@@ -203,9 +204,12 @@ def test_dropout_is_train_mode_only_and_moves_its_key():
     model, config = tiny("transformer", dropout=0.5)
     params, state = model.init(jax.random.key(0), config)
     x, _ = random_sequences(jax.random.key(1), config, 4)
-    eval_logits, eval_state = model.apply(params, state, x, train=False)
+    apply = model.bind(config)
+    assert apply == model.bind(config) and hash(apply) == hash(model.bind(config))  # one jit cache entry per config
+    eval_logits, eval_state = apply(params, state, x, train=False)
     assert eval_state is state
-    train_apply = jax.jit(lambda s: model.apply(params, s, x, train=True))
+    assert set(state["dropout"]) == {"key"}  # the rate comes from the config, not the state
+    train_apply = jax.jit(lambda s: apply(params, s, x, train=True))
     a, state_a = train_apply(state)
     b, _ = train_apply(state_a)
     assert not np.allclose(a, eval_logits) and not np.allclose(a, b)

@@ -6,20 +6,73 @@ and two pure functions:
     init(key, config) -> (params, state)
     apply(params, state, x, *, train) -> (logits, new_state)
 
-Adding a model to the CLI is adding one `Model` entry here. The entry says which dataset
-the model trains on (`dataset`, see `data.build_dataset`), so the commands never ask which
-model they run.
+`Model` holds that core plus the data kind it trains on (`dataset`, a name in
+`data.KINDS`). What only some models can do is an ability record of its own (`ClosedForm`,
+`Decoder`, `Calibration`, `Penalty`), held in `Model.abilities` and looked up with
+`model.ability(Decoder)`. Code asks for an apply function with `model.bind(config)`: a
+model whose apply takes a keyword `config` (the transformer: its dropout rate) gets it
+bound there, so no hyperparameter lives in the state.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
-from ..data import DATASETS, sequence_block_size
+from ..kinds import KINDS
 from . import bigram, mlp, rnn, transformer, wavenet
+
+# ----------------------------------------------------------------------------- abilities
+
+
+class ClosedForm(NamedTuple):
+    """Fitted in closed form instead of by gradients: fit(config, X, Y) -> params."""
+
+    fit: Callable
+
+
+class Decoder(NamedTuple):
+    """Cached sampling, one new token per call instead of a rerun of the prefix.
+
+    init_cache(params, config, n) -> cache pytree (key/value buffers, a hidden state);
+    decode_step(params, state, cache, token int32 [n], pos) -> (logits [n, vocab], cache).
+    """
+
+    init_cache: Callable
+    decode_step: Callable
+
+
+class Calibration(NamedTuple):
+    """BatchNorm statistics recomputed over a split: calibrate(params, state, X) -> state."""
+
+    calibrate: Callable
+
+
+class Penalty(NamedTuple):
+    """A term added to the training loss: penalty(params, config) -> scalar."""
+
+    penalty: Callable
+
+
+Ability = TypeVar("Ability")
+
+
+class Bound(functools.partial):
+    """apply with its config bound; equal (and hashed) by value, so jit caches see one function per config."""
+
+    def __eq__(self, other):
+        return (isinstance(other, Bound) and self.func is other.func and self.args == other.args
+                and self.keywords == other.keywords)
+
+    def __hash__(self):
+        return hash((self.func, self.args, tuple(sorted(self.keywords.items()))))
+
+
+# ----------------------------------------------------------------------------- the record
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -27,32 +80,47 @@ class Model:
     name: str
     Config: type
     init: Callable
-    apply: Callable
+    apply: Callable  # the protocol's apply, or one with a keyword `config` (see `bind`)
+    dataset: str = "context"  # the data kind it trains on (data.KINDS)
     description: str = ""
     config_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides of Config's defaults
     train_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides of TrainConfig's
-    penalty: Callable | None = None  # (params, config) -> scalar added to the training loss
-    fit: Callable | None = None  # closed-form fit (config, X, Y) -> params, instead of gradients
-    calibrate: Callable | None = None  # (params, state, X) -> state: BatchNorm statistics over a split
-    # What data.build_dataset makes for it: "context" (X [N, block_size] -> Y [N]) or
-    # "sequence" (X, Y [N, block_size], Y = -1 where ignored; logits [B, block_size, vocab]).
-    dataset: str = "context"
-    # Cached sampling (sample.sample_ids): one new token per call instead of a rerun of the prefix.
-    init_cache: Callable | None = None  # (params, config, n) -> cache pytree (KV buffers, hidden state)
-    decode_step: Callable | None = None  # (params, state, cache, token int32 [n], pos) -> (logits [n, vocab], cache)
+    abilities: tuple = ()  # ability records (ClosedForm, Decoder, Calibration, Penalty)
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ValueError(f"{self.name}: dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        if self.dataset not in KINDS:
+            raise ValueError(f"{self.name}: dataset must be one of {', '.join(KINDS)}, got {self.dataset!r}")
+
+    def ability(self, kind: type[Ability]) -> Ability | None:
+        """The model's record of this ability type, or None."""
+        return next((a for a in self.abilities if isinstance(a, kind)), None)
+
+    def with_ability(self, record) -> Model:
+        """This model with `record` replacing its ability of the same type."""
+        kept = tuple(a for a in self.abilities if not isinstance(a, type(record)))
+        return dataclasses.replace(self, abilities=(*kept, record))
+
+    def bind(self, config) -> Callable:
+        """The protocol apply(params, state, x, *, train) -> (logits, state) for this config."""
+        if "config" in inspect.signature(self.apply).parameters:
+            return Bound(self.apply, config=config)
+        return self.apply
+
+    @property
+    def kind(self):
+        """The data kind record (data.KINDS[self.dataset])."""
+        return KINDS[self.dataset]
 
     def make_config(self, *, words: Sequence[str] | None = None, **overrides) -> Any:
         """The Config with the model's defaults, then `overrides`.
 
-        Given the data's `words`, a "sequence" model's block_size defaults to the longest
-        word + 1 (as makemore) unless `overrides` sets it.
+        Given the data's `words`, the data kind may set a default block_size (a "sequence"
+        model's is the longest word + 1, as makemore) unless `overrides` sets it.
         """
-        if words is not None and self.dataset == "sequence" and "block_size" not in overrides:
-            overrides["block_size"] = sequence_block_size(words)
+        if words is not None and "block_size" not in overrides:
+            block_size = self.kind.default_block_size(words)
+            if block_size is not None:
+                overrides["block_size"] = block_size
         return self.Config(**{**self.config_defaults, **overrides})
 
     @property
@@ -64,30 +132,33 @@ def _registry(*models: Model) -> Mapping[str, Model]:
     return MappingProxyType({m.name: m for m in models})
 
 
+_RNN_DECODER = Decoder(rnn.init_cache, rnn.decode_step)
 REGISTRY = _registry(
-    Model("bigram", bigram.CountConfig, bigram.init, bigram.apply, fit=bigram.fit,
+    Model("bigram", bigram.CountConfig, bigram.init, bigram.apply, abilities=(ClosedForm(bigram.fit),),
           description="counting bigram: normalised counts with additive smoothing (closed form)"),
-    Model("bigram-nn", bigram.NeuralConfig, bigram.neural_init, bigram.neural_apply, penalty=bigram.neural_penalty,
+    Model("bigram-nn", bigram.NeuralConfig, bigram.neural_init, bigram.neural_apply,
+          abilities=(Penalty(bigram.neural_penalty),),
           description="neural bigram: a [vocab, vocab] logits table trained by full-batch gradient descent",
           train_defaults={"steps": 500, "batch_size": None, "lr": 50.0, "lr_decay_step": None}),
-    Model("mlp", mlp.Config, mlp.init, mlp.apply, calibrate=mlp.calibrate,
+    Model("mlp", mlp.Config, mlp.init, mlp.apply, abilities=(Calibration(mlp.calibrate),),
           description="Bengio et al. 2003 MLP (lecture 2), with the lecture-3 initialisation by default"),
-    Model("mlp-bn", mlp.Config, mlp.init, mlp.apply, calibrate=mlp.calibrate, config_defaults={"batchnorm": True},
+    Model("mlp-bn", mlp.Config, mlp.init, mlp.apply, abilities=(Calibration(mlp.calibrate),),
+          config_defaults={"batchnorm": True},
           description="the MLP with BatchNorm after the hidden layer (lecture 3)"),
-    Model("mlp-deep", mlp.Config, mlp.init, mlp.apply, calibrate=mlp.calibrate,
+    Model("mlp-deep", mlp.Config, mlp.init, mlp.apply, abilities=(Calibration(mlp.calibrate),),
           config_defaults={"n_hidden": 100, "n_layers": 5, "batchnorm": True, "out_batchnorm": True},
           description="lecture 3's deep net: 5 x [linear -> batchnorm -> tanh] of width 100, then linear -> batchnorm"),
-    Model("rnn", rnn.Config, rnn.init, rnn.apply, dataset="sequence", init_cache=rnn.init_cache,
-          decode_step=rnn.decode_step, train_defaults=rnn.TRAIN_DEFAULTS,
+    Model("rnn", rnn.Config, rnn.init, rnn.apply, dataset="sequence", abilities=(_RNN_DECODER,),
+          train_defaults=rnn.TRAIN_DEFAULTS,
           description="makemore's RNN: h = tanh(W [x, h]) from a learned start state, n_embd 64, n_embd2 64"),
-    Model("gru", rnn.Config, rnn.init, rnn.apply, dataset="sequence", init_cache=rnn.init_cache,
-          decode_step=rnn.decode_step, config_defaults={"cell": "gru"}, train_defaults=rnn.TRAIN_DEFAULTS,
+    Model("gru", rnn.Config, rnn.init, rnn.apply, dataset="sequence", abilities=(_RNN_DECODER,),
+          config_defaults={"cell": "gru"}, train_defaults=rnn.TRAIN_DEFAULTS,
           description="makemore's GRU: update/reset gates and a candidate state, n_embd 64, n_embd2 64"),
     Model("transformer", transformer.Config, transformer.init, transformer.apply, dataset="sequence",
-          init_cache=transformer.init_cache, decode_step=transformer.decode_step,
+          abilities=(Decoder(transformer.init_cache, transformer.decode_step),),
           train_defaults=transformer.TRAIN_DEFAULTS,
           description="makemore's GPT: 4 pre-LayerNorm blocks, 4 heads, n_embd 64, sampled with a key/value cache"),
-    Model("wavenet", wavenet.Config, wavenet.init, wavenet.apply, calibrate=wavenet.calibrate,
+    Model("wavenet", wavenet.Config, wavenet.init, wavenet.apply, abilities=(Calibration(wavenet.calibrate),),
           description="lecture 5's hierarchical net: 3 x [pair up positions -> linear -> batchnorm -> tanh], block 8",
           train_defaults={"lr_decay_step": 150_000}),
 )

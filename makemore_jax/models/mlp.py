@@ -90,7 +90,7 @@ def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
     return params, state
 
 
-def _block(params: dict, state: dict | None, h: jax.Array, *, train: bool, **bn_options):
+def block(params: dict, state: dict | None, h: jax.Array, *, train: bool, **bn_options):
     """linear -> optional batchnorm; returns (pre-activation, new batchnorm state or None)."""
     h = nn.linear(params["linear"], h)
     if "bn" not in params:
@@ -115,12 +115,12 @@ def forward(params: dict, state: dict, x: jax.Array, *, train: bool, **bn_option
     new_state: dict = {}
     activations = []
     for layer, layer_state in zip(params["layers"], layer_states):
-        preact, bn_state = _block(layer, layer_state, h, train=train, **bn_options)
+        preact, bn_state = block(layer, layer_state, h, train=train, **bn_options)
         if bn_state is not None:
             new_state.setdefault("layers", []).append(bn_state)
         h = nn.tanh(preact)
         activations.append((preact, h))
-    logits, bn_state = _block(params["out"], state.get("out"), h, train=train, **bn_options)
+    logits, bn_state = block(params["out"], state.get("out"), h, train=train, **bn_options)
     if bn_state is not None:
         new_state["out"] = bn_state
     return logits, new_state, activations

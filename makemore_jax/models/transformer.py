@@ -5,9 +5,9 @@
     logits = ln_f(x) @ lm_head          (no bias on the head)
 
 The dense layers work on a 2-D (B*T, C) layout: one matmul per layer over every position,
-which XLA's CPU backend runs faster than the same product on [B, T, C] (the issue measured
-53-56 against 86.9 steps/s). Two initialisations (`Config.init`):
-  - "gpt2" (default): GPT-2's, as in minGPT and makemore.py's first version: weights
+which XLA's CPU backend runs faster than the same product on [B, T, C]
+(benchmarks/RESULTS.md). Two initialisations (`Config.init`):
+  - "gpt2" (default): GPT-2's, as makemore.py's first version: weights
     N(0, 0.02), biases 0, LayerNorm 1 and 0; the initial loss is within 0.01 of
     ln(vocab_size).
   - "pytorch": makemore.py's later version, which leaves every layer at PyTorch's default:
@@ -23,9 +23,10 @@ Parameters:
               "blocks": [{"ln_1", "attn": {"c_attn": {"W": [C, 3, H, D], "b": [3, H, D]}, "c_proj"},
                           "ln_2", "mlp": {"c_fc", "c_proj"}}, ...],   (linear: {"W": [in, out], "b": [out]})
               "ln_f": {"gamma", "beta"}, "lm_head": {"W": [C, vocab]}}
-    state  = {} or, with dropout, {"dropout": {"key": uint32 [2], "rate": float32 scalar}}: the
-             key of the next train step's masks, advanced by every train-mode call (so a
-             checkpoint resumes exactly), and the rate (here because `apply` has no config).
+    state  = {} or, with dropout, {"dropout": {"key": uint32 [2]}}: the key of the next train
+             step's masks, advanced by every train-mode call (so a checkpoint resumes
+             exactly). The rate is config.dropout: `apply` takes the config as a keyword
+             (models.Model.bind binds it).
 
 Sampling uses a key/value cache (flax's decode=True): `init_cache` makes fixed-size
 [n, block_size, H, D] buffers per layer, `decode_step` writes one position with
@@ -97,7 +98,7 @@ def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
               "lm_head": _linear_init(key_head, C, config.vocab_size, bias=False)}
     state = {}
     if config.dropout:
-        state["dropout"] = {"key": jax.random.key_data(key_drop), "rate": jnp.float32(config.dropout)}
+        state["dropout"] = {"key": jax.random.key_data(key_drop)}
     return params, state
 
 
@@ -127,19 +128,24 @@ def _head(params: dict, x: jax.Array) -> jax.Array:
     return nn.layernorm(params["ln_f"], x) @ params["lm_head"]["W"]
 
 
-def apply(params: dict, state: dict, idx: jax.Array, *, train: bool) -> tuple[jax.Array, dict]:
+def apply(params: dict, state: dict, idx: jax.Array, *, train: bool,
+          config: Config | None = None) -> tuple[jax.Array, dict]:
     """idx int [B, T] (T <= block_size) -> (logits [B, T, vocab], new_state).
 
     Position t's logits depend on idx[:, :t + 1] only. Train mode with dropout draws its
-    masks from state["dropout"]["key"] and returns the state with the next key; eval mode
-    (and a model without dropout) returns state as is.
+    masks from state["dropout"]["key"] at rate config.dropout and returns the state with
+    the next key; eval mode (and a model without dropout) returns state as is and needs no
+    config.
     """
     B, T = idx.shape
     use_dropout = train and "dropout" in state
     if use_dropout:
+        if config is None:
+            raise ValueError("transformer.apply in train mode with dropout needs config= (Model.bind binds it)")
+        rate = jnp.float32(config.dropout)
         key, next_key = jax.random.split(state["dropout"]["key"])
         mask_keys = iter(jax.random.split(key, 1 + 2 * len(params["blocks"])))
-        drop = lambda x: _dropout(next(mask_keys), state["dropout"]["rate"], x)
+        drop = lambda x: _dropout(next(mask_keys), rate, x)
         state = {"dropout": {**state["dropout"], "key": next_key}}
     else:
         drop = lambda x: x

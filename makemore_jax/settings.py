@@ -1,0 +1,71 @@
+"""Errors about the user's settings, worded once for Python and once for the command line.
+
+A `UsageError` is a message template whose settings are named fields: Python callers read
+them as `name=value` (`str(e)`), the command line shows them as flags (`e.as_flags()`,
+`--name value`), so no message is reworded after the fact. A `SettingError` is a refused
+value of one field (`.field`), e.g. TrainConfig's or a model Config's checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class UsageError(ValueError):
+    """A bad setting or request (exit status 2 on the command line).
+
+    Args:
+        template: the message; each `{key}` is replaced by a setting.
+        **settings: key -> (field name, value) shown as `name=value` or `--name value`;
+            the value `...` shows the name alone (`resume` / `--resume`).
+    """
+
+    def __init__(self, template: str, **settings: tuple[str, Any]):
+        self.template, self.settings = template, settings
+        super().__init__(self.render(python_setting))
+
+    def render(self, setting) -> str:
+        return self.template.format(**{k: setting(*v) for k, v in self.settings.items()})
+
+    def as_flags(self) -> str:
+        return self.render(flag_setting)
+
+
+class SettingError(UsageError):
+    """`field`'s value is refused; the message starts with the field: "lr must be a positive number, got 0"."""
+
+    def __init__(self, field: str, detail: str):
+        self.field, self.detail = field, detail
+        super().__init__("{field} " + detail.replace("{", "{{").replace("}", "}}"), field=(field, ...))
+
+
+def python_setting(name: str, value: Any = ...) -> str:
+    return name if value is ... else f"{name}={value!r}"
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def flag_setting(name: str, value: Any = ...) -> str:
+    """A setting as the flag a user types: True -> --name, False -> --no-name, None -> full / none."""
+    if value is ...:
+        return flag_name(name)
+    if value is True or value is False:
+        return flag_name(name) if value else "--no-" + name.replace("_", "-")
+    if value is None:
+        value = "full" if name == "batch_size" else "none"
+    return f"{flag_name(name)} {value}"
+
+
+def from_config_error(error: ValueError, fields) -> UsageError:
+    """A Config's ValueError as a UsageError: a SettingError when its first word is one of `fields`.
+
+    The model Configs word their checks "name must be ..."; that first word is the field.
+    """
+    if isinstance(error, UsageError):
+        return error
+    head, _, rest = str(error).partition(" ")
+    if head in fields and rest:
+        return SettingError(head, rest)
+    return UsageError(str(error).replace("{", "{{").replace("}", "}}"))

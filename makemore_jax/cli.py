@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import sys
 import threading
@@ -16,10 +15,12 @@ from collections.abc import Callable
 
 from . import models
 from .checkpoint import WRITE_LOCK, CheckpointError
-from .commands import (CHOICES, COMMANDS, EMPTY, PROG, TRAIN_FLAGS, Stopped, UsageError, all_inits, config_flags,
-                       devices_flag, diagnosable, mlp_inits, non_negative_int, positive_int, values_flag)
+from .commands import EMPTY, PROG, Stopped, commands
 from .data import DataError
+from .flags import add_flags, config_flags, devices_flag, non_negative_int, positive_int, train_flags, values_flag
 from .parallel import request_host_devices
+from .settings import UsageError
+from .xla import use_compilation_cache, use_one_cpu_thread
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Character-level language models in JAX.", epilog=EXAMPLES,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    for add in (_train_parser, _sweep_parser, _sample_parser, _other_parsers, _diagnose_parser):
+        add(sub)
+    return parser
 
+
+def _train_parser(sub) -> None:
     models_list = "\n".join(f"  {name:9s} {m.description}" for name, m in models.REGISTRY.items())
     p = sub.add_parser("train", help="train a model and save a checkpoint", epilog="models:\n" + models_list,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,25 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out (same model and settings)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already saved in --out")
     p.add_argument("-n", "--num-samples", type=non_negative_int, default=10, help="names to print at the end (default 10)")
-    choices = {**CHOICES, "init": all_inits()}
-    group = p.add_argument_group("training (a closed-form model such as bigram ignores these)")
-    for name, (kind, help_text) in TRAIN_FLAGS.items():
-        group.add_argument("--" + name.replace("_", "-"), type=kind, default=None, help=help_text,
-                           choices=choices.get(name))
-    group = p.add_argument_group("model settings (each applies to the models named in its default)")
-    for name, (kind, help_text) in config_flags().items():
-        flag = "--" + name.replace("_", "-")
-        if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            group.add_argument(flag, type=kind, default=None, help=help_text, choices=choices.get(name))
-
+    add_flags(p.add_argument_group("training (each model's default shown; a closed-form model such as bigram "
+                                   "ignores these)"), train_flags())
+    add_flags(p.add_argument_group("model settings (each applies to the models named in its default)"), config_flags())
     p.add_argument("--devices", type=devices_flag, default=1,
                    help="data parallel over N devices, or 'all' (default 1; on a CPU, N host devices)")
     p.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="several processes: process 0's address")
     p.add_argument("--num-processes", type=positive_int, default=None, help="several processes: how many")
     p.add_argument("--process-id", type=non_negative_int, default=None, help="several processes: this one's index")
 
+
+def _sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="train every combination of comma-separated values at once",
                        description="Flags marked 'sweepable' take comma-separated values (--lr 0.05,0.1 --seed 1,2,3); "
                                    "every combination is one run, and all runs train in one program.")
@@ -87,17 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=devices_flag, default=None,
                    help="shard the runs over N devices, or 'all' (the default; on a CPU, one host device per core)")
     p.add_argument("--keep", action="store_true", help="save every run's checkpoint under OUT/runs/")
-    for name, (kind, help_text) in TRAIN_FLAGS.items():
-        sweepable = name in ("lr", "weight_decay")
-        p.add_argument("--" + name.replace("_", "-"), type=values_flag(kind) if sweepable else kind, default=None,
-                       help=f"sweepable: {help_text}" if sweepable else help_text)
-    for name, (kind, help_text) in config_flags().items():
-        flag = "--" + name.replace("_", "-")
-        if kind is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            p.add_argument(flag, type=values_flag(kind), default=None, help=f"sweepable (same shapes): {help_text}")
+    add_flags(p, train_flags(), sweepable=("lr", "weight_decay"))
+    add_flags(p, config_flags(), sweep_all=True)
 
+
+def _sample_parser(sub) -> None:
     p = sub.add_parser("sample", help="generate names from a checkpoint",
                        description="Generate names, one per line; a name the model ended at once is shown as "
                                    f"{EMPTY}.")
@@ -109,18 +101,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len", type=positive_int, default=None,
                    help="longest name (default: twice the longest training word)")
 
+
+def _other_parsers(sub) -> None:
     p = sub.add_parser("eval", help="exact loss of a checkpoint on every split")
     _add_common(p)
-
     p = sub.add_parser("lr-find", help="lecture 2's learning-rate sweep, 10^linspace(-3, 0)")
     p.add_argument("--model", default="mlp", choices=list(models.REGISTRY))
     _add_common(p)
     p.add_argument("--steps", type=positive_int, default=1000)
     p.add_argument("--batch-size", type=positive_int, default=32)
-
     p = sub.add_parser("plot", help="draw the loss curve of --out (needs the plots extra)")
     p.add_argument("--out", default="out")
+    p = sub.add_parser("micrograd", help="train a micrograd demo network")
+    p.add_argument("--demo", choices=["lecture", "moons"], default="moons")
+    p.add_argument("--steps", type=positive_int, default=100)
+    p.add_argument("--seed", type=int, default=None, help="default: the demo's own")
+    p = sub.add_parser("bench", help="run the speed benchmarks (from a source checkout); write results.md and .json")
+    p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: the suite; "
+                   "python -m benchmarks --help lists them)")
+    p.add_argument("--quick", action="store_true", help="short repeats and fewer points (a few minutes)")
+    p.add_argument("--out", default=os.path.join("out", "bench"), help="results folder (default: out/bench)")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
 
+
+def _diagnose_parser(sub) -> None:
+    from .study import diagnosable, mlp_inits
     p = sub.add_parser("diagnose", help="lecture 3's activation / gradient / update statistics and figures")
     p.add_argument("--model", default="mlp-deep", choices=diagnosable(), help="default: mlp-deep")
     p.add_argument("--out", default=os.path.join("out", "diagnostics"), help="figure folder (default: out/diagnostics)")
@@ -133,62 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=positive_int, default=10, help="record update ratios every this many steps")
     p.add_argument("--batch-size", type=positive_int, default=32, help="minibatch of training and of the snapshot")
     p.add_argument("--lr", type=float, default=0.1, help="sgd learning rate (default 0.1)")
-
-    p = sub.add_parser("micrograd", help="train a micrograd demo network")
-    p.add_argument("--demo", choices=["lecture", "moons"], default="moons")
-    p.add_argument("--steps", type=positive_int, default=100)
-    p.add_argument("--seed", type=int, default=None, help="default: the demo's own")
-
-    p = sub.add_parser("bench", help="run the speed benchmarks (from a source checkout); write results.md and .json")
-    p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: the suite; "
-                   "python -m benchmarks --help lists them)")
-    p.add_argument("--quick", action="store_true", help="short repeats and fewer points (a few minutes)")
-    p.add_argument("--out", default=os.path.join("out", "bench"), help="results folder (default: out/bench)")
-    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
-    return parser
-
-
-def use_one_cpu_thread() -> None:
-    """Run XLA's CPU backend without Eigen's thread pool, unless XLA_FLAGS says otherwise.
-
-    The lectures' models are latency-bound: their matmuls are too small to split across
-    threads, and the hand-offs cost more than they save (benchmarks/engine.py). Takes effect
-    only before JAX's first computation in the process.
-    """
-    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
-
-
-def as_flags(message: str) -> str:
-    """Settings named as in Python (`n_hidden=16`, or leading the message) shown as flags (`--n-hidden 16`)."""
-    names = {*config_flags(), *TRAIN_FLAGS, "resume", "overwrite", "seed", "top_k", "temperature", "max_len"}
-
-    def flag(match: re.Match) -> str:
-        name, value = match.group(1), match.group(2)
-        if name not in names:
-            return match.group(0)
-        dashed = "--" + name.replace("_", "-")
-        if value in ("True", "False"):
-            return dashed if value == "True" else "--no-" + dashed[2:]
-        return f"{dashed} {'full' if name == 'batch_size' and value == 'None' else value.strip(chr(39))}"
-
-    message = re.sub(r"\b([a-z][a-z0-9_]*)=('[^']*'|[^\s,;()]+)", flag, message)
-    head = re.match(r"[a-z][a-z0-9_]*\b", message)
-    if head and head.group(0) in names:
-        message = "--" + head.group(0).replace("_", "-") + message[head.end():]
-    return message
-
-
-def use_compilation_cache() -> None:
-    """Keep compiled programs in ~/.cache/makemore-jax/xla (JAX's persistent cache), unless
-    JAX_COMPILATION_CACHE_DIR says otherwise ("" turns it off): a second run of the same
-    command skips the ~5 s of XLA compiles of the lecture MLP's run (benchmarks/ABLATIONS.md).
-    """
-    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
-        return
-    import jax
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    jax.config.update("jax_compilation_cache_dir", os.path.join(cache, "makemore-jax", "xla"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,9 +155,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     try:
-        COMMANDS[args.command](args)
+        commands()[args.command](args)
     except (DataError, CheckpointError, UsageError) as e:
-        print(f"{PROG}: error: {as_flags(str(e))}", file=sys.stderr)
+        print(f"{PROG}: error: {e.as_flags() if isinstance(e, UsageError) else e}", file=sys.stderr)
         return 2
     except ImportError as e:
         if getattr(e, "name", None) in ("matplotlib", "graphviz"):

@@ -15,9 +15,10 @@ class UsageError(ValueError):
     """A bad setting or request (exit status 2 on the command line).
 
     Args:
-        template: the message; each `{key}` is replaced by a setting.
-        **settings: key -> (field name, value) shown as `name=value` or `--name value`;
-            the value `...` shows the name alone (`resume` / `--resume`).
+        template: the message; each `{key}` or `{key:spec}` is replaced by a setting.
+        **settings: key -> (field name, value), shown by spec, in Python / on the command line:
+            "" `name=value` / `--name value`; "name" `name` / `--name`; "set" `name=value` /
+            `--name`; "word" `name value` / `--name value`.
     """
 
     def __init__(self, template: str, **settings: tuple[str, Any]):
@@ -25,10 +26,19 @@ class UsageError(ValueError):
         super().__init__(self.render(python_setting))
 
     def render(self, setting) -> str:
-        return self.template.format(**{k: setting(*v) for k, v in self.settings.items()})
+        return self.template.format(**{k: _Shown(setting, *v) for k, v in self.settings.items()})
 
     def as_flags(self) -> str:
+        """The message with its settings as the flags a user types."""
         return self.render(flag_setting)
+
+
+class _Shown:
+    def __init__(self, setting, name: str, value: Any = None):
+        self.setting, self.name, self.value = setting, name, value
+
+    def __format__(self, spec: str) -> str:
+        return self.setting(self.name, self.value, spec)
 
 
 class SettingError(UsageError):
@@ -36,20 +46,22 @@ class SettingError(UsageError):
 
     def __init__(self, field: str, detail: str):
         self.field, self.detail = field, detail
-        super().__init__("{field} " + detail.replace("{", "{{").replace("}", "}}"), field=(field, ...))
+        super().__init__("{field:name} " + detail.replace("{", "{{").replace("}", "}}"), field=(field, None))
 
 
-def python_setting(name: str, value: Any = ...) -> str:
-    return name if value is ... else f"{name}={value!r}"
+def python_setting(name: str, value: Any, spec: str = "") -> str:
+    if spec == "name":
+        return name
+    return f"{name} {value}" if spec == "word" else f"{name}={value!r}"
 
 
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def flag_setting(name: str, value: Any = ...) -> str:
+def flag_setting(name: str, value: Any, spec: str = "") -> str:
     """A setting as the flag a user types: True -> --name, False -> --no-name, None -> full / none."""
-    if value is ...:
+    if spec in ("name", "set"):
         return flag_name(name)
     if value is True or value is False:
         return flag_name(name) if value else "--no-" + name.replace("_", "-")

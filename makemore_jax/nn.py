@@ -210,10 +210,8 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, mask: jax.Array | Non
     nanoGPT's `CausalSelfAttention` core with the dims named in einsum: b batch, t query
     position, s key position, h head, d head size. Written out rather than calling
     `jax.nn.dot_product_attention` (equal to 1e-5 in float32, tests/test_nn.py), which on
-    CPU lowers to the same einsum-softmax-einsum: in the transformer's train step on this CPU
-    (AMD EPYC, makemore's defaults, batch 32, one XLA thread, alternating in one process on
-    a shared machine) this one ran a median 6.1 steps/s against 5.9, a tie within the noise,
-    so the readable one stays (`python -m benchmarks.sequence_speed --only attention`).
+    CPU lowers to the same einsum-softmax-einsum and ran no faster in the transformer's
+    train step, so the readable one stays (benchmarks/RESULTS.md).
 
     Args:
         q: [B, T, H, D] queries.

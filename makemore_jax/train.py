@@ -194,14 +194,7 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
 
     start = int(ts.step)
     collected = Collected(metrics_every, start) if metrics_fn is not None else None
-    rate = lambda step, losses, elapsed: (f"step {step:,}/{tc.steps:,}  loss {losses.mean():.4f}  "  # noqa: E731
-                                          f"{(step - start) / elapsed:,.0f} steps/s")
-    built = [loop.Progress(tc.steps, start, quiet=quiet, line=rate)]
-    if log_path:
-        schedule = jax.jit(make_schedule(tc))  # one small compile, not one per eager op of the schedule
-        built.append(loop.JsonLog(log_path, schedule, collected.latest if collected else None))
-    if on_chunk is not None:
-        built.append(loop.Call(on_chunk))
+    built = _callbacks(tc, start, quiet=quiet, log_path=log_path, collected=collected, on_chunk=on_chunk)
 
     def diverged(first, bad, before, losses):
         at = int(bad[0])
@@ -217,6 +210,19 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
     if collected is not None:
         summary["metrics"] = collected.arrays()
     return result.state, summary
+
+
+def _callbacks(tc: TrainConfig, start: int, *, quiet: bool, log_path, collected, on_chunk) -> list:
+    """fit's own callbacks: progress, the JSONL log, on_chunk."""
+    rate = lambda step, losses, elapsed: (f"step {step:,}/{tc.steps:,}  loss {losses.mean():.4f}  "  # noqa: E731
+                                          f"{(step - start) / elapsed:,.0f} steps/s")
+    built = [loop.Progress(tc.steps, start, quiet=quiet, line=rate)]
+    if log_path:
+        schedule = jax.jit(make_schedule(tc))  # one small compile, not one per eager op of the schedule
+        built.append(loop.JsonLog(log_path, schedule, collected.latest if collected else None))
+    if on_chunk is not None:
+        built.append(loop.Call(on_chunk))
+    return built
 
 
 def check_batch_size(batch_size: int | None, n: int, flag: str = "batch_size") -> None:

@@ -162,3 +162,45 @@ def test_the_compile_cache_goes_under_the_user_cache_unless_the_environment_says
     finally:
         jax.config.update("jax_compilation_cache_dir", before)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", min_seconds)
+
+
+def test_train_help_shows_each_models_own_training_defaults():
+    """Derived from the registry: a model whose train_defaults differ is named with its value."""
+    from makemore_jax import models
+    from makemore_jax.cli import build_parser
+    parser = build_parser()
+    train_parser = next(a for a in parser._subparsers._group_actions).choices["train"]
+    text = " ".join(train_parser.format_help().split())
+    steps = models.get("transformer").train_defaults["steps"]
+    assert f"transformer: {steps}" in text and "bigram-nn: 500" in text
+    assert "rnn, gru: adamw" in text.replace("rnn, gru, transformer: adamw", "rnn, gru: adamw")
+    assert f"wavenet: {models.get('wavenet').train_defaults['lr_decay_step']}" in text
+    assert "training steps (default 200000;" in text  # TrainConfig's own default, most models'
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--batch-size", "100000"], "--batch-size 100000 is larger than the training split"),
+    (["train", "--warmup-steps", "9", "--steps", "5"], "--warmup-steps must be in [0, steps], got 9"),
+    (["train", "--model", "bigram-nn", "--n-hidden", "10"], "--n-hidden does not apply to --model bigram-nn"),
+    (["sample", "--top-k", "99"], None),
+])
+def test_errors_name_the_flag_as_typed(capsys, tmp_path, small_data, argv, message):
+    if argv[0] == "sample":  # a checkpoint to sample from first
+        out = str(tmp_path / "b")
+        assert main(["train", "--model", "bigram", "--data", small_data, "--out", out, "-n", "0", "--quiet"]) == 0
+        capsys.readouterr()
+        code = main([*argv, "--out", out])
+        message = "--top-k 99 must be in 1.."
+    else:
+        code = main([*argv, "--data", small_data, "--out", str(tmp_path / "o"), "-n", "0", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_python_callers_see_settings_as_fields(small_data):
+    from makemore_jax.run import train_model
+    from makemore_jax.settings import SettingError
+    with pytest.raises(SettingError, match="batch_size 100000 is larger than the training split") as info:
+        train_model("mlp", data=small_data, batch_size=100_000)
+    assert info.value.field == "batch_size"
+    assert info.value.as_flags().startswith("--batch-size 100000 is larger")

@@ -12,9 +12,9 @@ import jax
 import numpy as np
 import pytest
 
-from makemore_jax import data, models, sweep
+from makemore_jax import data, loop, models, sweep
 from makemore_jax.cli import main
-from makemore_jax.train import TrainConfig, create_train_state, fit
+from makemore_jax.train import Diverged, TrainConfig, create_train_state, fit
 
 from conftest import assert_trees_close
 
@@ -102,11 +102,26 @@ def test_summary_mean_sd_and_best_first():
 
 
 def test_a_run_that_diverges_is_marked_and_the_others_go_on():
-    steps, curves, diverged = [], [], [None, None, 7]
-    losses = np.array([[2.0, np.nan, np.nan], [2.0, 1.9, 1.8], [np.inf, 1.0, 1.0], [9.0, 9.0, 9.0]])  # row 3: padding
-    sweep._record(10, 3, losses, steps, curves, diverged)
-    assert diverged == [11, None, 7] and steps == [13]  # the first bad step; an earlier mark stays
-    np.testing.assert_allclose(curves[0], [np.nan, 1.9, np.inf])
+    curves = sweep.Curves(3)
+    curves.diverged[2] = 7
+    losses = np.array([[2.0, np.nan, np.nan], [2.0, 1.9, 1.8], [np.inf, 1.0, 1.0]])
+    curves.mark(10, loop.Divergence(27).first_bad(losses), None, losses)
+    curves.on_chunk(None, 13, losses, 0.0)
+    assert curves.diverged == [11, None, 7] and curves.steps == [13]  # the first bad step; an earlier mark stays
+    np.testing.assert_allclose(curves.means[0], [np.nan, 1.9, np.inf])
+
+
+def test_a_swept_run_stops_for_the_same_reason_as_train(arrays):
+    """A loss above 10x the first, finite, is divergence in both (loop.Divergence): train raises, the sweep marks."""
+    vocab, (X, Y) = arrays
+    model = models.get("mlp")
+    config = model.make_config(vocab_size=vocab.size, n_hidden=16)
+    tc = TrainConfig(steps=20, chunk_size=1, lr=1e36, lr_decay_step=None)  # an absurd lr: the loss shoots up
+    runs = sweep.grid(model, config, tc, {"lr": [1e36, 0.05]}, [1])
+    result = sweep.train_sweep(model, runs, X, Y, quiet=True)
+    with pytest.raises(Diverged, match=r"the loss \S+ is more than 10x the initial") as info:
+        fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(1)), quiet=True)
+    assert result.diverged == [info.value.step, None]
 
 
 def test_sweep_command_tables_checkpoints_and_eval(capsys, tmp_path, small_data):

@@ -89,13 +89,7 @@ def run_demo(name: str, *, steps: int = 100, seed: int = 0, quiet: bool = False)
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     say = (lambda *a: None) if quiet else print
 
-    if name == "lecture":
-        model = MLP(3, [4, 4, 1], nonlin="tanh", linear_out=False, zero_bias=False, seed=seed)
-        xs, ys = LECTURE_XS, LECTURE_YS
-    else:
-        model = MLP(2, [16, 16, 1], nonlin="relu", linear_out=True, seed=seed)
-        X, y = make_moons(100, noise=0.1, seed=seed)
-        xs, ys = X.tolist(), y.tolist()
+    model, xs, ys = _setup(name, seed)
 
     def evaluate() -> tuple[Value, list[float], float | None]:
         scores = [model(x) for x in xs]
@@ -125,6 +119,14 @@ def run_demo(name: str, *, steps: int = 100, seed: int = 0, quiet: bool = False)
     say(f"{name}: {steps} steps in {seconds:.2f}s, final loss {loss.data:.6f}, {outcome}")
     return {"losses": losses, "final_loss": loss.data, "predictions": predictions,
             "accuracy": accuracy, "seconds": seconds, "model": model, "xs": xs, "ys": ys}
+
+
+def _setup(name: str, seed: int) -> tuple[MLP, list, list]:
+    """The demo's network and data."""
+    if name == "lecture":
+        return MLP(3, [4, 4, 1], nonlin="tanh", linear_out=False, zero_bias=False, seed=seed), LECTURE_XS, LECTURE_YS
+    X, y = make_moons(100, noise=0.1, seed=seed)
+    return MLP(2, [16, 16, 1], nonlin="relu", linear_out=True, seed=seed), X.tolist(), y.tolist()
 
 
 @contextlib.contextmanager

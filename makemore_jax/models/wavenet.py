@@ -15,8 +15,7 @@ are consecutive, so "flatten 2 consecutive positions" is a free reshape [B*T, C]
 first linear layer: with W1 = [W_even; W_odd] (rows for the even / the odd position of a
 pair), emb_pair @ W1 = (C @ W_even)[x_even] + (C @ W_odd)[x_odd], two row gathers from
 [vocab, H] tables instead of a gather and a [B*T/2, 2 n_embd] matmul. The BatchNorms use
-nn.batchnorm's fused backward. Speed on 2 AMD EPYC cores, batch 32 (benchmarks/
-wavenet_layout.py): see benchmarks/RESULTS.md.
+nn.batchnorm's fused backward. Its speed against the plain layout: benchmarks/RESULTS.md.
 
     params = {"C": [vocab, n_embd],
               "layers": [{"W": [2 fan_in, n_hidden], "bn": {"gamma", "beta"}}, ...],

@@ -15,7 +15,7 @@ from makemore_jax.train import TrainConfig, create_train_state, loss_fn, make_op
 from conftest import assert_trees_close
 
 CONTEXT_MODELS = [name for name, m in models.REGISTRY.items() if m.dataset == "context"]  # sequence models:
-GRADIENT_MODELS = [name for name in CONTEXT_MODELS if models.get(name).fit is None]  # test_sequence_models.py
+GRADIENT_MODELS = [name for name in CONTEXT_MODELS if not models.get(name).ability(models.ClosedForm)]  # test_sequence_models.py
 
 
 def n_params(params):

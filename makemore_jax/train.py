@@ -27,6 +27,7 @@ from .losses import cross_entropy
 from .models import Model
 
 OPTIMIZERS = ("sgd", "adamw")
+DECAYS = ("all", "matrices")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,7 @@ class TrainConfig:
     warmup_steps: int = 0  # adamw: linear warmup, then cosine decay to lr x min_lr_ratio at `steps`
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01  # adamw only
+    decay: str = "all"  # adamw: which leaves weight decay shrinks: "all", or "matrices" (ndim >= 2, as nanoGPT)
     b1: float = 0.9  # adamw: decay rates of the gradient's first and second moments
     b2: float = 0.999  # (makemore's transformer uses 0.99)
     clip_norm: float | None = None  # clip the global gradient norm to this
@@ -56,6 +58,7 @@ class TrainConfig:
             (0 <= self.warmup_steps <= self.steps, f"warmup_steps must be in [0, steps], got {self.warmup_steps}"),
             (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.decay in DECAYS, f"decay must be one of {', '.join(DECAYS)}, got {self.decay!r}"),
             (0 <= self.b1 < 1 and 0 <= self.b2 < 1, f"b1 and b2 must be in [0, 1), got {self.b1}, {self.b2}"),
             (self.clip_norm is None or self.clip_norm > 0, f"clip_norm must be positive, got {self.clip_norm}"),
             (self.chunk_size >= 1, f"chunk_size must be at least 1, got {self.chunk_size}"),
@@ -115,10 +118,19 @@ def make_optimizer(tc: TrainConfig, *, lr=None, weight_decay=None) -> optax.Grad
         tx = optax.sgd(schedule)
     else:
         tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2,
-                         weight_decay=tc.weight_decay if weight_decay is None else weight_decay)
+                         weight_decay=tc.weight_decay if weight_decay is None else weight_decay,
+                         mask=decay_mask if tc.decay == "matrices" else None)
     if tc.clip_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(tc.clip_norm), tx)
     return tx
+
+
+def decay_mask(params):
+    """True for the leaves weight decay shrinks under decay="matrices": weights and embeddings
+    (ndim >= 2), not biases or norm gains (nanoGPT's two AdamW parameter groups). A leaf named
+    "b" is a bias whatever its shape (the transformer's qkv bias is [3, H, D], torch's [3C])."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, p: p.ndim >= 2 and getattr(path[-1], "key", None) != "b", params)
 
 
 # ----------------------------------------------------------------------------- steps

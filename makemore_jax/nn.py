@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -179,23 +180,24 @@ def _normalize_jvp(eps, primals, tangents):
 # ----------------------------------------------------------------------------- layernorm / tanh
 
 
-def layernorm_init(n: int) -> dict:
-    """{"gamma": ones [n], "beta": zeros [n]}."""
-    return {"gamma": jnp.ones((n,)), "beta": jnp.zeros((n,))}
+def layernorm_init(n: int, *, bias: bool = True) -> dict:
+    """{"gamma": ones [n], "beta": zeros [n]}; without bias no "beta" (nanoGPT's bias=False)."""
+    return {"gamma": jnp.ones((n,)), "beta": jnp.zeros((n,))} if bias else {"gamma": jnp.ones((n,))}
 
 
 def layernorm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
     """Normalise each example over its last axis (biased variance, as torch.nn.LayerNorm).
 
     Args:
-        params: {"gamma", "beta"} [C].
+        params: {"gamma"} [C], and {"beta"} [C] unless made without bias.
         x: [..., C].
     Returns:
-        gamma * (x - mean) / sqrt(var + eps) + beta, x's shape; statistics per row.
+        gamma * (x - mean) / sqrt(var + eps) (+ beta), x's shape; statistics per row.
     """
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    return params["gamma"] * (x - mean) * jax.lax.rsqrt(var + eps) + params["beta"]
+    y = params["gamma"] * (x - mean) * jax.lax.rsqrt(var + eps)
+    return y + params["beta"] if "beta" in params else y
 
 
 tanh = jnp.tanh  # the lectures' nonlinearity, named here so models read as a list of layers
@@ -204,7 +206,8 @@ tanh = jnp.tanh  # the lectures' nonlinearity, named here so models read as a li
 # ----------------------------------------------------------------------------- attention
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, mask: jax.Array | None = None) -> jax.Array:
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, mask: jax.Array | None = None,
+              dropout: Callable[[jax.Array], jax.Array] | None = None) -> jax.Array:
     """Scaled dot-product attention over heads: softmax(q k^T / sqrt(D) + mask) v.
 
     nanoGPT's `CausalSelfAttention` core with the dims named in einsum: b batch, t query
@@ -218,14 +221,18 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, mask: jax.Array | Non
         k, v: [B, S, H, D] keys and values.
         mask: bool, broadcastable to [B, H, T, S]: True where query t may attend to key s.
             None is the causal mask of a sequence attending to itself: s <= t (T == S).
+        dropout: applied to the attention weights [B, H, T, S] (nanoGPT's attn_dropout); None: none.
     Returns:
-        [B, T, H, D]: per head, the attention-weighted mean of the values.
+        [B, T, H, D]: per head, the attention-weighted mean of the values. The softmax runs
+        in float32 whatever the inputs' dtype (as torch's autocast does); the products in it.
     """
     T, S, D = q.shape[1], k.shape[1], q.shape[-1]
     if mask is None:
         mask = jnp.tril(jnp.ones((T, S), bool))
     att = jnp.einsum("bthd,bshd->bhts", q, k) * (1.0 / math.sqrt(D))
-    att = jax.nn.softmax(jnp.where(mask, att, -jnp.inf), axis=-1)
+    att = jax.nn.softmax(jnp.where(mask, att, -jnp.inf).astype(jnp.float32), axis=-1).astype(v.dtype)
+    if dropout is not None:
+        att = dropout(att)
     return jnp.einsum("bhts,bshd->bthd", att, v)
 
 

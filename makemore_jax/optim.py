@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import jax
 import optax
 
 from .settings import SettingError
 
 OPTIMIZERS = ("sgd", "adamw")
+DECAYS = ("all", "matrices")
 
 
 def _field(default, help: str):
@@ -34,6 +36,8 @@ class TrainConfig:
     warmup_steps: int = _field(0, "adamw: linear warmup steps before the cosine decay")
     min_lr_ratio: float = _field(0.1, "adamw: the cosine ends at lr x this at the last step; 1 holds lr constant")
     weight_decay: float = _field(0.01, "adamw: decoupled weight decay")
+    decay: str = _field("all", "adamw: which leaves weight decay shrinks: all, or matrices (weights and "
+                               "embeddings, not biases or norm gains, as nanoGPT)")
     b1: float = _field(0.9, "adamw: decay rate of the gradient's first moment")
     b2: float = _field(0.999, "adamw: decay rate of the gradient's second moment")
     clip_norm: float | None = _field(None, "clip the global gradient norm to this")
@@ -51,6 +55,7 @@ class TrainConfig:
             ("warmup_steps", 0 <= self.warmup_steps <= self.steps, f"must be in [0, steps], got {self.warmup_steps}"),
             ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, f"must be in [0, 1], got {self.min_lr_ratio}"),
             ("weight_decay", self.weight_decay >= 0, f"must be >= 0, got {self.weight_decay}"),
+            ("decay", self.decay in DECAYS, f"must be one of {', '.join(DECAYS)}, got {self.decay!r}"),
             ("b1", 0 <= self.b1 < 1 and 0 <= self.b2 < 1, f"and b2 must be in [0, 1), got {self.b1}, {self.b2}"),
             ("clip_norm", self.clip_norm is None or self.clip_norm > 0, f"must be positive, got {self.clip_norm}"),
             ("chunk_size", self.chunk_size >= 1, f"must be at least 1, got {self.chunk_size}"),
@@ -82,7 +87,16 @@ def make_optimizer(tc: TrainConfig, *, lr=None, weight_decay=None) -> optax.Grad
         tx = optax.sgd(schedule)
     else:
         tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2,
-                         weight_decay=tc.weight_decay if weight_decay is None else weight_decay)
+                         weight_decay=tc.weight_decay if weight_decay is None else weight_decay,
+                         mask=decay_mask if tc.decay == "matrices" else None)
     if tc.clip_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(tc.clip_norm), tx)
     return tx
+
+
+def decay_mask(params):
+    """True for the leaves weight decay shrinks under decay="matrices": weights and embeddings
+    (ndim >= 2), not biases or norm gains (nanoGPT's two AdamW parameter groups). A leaf named
+    "b" is a bias whatever its shape (the transformer's qkv bias is [3, H, D], torch's [3C])."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, p: p.ndim >= 2 and getattr(path[-1], "key", None) != "b", params)

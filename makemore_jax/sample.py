@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .data import Vocab
-from .models import Decoder, Model
+from .models import Decoder, Model, bind_config
 
 
 @functools.partial(jax.jit, static_argnames=("model", "n", "block_size", "max_len", "top_k", "config"))
@@ -68,9 +68,11 @@ def sample_ids(model: Model | Callable, params, state, key: jax.Array, *, n: int
 def _path(path: str, apply, decoder, params, state, config, n: int, block_size: int):
     """One position of the path: (step(carry, i, tokens [max_len, n] so far, draw) -> (carry, token [n]), carry0)."""
     if path == "cached":
+        decode_step = bind_config(decoder.decode_step, config)
+
         def cached(carry, i, tokens, draw):
             cache, token = carry  # cache pytree, [n] token at position i
-            logits, cache = decoder.decode_step(params, state, cache, token, i)
+            logits, cache = decode_step(params, state, cache, token, i)
             token = draw(logits)
             return (cache, token), token
         return cached, (decoder.init_cache(params, config, n), jnp.zeros((n,), jnp.int32))

@@ -26,7 +26,7 @@ from .kinds import batch_rows, row_batch
 from .losses import cross_entropy
 from .loop import DIVERGENCE_FACTOR
 from .models import Model, Penalty
-from .optim import OPTIMIZERS, TrainConfig, make_optimizer, make_schedule  # noqa: F401 (train's public names)
+from .optim import OPTIMIZERS, TrainConfig, decay_mask, make_optimizer, make_schedule  # noqa: F401 (train's public names)
 from .settings import SettingError
 
 class TrainState(struct.PyTreeNode):

@@ -18,6 +18,7 @@ imports these modules only inside PyTorch worker processes.
 
 REFERENCES: dict[str, str] = {
     "bigram-nn": "torch_bigram",
+    "gpt": "torch_gpt",
     "mlp": "torch_mlp",
     "mlp-bn": "torch_mlp",
     "mlp-deep": "torch_mlp",

@@ -72,6 +72,13 @@ class Bound(functools.partial):
         return hash((self.func, self.args, tuple(sorted(self.keywords.items()))))
 
 
+def bind_config(fn: Callable, config) -> Callable:
+    """fn with its keyword `config` bound (a `Bound`), or fn itself when it takes none."""
+    if "config" in inspect.signature(fn).parameters:
+        return Bound(fn, config=config)
+    return fn
+
+
 # ----------------------------------------------------------------------------- the record
 
 
@@ -102,9 +109,7 @@ class Model:
 
     def bind(self, config) -> Callable:
         """The protocol apply(params, state, x, *, train) -> (logits, state) for this config."""
-        if "config" in inspect.signature(self.apply).parameters:
-            return Bound(self.apply, config=config)
-        return self.apply
+        return bind_config(self.apply, config)
 
     @property
     def kind(self):

@@ -230,7 +230,8 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, mask: jax.Array | Non
     if mask is None:
         mask = jnp.tril(jnp.ones((T, S), bool))
     att = jnp.einsum("bthd,bshd->bhts", q, k) * (1.0 / math.sqrt(D))
-    att = jax.nn.softmax(jnp.where(mask, att, -jnp.inf).astype(jnp.float32), axis=-1).astype(v.dtype)
+    att = jax.nn.softmax(jnp.where(mask, att, -jnp.inf).astype(jnp.promote_types(att.dtype, jnp.float32)),
+                         axis=-1).astype(v.dtype)
     if dropout is not None:
         att = dropout(att)
     return jnp.einsum("bhts,bshd->bthd", att, v)

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..data import DATASETS, sequence_block_size
-from . import bigram, mlp, rnn, transformer, wavenet
+from . import bigram, bow, mlp, rnn, transformer, wavenet
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -83,6 +83,8 @@ REGISTRY = _registry(
     Model("gru", rnn.Config, rnn.init, rnn.apply, dataset="sequence", init_cache=rnn.init_cache,
           decode_step=rnn.decode_step, config_defaults={"cell": "gru"}, train_defaults=rnn.TRAIN_DEFAULTS,
           description="makemore's GRU: update/reset gates and a candidate state, n_embd 64, n_embd2 64"),
+    Model("bow", bow.Config, bow.init, bow.apply, dataset="sequence", train_defaults=bow.TRAIN_DEFAULTS,
+          description="makemore's bag of words: a causal mean of the context, then a residual MLP, n_embd 64"),
     Model("transformer", transformer.Config, transformer.init, transformer.apply, dataset="sequence",
           init_cache=transformer.init_cache, decode_step=transformer.decode_step,
           train_defaults=transformer.TRAIN_DEFAULTS,

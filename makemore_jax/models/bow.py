@@ -15,6 +15,9 @@ of torch's defaults), biases 0, the head's weights x 0.01 so the initial loss is
               "mlp": {"c_fc": {"W": [n_embd, n_embd2], "b"}, "c_proj": {"W": [n_embd2, n_embd], "b"}},
               "lm_head": {"W": [n_embd, vocab], "b": [vocab]}}
     state  = {}
+
+Sampling carries the running sum of the inputs (`init_cache`, `decode_step`): the causal
+mean at position t is that sum over t + 1, one position per call.
 """
 
 from __future__ import annotations
@@ -68,7 +71,30 @@ def apply(params: dict, state: dict, idx: jax.Array, *, train: bool) -> tuple[ja
     del train
     T = idx.shape[1]
     x = nn.embedding(params["wte"], idx) + params["wpe"][:T]  # [B, T, n_embd]
-    x = x + causal_mean(x)
+    return _head(params, x + causal_mean(x)), state
+
+
+def _head(params: dict, x: jax.Array) -> jax.Array:
+    """The residual MLP and the head: x [..., n_embd] -> logits [..., vocab]."""
     mlp = params["mlp"]
     x = x + nn.linear(mlp["c_proj"], nn.tanh(nn.linear(mlp["c_fc"], x)))
-    return nn.linear(params["lm_head"], x), state
+    return nn.linear(params["lm_head"], x)
+
+
+def init_cache(params: dict, config: Config, n: int) -> jax.Array:
+    """The running sum of the inputs seen so far, zeros [n, n_embd]: the causal mean's only memory."""
+    del params
+    return jnp.zeros((n, config.n_embd))
+
+
+def decode_step(params: dict, state: dict, total: jax.Array, token: jax.Array,
+                pos: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One position: token int32 [n] at pos -> (logits [n, vocab], running sum [n, n_embd]).
+
+    The mean over positions 0..pos is the running sum over pos + 1, so each new token costs
+    the same whatever its position.
+    """
+    del state
+    x = nn.embedding(params["wte"], token) + params["wpe"][pos]  # [n, n_embd]
+    total = total + x
+    return _head(params, x + total / (pos + 1)), total

@@ -138,6 +138,11 @@ def _block(params: dict, state: dict | None, h: jax.Array, *, train: bool, **bn_
     return norms.apply(params, state, nn.linear(params["linear"], h), train=train, **bn_options)
 
 
+def embed(params: dict, x: jax.Array) -> jax.Array:
+    """x int [B, block_size] -> the concatenated embeddings [B, block_size * n_embd]."""
+    return nn.embedding(params["C"], x).reshape(x.shape[0], -1)
+
+
 def forward(params: dict, state: dict, x: jax.Array, *, train: bool, **bn_options):
     """`apply` that also returns each hidden layer's pre-activation and tanh output.
 
@@ -151,7 +156,15 @@ def forward(params: dict, state: dict, x: jax.Array, *, train: bool, **bn_option
     Returns:
         (logits [B, vocab], new_state, [(preact [B, n_hidden], act [B, n_hidden]), ...]).
     """
-    h = nn.embedding(params["C"], x).reshape(x.shape[0], -1)  # [B, block_size * n_embd]
+    return forward_embedded(params, state, embed(params, x), train=train, **bn_options)
+
+
+def forward_embedded(params: dict, state: dict, h: jax.Array, *, train: bool, **bn_options):
+    """`forward` from the concatenated embeddings h [B, block_size * n_embd] (see `embed`).
+
+    A function of the embedded inputs, so that jax.jacobian can ask how one example's logits
+    depend on another example's input (they do only through BatchNorm's batch statistics).
+    """
     layer_states = state.get("layers", [None] * len(params["layers"]))
     new_state: dict = {}
     activations = []

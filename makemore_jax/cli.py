@@ -133,7 +133,7 @@ def _diagnose_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--init", default=None, choices=mlp_inits(), help="initialisation (default: the model's)")
-    p.add_argument("--no-bn", action="store_true", help="no BatchNorm layers (batchnorm and out_batchnorm off)")
+    p.add_argument("--no-bn", action="store_true", help="no normalisation layers (--norm none)")
     p.add_argument("--steps", type=non_negative_int, default=1000, help="training steps before the snapshot")
     p.add_argument("--every", type=positive_int, default=10, help="record update ratios every this many steps")
     p.add_argument("--batch-size", type=positive_int, default=32, help="minibatch of training and of the snapshot")

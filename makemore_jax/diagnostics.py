@@ -38,9 +38,14 @@ def supports(model: Model) -> bool:
 
 
 def weights(params) -> dict[str, jax.Array]:
-    """Every 2-D parameter (the lecture's `p.ndim == 2`) by path: "C", "layers.0.linear.W", ..."""
+    """Every weight matrix (the lecture's `p.ndim == 2`) by path: "C", "layers.0.linear.W", ...
+
+    A GroupNorm's gain and shift are 2-D too ([groups, C / groups]) but are a norm's
+    parameters, as BatchNorm's 1-D ones: they are left out.
+    """
     flat, _ = jax.tree_util.tree_flatten_with_path(params)
-    return {_path_name(path): leaf for path, leaf in flat if leaf.ndim == 2}
+    return {_path_name(path): leaf for path, leaf in flat
+            if leaf.ndim == 2 and getattr(path[-1], "key", None) not in ("gamma", "beta")}
 
 
 def _path_name(path) -> str:

@@ -14,7 +14,7 @@ import types
 import typing
 
 from . import models
-from .optim import OPTIMIZERS, TrainConfig
+from .optim import DECAYS, OPTIMIZERS, TrainConfig
 
 
 def _int(text: str, what: str) -> int:
@@ -72,11 +72,19 @@ FIELD_HELP = {  # model config field -> what it means (defaults and models are a
     "n_embd": "embedding size per character",
     "n_hidden": "width of every hidden layer",
     "n_layers": "number of hidden layers",
-    "batchnorm": "BatchNorm after each hidden linear layer",
-    "out_batchnorm": "BatchNorm after the output layer (lecture 3's deep net)",
+    "norm": "normalisation after each hidden linear layer: batch, layer, group, rms or none",
+    "out_norm": "the same norm after the output layer (lecture 3's deep net; group becomes layer there)",
+    "groups": "channel groups of --norm group; must divide n_hidden",
     "init": "weight initialisation: unit = every weight N(0, 1) (lecture 2, initial loss ~27); scaled = "
             "lecture 3's hand-picked factors (0.2, 0.01); fan-in = 1/sqrt(fan_in); kaiming = (5/3)/sqrt(fan_in); "
             "transformer: pytorch = torch's layer defaults, as makemore.py; gpt2 = N(0, 0.02)",
+    "bias": "biases in the linear layers and LayerNorms (nanoGPT's gpt: none)",
+    "tie_embeddings": "the output head is the token embedding transposed (nanoGPT)",
+    "gelu": "tanh (GPT-2's approximation) or exact (erf, torch's nn.GELU)",
+    "scaled_residual_init": "residual projections start at N(0, 0.02/sqrt(2 n_layer)) (GPT-2, nanoGPT)",
+    "attn_dropout": "dropout on the attention weights too (nanoGPT)",
+    "dtype": "float32, or bfloat16: matmuls and activations in bfloat16, parameters and optimiser in float32",
+    "dropout": "dropout rate in train mode",
     "smoothing": "count added to every character pair before normalising",
     "reg": "L2 penalty reg * mean(W**2) added to the training loss; the lecture uses 0.01",
 }
@@ -90,7 +98,9 @@ def all_inits() -> tuple[str, ...]:
 
 
 def choices() -> dict[str, tuple]:
-    return {"optimizer": OPTIMIZERS, "init": all_inits()}
+    from .models import norm, transformer
+    return {"optimizer": OPTIMIZERS, "decay": DECAYS, "init": all_inits(), "norm": norm.NORMS,
+            "gelu": tuple(transformer.GELUS), "dtype": tuple(transformer.DTYPES)}
 
 
 def _flag_type(hint) -> type:

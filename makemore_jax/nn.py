@@ -238,3 +238,58 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, mask: jax.Array | Non
 
 
 gelu = functools.partial(jax.nn.gelu, approximate=True)  # GPT-2's tanh approximation (makemore's NewGELU)
+
+
+# ----------------------------------------------------------------------------- groupnorm / rmsnorm
+
+
+def groupnorm_init(n: int, groups: int) -> dict:
+    """{"gamma": ones, "beta": zeros}, each [groups, n // groups]: the group count is in the shape.
+
+    Keeping the groups as the leading axis lets a model's `apply` read the count from its
+    parameters (as the transformer's head count), so it needs no config.
+    """
+    if groups < 1 or n % groups:
+        raise ValueError(f"groupnorm: {n} channels do not split into {groups} groups")
+    return {"gamma": jnp.ones((groups, n // groups)), "beta": jnp.zeros((groups, n // groups))}
+
+
+def groupnorm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
+    """Normalise each example's channels in G groups, per position (torch.nn.GroupNorm on [.., C]).
+
+    The last axis splits into G consecutive groups of C / G channels; each group is
+    standardised with its own mean and biased variance, then scaled and shifted per channel.
+    One group is LayerNorm; C groups (one channel each) on a [B, C] input is Instance Norm,
+    which on a plain feature vector has nothing left to normalise (every output is beta).
+
+    Args:
+        params: {"gamma", "beta"} [G, C / G].
+        x: [..., C]; statistics per row, over the C / G channels of each group.
+    Returns:
+        x's shape.
+    """
+    g = x.reshape(*x.shape[:-1], *params["gamma"].shape)  # [..., G, C/G]
+    mean = jnp.mean(g, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(g - mean), axis=-1, keepdims=True)
+    y = params["gamma"] * (g - mean) * jax.lax.rsqrt(var + eps) + params["beta"]
+    return y.reshape(x.shape)
+
+
+def rmsnorm_init(n: int) -> dict:
+    """{"gamma": ones [n]}: a learned gain and no shift."""
+    return {"gamma": jnp.ones((n,))}
+
+
+def rmsnorm(params: dict, x: jax.Array, *, eps: float = 1e-5) -> jax.Array:
+    """Root-mean-square normalisation over the last axis (Zhang and Sennrich, 2019).
+
+    LayerNorm without the centring and without beta: x / sqrt(mean(x^2) + eps) * gamma.
+
+    Args:
+        params: {"gamma"} [C].
+        x: [..., C]; statistics per row.
+    Returns:
+        x's shape.
+    """
+    ms = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
+    return params["gamma"] * x * jax.lax.rsqrt(ms + eps)

@@ -27,7 +27,7 @@ import numpy as np
 from . import checkpoint, models
 from .checkpoint import CheckpointError
 from .data import DataError, Vocab, read_data, split_words
-from .models import ClosedForm, Model
+from .models import ClosedForm, Model, mlp
 from .optim import TrainConfig
 from .settings import SettingError, UsageError  # noqa: F401 (run's public names)
 from .train import TrainState
@@ -164,7 +164,7 @@ def from_checkpoint(out_dir: str) -> Run:
     path = os.path.join(out_dir, checkpoint.CHECKPOINT)
     try:
         model = models.get(meta["model"])
-        config = model.Config(**meta["config"])
+        config = model.Config(**mlp.upgrade_config(meta["config"]))  # old field names renamed (a no-op for others)
         tc = TrainConfig(**meta["train"])
         vocab = Vocab(tuple(meta["vocab"]))
     except (KeyError, TypeError, ValueError) as e:

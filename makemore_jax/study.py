@@ -68,7 +68,7 @@ def cmd_diagnose(args) -> None:
     from .runbuild import prepare
     over = {"init": args.init} if args.init else {}
     if args.no_bn:
-        over.update(batchnorm=False, out_batchnorm=False)
+        over.update(norm="none", out_norm=False)
     p = prepare(args.model, data=args.data, overrides={**over, "steps": max(args.steps, 1),
                                                         "batch_size": args.batch_size, "lr": args.lr})
     model, config, tc = p.model, p.config, p.train_config

@@ -38,7 +38,7 @@ def test_deep_net_with_and_without_batchnorm():
     assert all("b" not in layer["linear"] for layer in with_bn["layers"]) and "b" not in with_bn["out"]["linear"]
     np.testing.assert_allclose(with_bn["out"]["bn"]["gamma"], 0.1)
 
-    config = model.make_config(vocab_size=27, batchnorm=False, out_batchnorm=False)
+    config = model.make_config(vocab_size=27, norm="none")
     without_bn, state = model.init(jax.random.key(0), config)
     assert n_params(without_bn) == 46_497 and state == {}
     apply = jax.jit(model.apply, static_argnames="train")

@@ -17,7 +17,7 @@ from makemore_jax.data import Vocab, build_context_dataset, split_words
 from makemore_jax.models import mlp
 from makemore_jax.train import TrainConfig, batch_indices, create_train_state, fit, make_optimizer, make_train_step
 
-NO_BN = {"batchnorm": False, "out_batchnorm": False}
+NO_BN = {"norm": "none"}
 N = 256  # snapshot batch: the tests share three compiled snapshots (mlp, mlp-deep with and without BN)
 
 

@@ -22,7 +22,7 @@ from conftest import assert_trees_close
 
 SEQUENCE_MODELS = [name for name, m in models.REGISTRY.items() if m.dataset == "sequence" and name != "wavenet"]
 TINY = {"rnn": {"n_embd": 4, "n_embd2": 5}, "gru": {"n_embd": 4, "n_embd2": 5},
-        "transformer": {"n_layer": 2, "n_head": 2, "n_embd": 8}}
+        "transformer": {"n_layer": 2, "n_head": 2, "n_embd": 8}, "bow": {"n_embd": 4, "n_embd2": 5}}
 
 
 def n_params(params):

@@ -208,7 +208,8 @@ def test_cli_checkpoint_round_trip_and_exact_resume(capsys, tmp_path, small_data
     read = lambda out: open(os.path.join(out, "checkpoint.msgpack"), "rb").read()
     assert read(a) == read(b)
     meta = json.load(open(os.path.join(a, "checkpoint.json")))
-    assert meta["config"] == {"vocab_size": 27, "block_size": 8, "n_embd": 8, "n_hidden": 16}
+    assert meta["config"] == {"vocab_size": 27, "block_size": 8, "n_embd": 8, "n_hidden": 16, "norm": "batch",
+                              "groups": 4}
     capsys.readouterr()
     assert main(["eval", "--out", a]) == 0  # the restored checkpoint gives the losses it was saved with
     out = capsys.readouterr().out

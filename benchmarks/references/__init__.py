@@ -22,6 +22,7 @@ REFERENCES: dict[str, str] = {
     "mlp": "torch_mlp",
     "mlp-bn": "torch_mlp",
     "mlp-deep": "torch_mlp",
+    "bow": "torch_bow",
     "rnn": "torch_rnn",
     "gru": "torch_rnn",
     "transformer": "torch_transformer",

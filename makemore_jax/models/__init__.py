@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from ..kinds import KINDS
-from . import bigram, mlp, rnn, transformer, wavenet
+from . import bigram, bow, mlp, rnn, transformer, wavenet
 
 # ----------------------------------------------------------------------------- abilities
 
@@ -148,10 +148,10 @@ REGISTRY = _registry(
     Model("mlp", mlp.Config, mlp.init, mlp.apply, abilities=(Calibration(mlp.calibrate),),
           description="Bengio et al. 2003 MLP (lecture 2), with the lecture-3 initialisation by default"),
     Model("mlp-bn", mlp.Config, mlp.init, mlp.apply, abilities=(Calibration(mlp.calibrate),),
-          config_defaults={"batchnorm": True},
+          config_defaults={"norm": "batch"},
           description="the MLP with BatchNorm after the hidden layer (lecture 3)"),
     Model("mlp-deep", mlp.Config, mlp.init, mlp.apply, abilities=(Calibration(mlp.calibrate),),
-          config_defaults={"n_hidden": 100, "n_layers": 5, "batchnorm": True, "out_batchnorm": True},
+          config_defaults={"n_hidden": 100, "n_layers": 5, "norm": "batch", "out_norm": True},
           description="lecture 3's deep net: 5 x [linear -> batchnorm -> tanh] of width 100, then linear -> batchnorm"),
     Model("rnn", rnn.Config, rnn.init, rnn.apply, dataset="sequence", abilities=(_RNN_DECODER,),
           train_defaults=rnn.TRAIN_DEFAULTS,
@@ -159,6 +159,9 @@ REGISTRY = _registry(
     Model("gru", rnn.Config, rnn.init, rnn.apply, dataset="sequence", abilities=(_RNN_DECODER,),
           config_defaults={"cell": "gru"}, train_defaults=rnn.TRAIN_DEFAULTS,
           description="makemore's GRU: update/reset gates and a candidate state, n_embd 64, n_embd2 64"),
+    Model("bow", bow.Config, bow.init, bow.apply, dataset="sequence",
+          abilities=(Decoder(bow.init_cache, bow.decode_step),), train_defaults=bow.TRAIN_DEFAULTS,
+          description="makemore's bag of words: a causal mean of the context, then a residual MLP, n_embd 64"),
     Model("transformer", transformer.Config, transformer.init, transformer.apply, dataset="sequence",
           abilities=(Decoder(transformer.init_cache, transformer.decode_step),),
           train_defaults=transformer.TRAIN_DEFAULTS,

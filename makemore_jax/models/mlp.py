@@ -1,14 +1,16 @@
 """The Bengio et al. (2003) MLP and its lecture variants: mlp, mlp-bn and mlp-deep.
 
-    C[x] -> concat -> n_layers x [linear -> (batchnorm) -> tanh] -> linear -> (batchnorm)
+    C[x] -> concat -> n_layers x [linear -> (norm) -> tanh] -> linear -> (out norm)
 
-A linear layer carries a bias only when no BatchNorm follows it (the BatchNorm's beta does
-that job). Parameters and state are nested dicts:
+`norm` picks the normalisation (models/norm.py): BatchNorm as the lectures, or LayerNorm,
+GroupNorm, RMSNorm, none. A linear layer carries a bias only when the norm after it has no
+shift of its own (none, rms): BatchNorm's, LayerNorm's and GroupNorm's beta does that job.
+Parameters and state are nested dicts, the norm's parameters under its key (bn, ln, gn, rms):
 
     params = {"C": [vocab, n_embd],
-              "layers": [{"linear": {"W", "b"?}, "bn"?: {"gamma", "beta"}}, ...],
-              "out": {"linear": {"W", "b"?}, "bn"?: {...}}}
-    state  = {"layers": [{"mean", "var"}, ...], "out": {...}}   (only where a BatchNorm is)
+              "layers": [{"linear": {"W", "b"?}, "bn"|"ln"|"gn"|"rms"?: {"gamma", "beta"?}}, ...],
+              "out": {"linear": {"W", "b"?}, "bn"|"ln"|"rms"?: {...}}}
+    state  = {"layers": [{"mean", "var"}, ...], "out": {...}}   (only where a BatchNorm is; else {})
 
 `calibrate` recomputes the BatchNorm statistics over a whole split after training.
 """
@@ -22,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import nn
+from . import norm as norms
 
 INITS = ("unit", "scaled", "fan-in", "kaiming")
 
@@ -33,14 +36,15 @@ class Config:
     n_embd: int = 10  # embedding size per character
     n_hidden: int = 200  # width of every hidden layer
     n_layers: int = 1  # hidden layers
-    batchnorm: bool = False  # BatchNorm after each hidden linear layer
-    out_batchnorm: bool = False  # BatchNorm after the output layer (lecture 3's deep net)
+    norm: str = "none"  # after each hidden linear layer: batch, layer, group, rms or none
+    out_norm: bool = False  # the same norm after the output layer (lecture 3's deep net); group: one group
+    groups: int = 4  # channel groups of norm "group"; must divide n_hidden
     # Initialisation, from the lectures:
     #   "unit":    every weight and bias N(0, 1) (lecture 2; initial loss ~27)
     #   "scaled":  hidden W x 0.2, hidden b x 0.01, output W x 0.01, output b = 0 (lecture 3)
     #   "fan-in":  hidden W / sqrt(fan_in) without the tanh gain, otherwise as "kaiming"
     #   "kaiming": hidden W x (5/3)/sqrt(fan_in), hidden b x 0.01, output W x 0.01, b = 0;
-    #              with an output BatchNorm: output W kaiming too and its gamma x 0.1
+    #              with an output norm: output W kaiming too and its gamma x 0.1
     init: str = "kaiming"
 
     def __post_init__(self):
@@ -49,6 +53,42 @@ class Config:
         for name in ("vocab_size", "block_size", "n_embd", "n_hidden", "n_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        norms.check(self.norm, self.groups, {"n_hidden": self.n_hidden})
+
+    @property
+    def out_kind(self) -> str:
+        """The output layer's norm: `norm` when out_norm, "none" otherwise.
+
+        GroupNorm becomes LayerNorm (one group) there: the vocabulary has no channel groups,
+        and its size (27) rarely divides by the hidden layers' group count.
+        """
+        if not self.out_norm:
+            return "none"
+        return "layer" if self.norm == "group" else self.norm
+
+    @property
+    def batchnorm(self) -> bool:
+        """Whether the hidden layers' norm is BatchNorm (read by the PyTorch references)."""
+        return self.norm == "batch"
+
+    @property
+    def out_batchnorm(self) -> bool:
+        """Whether the output layer has a BatchNorm (read by the PyTorch references)."""
+        return self.out_kind == "batch"
+
+
+def upgrade_config(config: dict) -> dict:
+    """An old checkpoint's mlp config dict ("batchnorm", "out_batchnorm" bools) in today's fields.
+
+    batchnorm True -> norm "batch" (False -> "none"), out_batchnorm -> out_norm; a dict that
+    has neither comes back equal.
+    """
+    config = dict(config)
+    if "batchnorm" in config:
+        config["norm"] = "batch" if config.pop("batchnorm") else "none"
+    if "out_batchnorm" in config:
+        config["out_norm"] = bool(config.pop("out_batchnorm"))
+    return config
 
 
 def _hidden_scales(config: Config, fan_in: int) -> tuple[float, float]:
@@ -69,33 +109,38 @@ def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
     fan_in = config.block_size * config.n_embd
     for layer_key in layer_keys:
         w_scale, b_scale = _hidden_scales(config, fan_in)
-        layer = {"linear": nn.linear_init(layer_key, fan_in, config.n_hidden, bias=not config.batchnorm,
+        layer = {"linear": nn.linear_init(layer_key, fan_in, config.n_hidden, bias=norms.has_bias(config.norm),
                                           scale=w_scale, bias_scale=b_scale)}
-        if config.batchnorm:
-            layer["bn"], bn_state = nn.batchnorm_init(config.n_hidden)
+        norm_params, bn_state = norms.init(config.norm, config.n_hidden, groups=config.groups)
+        if bn_state is not None:
             state.setdefault("layers", []).append(bn_state)
-        params["layers"].append(layer)
+        params["layers"].append({**layer, **norm_params})
         fan_in = config.n_hidden
 
+    out_kind = config.out_kind
     if config.init == "unit":
         w_scale, b_scale, gamma = 1.0, 1.0, 1.0
-    elif config.out_batchnorm:
+    elif out_kind != "none":
         w_scale, b_scale, gamma = _hidden_scales(config, fan_in)[0], 0.0, 0.1
     else:
         w_scale, b_scale, gamma = 0.01, 0.0, 1.0
-    params["out"] = {"linear": nn.linear_init(key_out, fan_in, config.vocab_size, bias=not config.out_batchnorm,
+    params["out"] = {"linear": nn.linear_init(key_out, fan_in, config.vocab_size, bias=norms.has_bias(out_kind),
                                               scale=w_scale, bias_scale=b_scale)}
-    if config.out_batchnorm:
-        params["out"]["bn"], state["out"] = nn.batchnorm_init(config.vocab_size, gamma=gamma)
+    norm_params, bn_state = norms.init(out_kind, config.vocab_size, gamma=gamma)
+    params["out"].update(norm_params)
+    if bn_state is not None:
+        state["out"] = bn_state
     return params, state
 
 
 def block(params: dict, state: dict | None, h: jax.Array, *, train: bool, **bn_options):
-    """linear -> optional batchnorm; returns (pre-activation, new batchnorm state or None)."""
-    h = nn.linear(params["linear"], h)
-    if "bn" not in params:
-        return h, None
-    return nn.batchnorm(params["bn"], state, h, train=train, **bn_options)
+    """linear -> optional norm; returns (pre-activation, new batchnorm state or None)."""
+    return norms.apply(params, state, nn.linear(params["linear"], h), train=train, **bn_options)
+
+
+def embed(params: dict, x: jax.Array) -> jax.Array:
+    """x int [B, block_size] -> the concatenated embeddings [B, block_size * n_embd]."""
+    return nn.embedding(params["C"], x).reshape(x.shape[0], -1)
 
 
 def forward(params: dict, state: dict, x: jax.Array, *, train: bool, **bn_options):
@@ -104,13 +149,22 @@ def forward(params: dict, state: dict, x: jax.Array, *, train: bool, **bn_option
     Args:
         params, state: as `init` makes them.
         x: int [B, block_size].
-        train: BatchNorm on batch statistics, updating the state (True), or on the running ones.
+        train: BatchNorm on batch statistics, updating the state (True), or on the running ones;
+            the other norms are the same in both modes.
         **bn_options: passed to every `nn.batchnorm` (momentum, eps, unbiased_running_var,
             fused_backward); their defaults otherwise.
     Returns:
         (logits [B, vocab], new_state, [(preact [B, n_hidden], act [B, n_hidden]), ...]).
     """
-    h = nn.embedding(params["C"], x).reshape(x.shape[0], -1)  # [B, block_size * n_embd]
+    return forward_embedded(params, state, embed(params, x), train=train, **bn_options)
+
+
+def forward_embedded(params: dict, state: dict, h: jax.Array, *, train: bool, **bn_options):
+    """`forward` from the concatenated embeddings h [B, block_size * n_embd] (see `embed`).
+
+    A function of the embedded inputs, so that jax.jacobian can ask how one example's logits
+    depend on another example's input (they do only through BatchNorm's batch statistics).
+    """
     layer_states = state.get("layers", [None] * len(params["layers"]))
     new_state: dict = {}
     activations = []
@@ -154,11 +208,14 @@ def calibrate(params: dict, state: dict, X: jax.typing.ArrayLike) -> dict:
 
     Args:
         params: a trained model's parameters.
-        state: its state (only the structure is used; {} for models without BatchNorm).
+        state: its state (only the structure is used; {} for models without BatchNorm, which
+            come back {} at once: the stateless norms have nothing to calibrate).
         X: int [N, block_size], e.g. the whole training split, N >= 2.
     Returns:
         the new state, same structure: per BatchNorm {"mean", "var" (unbiased)} of its input over X.
     """
+    if not state:
+        return state
     return _calibrated_state(params, state, jnp.asarray(X))
 
 

@@ -1,12 +1,14 @@
 """The lectures' hierarchical WaveNet-style model (lecture 5, "building makemore part 5").
 
-    C[x] -> log2(block_size) x [flatten 2 consecutive -> linear (no bias) -> batchnorm -> tanh]
-         -> linear -> logits
+    C[x] -> log2(block_size) x [flatten 2 consecutive -> linear -> norm -> tanh] -> linear -> logits
 
 With block_size 8: [B, 8] -> [B, 8, n_embd] -> [B, 4, 2 n_embd] -> [B, 4, H] -> [B, 2, 2H]
--> [B, 2, H] -> [B, 1, 2H] -> [B, H] -> [B, vocab]. Each BatchNorm's statistics are over
+-> [B, 2, H] -> [B, 1, 2H] -> [B, H] -> [B, vocab]. `norm` picks the normalisation
+(models/norm.py; BatchNorm by default, as the lecture): BatchNorm's statistics are over
 batch and time (every row of its [B, T, H] input), as the lecture's BatchNorm1d with
-dim=(0, 1). Initialisation as the lecture: C ~ N(0, 1), linear weights N(0, 1) / sqrt(fan_in),
+dim=(0, 1); LayerNorm and RMSNorm normalise over H per position, GroupNorm over channel
+groups per position. The linear layers have a bias only before a norm without a shift
+(rms, none), zero at first. Initialisation as the lecture: C ~ N(0, 1), linear weights N(0, 1) / sqrt(fan_in),
 the output weights then x 0.1, its bias 0, BatchNorm gamma 1, beta 0.
 
 The computation keeps every activation in a 2-D (B*T, C) layout: the rows of one example
@@ -18,9 +20,10 @@ pair), emb_pair @ W1 = (C @ W_even)[x_even] + (C @ W_odd)[x_odd], two row gather
 nn.batchnorm's fused backward. Its speed against the plain layout: benchmarks/RESULTS.md.
 
     params = {"C": [vocab, n_embd],
-              "layers": [{"W": [2 fan_in, n_hidden], "bn": {"gamma", "beta"}}, ...],
+              "layers": [{"W": [2 fan_in, n_hidden], "b"?: [n_hidden],
+                          "bn"|"ln"|"gn"|"rms"?: {"gamma", "beta"?}}, ...],
               "out": {"W": [n_hidden, vocab], "b": [vocab]}}
-    state  = {"layers": [{"mean", "var"} [n_hidden], ...]}
+    state  = {"layers": [{"mean", "var"} [n_hidden], ...]} with BatchNorm, else {}
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nn
+from . import norm as norms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +46,8 @@ class Config:
     block_size: int = 8  # characters of context; a power of 2, one layer per halving
     n_embd: int = 24  # embedding size per character
     n_hidden: int = 128  # width of every hidden layer
+    norm: str = "batch"  # after each hidden linear layer: batch, layer, group, rms or none
+    groups: int = 4  # channel groups of norm "group"; must divide n_hidden
 
     def __post_init__(self):
         for name in ("vocab_size", "n_embd", "n_hidden"):
@@ -49,6 +55,7 @@ class Config:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.block_size < 2 or self.block_size & (self.block_size - 1):
             raise ValueError(f"block_size must be a power of 2 (at least 2) for wavenet, got {self.block_size}")
+        norms.check(self.norm, self.groups, {"n_hidden": self.n_hidden})
 
     @property
     def n_layers(self) -> int:
@@ -59,14 +66,17 @@ def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
     """Returns (params, state) as in the module docstring."""
     key_c, key_out, *layer_keys = jax.random.split(key, config.n_layers + 2)
     params = {"C": nn.embedding_init(key_c, config.vocab_size, config.n_embd), "layers": []}
-    state = {"layers": []}
+    bn_states = []
     fan_in = 2 * config.n_embd
     for layer_key in layer_keys:
-        W = nn.linear_init(layer_key, fan_in, config.n_hidden, bias=False, scale=1 / math.sqrt(fan_in))["W"]
-        bn, bn_state = nn.batchnorm_init(config.n_hidden)
-        params["layers"].append({"W": W, "bn": bn})
-        state["layers"].append(bn_state)
+        layer = nn.linear_init(layer_key, fan_in, config.n_hidden, bias=norms.has_bias(config.norm),
+                               scale=1 / math.sqrt(fan_in))
+        norm_params, bn_state = norms.init(config.norm, config.n_hidden, groups=config.groups)
+        params["layers"].append({**layer, **norm_params})
+        if bn_state is not None:
+            bn_states.append(bn_state)
         fan_in = 2 * config.n_hidden
+    state = {"layers": bn_states} if bn_states else {}
     params["out"] = nn.linear_init(key_out, config.n_hidden, config.vocab_size, scale=0.1 / math.sqrt(config.n_hidden))
     return params, state
 
@@ -81,20 +91,24 @@ def _first_preact(params: dict, x: jax.Array) -> jax.Array:
 
 def _hidden(params: dict, state: dict, x: jax.Array, *, train: bool, stop_at: int | None = None,
             **bn_options) -> tuple[jax.Array, list]:
-    """The hidden layers: (tanh output [B, H] of the last, the new BatchNorm states).
+    """The hidden layers: (tanh output [B, H] of the last, the new BatchNorm states, [] without).
 
-    With stop_at=l it returns layer l's BatchNorm input [B*T_l, H] instead (and the states
-    of the layers before it): what `calibrate` measures. `bn_options` go to every
+    With stop_at=l it returns layer l's norm input [B*T_l, H] instead (and the states of
+    the layers before it): what `calibrate` measures. `bn_options` go to every
     nn.batchnorm (benchmarks/wavenet_layout.py turns its fused backward off with them).
     """
     h, new_states = None, []
-    for i, (layer, bn_state) in enumerate(zip(params["layers"], state["layers"])):
+    bn_states = state.get("layers", [None] * len(params["layers"]))
+    for i, (layer, bn_state) in enumerate(zip(params["layers"], bn_states)):
         # [B*T, C] -> [B*T/2, 2C]: the rows of an example are consecutive, so this flattens pairs of positions
         preact = _first_preact(params, x) if i == 0 else h.reshape(-1, 2 * h.shape[1]) @ layer["W"]
+        if "b" in layer:
+            preact = preact + layer["b"]
         if i == stop_at:
             return preact, new_states
-        y, new_bn_state = nn.batchnorm(layer["bn"], bn_state, preact, train=train, **bn_options)
-        new_states.append(new_bn_state)
+        y, new_bn_state = norms.apply(layer, bn_state, preact, train=train, **bn_options)  # per row: per position
+        if new_bn_state is not None:
+            new_states.append(new_bn_state)
         h = nn.tanh(y)
     return h, new_states
 
@@ -102,7 +116,7 @@ def _hidden(params: dict, state: dict, x: jax.Array, *, train: bool, stop_at: in
 def apply(params: dict, state: dict, x: jax.Array, *, train: bool) -> tuple[jax.Array, dict]:
     """x int [B, block_size] -> (logits [B, vocab], new_state); train mode updates BatchNorm state."""
     h, new_states = _hidden(params, state, x, train=train)  # h: [B, n_hidden] after the last halving
-    return nn.linear(params["out"], h), {"layers": new_states}
+    return nn.linear(params["out"], h), {"layers": new_states} if new_states else {}
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -119,12 +133,14 @@ def calibrate(params: dict, state: dict, X: jax.typing.ArrayLike, *, chunk: int 
 
     Args:
         params: a trained model's parameters.
-        state: its state (only the structure is used).
+        state: its state (only the structure is used; {} comes back as it is).
         X: int [N, block_size], e.g. the whole training split, N >= 1.
         chunk: examples per chunk.
     Returns:
         the new state: per BatchNorm {"mean", "var" (unbiased)} over every row (batch and time).
     """
+    if not state:  # no BatchNorm: the stateless norms have nothing to calibrate
+        return state
     X = np.asarray(X)
     layers = list(state["layers"])
     for i in range(len(layers)):

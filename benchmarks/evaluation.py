@@ -1,4 +1,4 @@
-"""Evaluation speed: the exact loss over a whole split (the training split, the largest),
+"""Evaluation speed: the exact loss over a whole split (the training split; --quick: dev),
 `evaluate.split_loss` against the references' `split_loss` (one no-grad forward pass of the
 torch.nn model over the whole split) for every registered model.
 
@@ -16,7 +16,7 @@ from benchmarks.harness import Pool, Side, best, compare, rate_cell, ratio, rati
 from benchmarks.references import REFERENCES
 
 JAX = "JAX evaluate.split_loss"
-SIZES = {"full": (5, 0.5), "quick": (3, 0.05), "toy": (1, 0.0)}
+SIZES = {"full": (5, 0.5, "train"), "quick": (3, 0.05, "dev"), "toy": (1, 0.0, "dev")}  # repeats, s, split
 
 
 def jax_split_loss(model: str, split: str = "train"):
@@ -37,9 +37,9 @@ def torch_split_loss(model: str, threads: int, split: str = "train"):
     return (lambda n: (n * len(X), [run() for _ in range(n)][-1])), {"threads": torch.get_num_threads()}
 
 
-def main(quick: bool = False, mode: str | None = None, names: list[str] | None = None, split: str = "train") -> dict:
+def main(quick: bool = False, mode: str | None = None, names: list[str] | None = None) -> dict:
     """Time every model's evaluation; print a table; return {"models": {model: {"sides", "ratio", "examples"}}}."""
-    repeats, seconds = SIZES[mode or ("quick" if quick else "full")]
+    repeats, seconds, split = SIZES[mode or ("quick" if quick else "full")]
     torch, results = machine.torch_available(), {}
     with Pool() as pool:  # one process per framework for all models (start-up is most of a quick run)
         for name in names or sides.trained_models():

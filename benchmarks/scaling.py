@@ -23,7 +23,7 @@ SIDES = {OURS: "jax", "JAX fused, XLA threads": "jax-xla-threads",  # name -> pr
          "PyTorch lecture eager, 1 thread": "torch-1t", "PyTorch lecture eager, 2 threads": "torch-2t"}
 SIZES = {"full": ({"batch": (1, 8, 64, 512, 4096), "width": (64, 256, 1024, 4096)}, 5, 0.4),
          "quick": ({"batch": (1, 1024), "width": (64, 2048)}, 3, 0.05),  # only the CLI's JAX setting
-         "toy": ({"batch": (1, 64), "width": (16, 256)}, 1, 0.0)}
+         "toy": ({"batch": (1,), "width": (256,)}, 1, 0.0)}
 
 
 def point_sides(batch: int, width: int, torch: bool, small: bool, chunk: int | None = None) -> dict[str, Side]:
@@ -43,7 +43,7 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
     mode = mode or ("quick" if quick else "full")
     grid, repeats, seconds = SIZES[mode]
     torch = machine.torch_available()
-    peak = machine.matmul_peak(torch, n=256 if mode == "toy" else 2048)
+    peak = machine.matmul_peak(torch, n=512 if mode == "toy" else 2048)
     results = []
     with Pool() as pool:
         for sweep, value, batch, width in [("batch", b, b, 200) for b in grid["batch"]] + \

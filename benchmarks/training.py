@@ -54,7 +54,7 @@ def main(quick: bool = False, mode: str | None = None, names: list[str] | None =
     mode = mode or ("quick" if quick else "full")
     (repeats, seconds), small = SIZES[mode], mode != "full"
     torch = machine.torch_available()
-    peak = machine.matmul_peak(torch, n=256 if mode == "toy" else 2048)
+    peak = machine.matmul_peak(torch, n=512 if mode == "toy" else 2048)
     results = {"models": {}, "peak_gflops": peak, "repeats": repeats, "seconds_per_repeat": seconds, "torch": torch}
     with Pool() as shared:
         for name in names or trained_models():

@@ -1,43 +1,55 @@
-"""The machine a benchmark ran on, and its measured matmul peak.
+"""The machine a benchmark runs on: CPU model, cores, versions, matmul peak, and the settings
+every benchmark shares (XLA on one thread as the CLI runs it, the names file beside the checkout).
 
-Every figure in results.md / results.json sits beside this record, so nobody compares
-numbers across machines.
+Every figure in results.md / results.json sits beside `info()`, so nobody compares numbers
+across machines.
 """
 
 from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import importlib.util
 import os
 import platform
 import subprocess
 import time
 
-from benchmarks.harness import ROOT
-
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ONE_XLA_THREAD = "--xla_cpu_multi_thread_eigen=false"  # what the makemore-jax command runs with (cli.py)
+SHARED_NAMES = os.path.join(ROOT, "..", "shared", "data", "names.txt")  # makemore's original list, if present
 PACKAGES = ("jax", "jaxlib", "optax", "flax", "numpy", "torch", "matplotlib", "makemore-jax")
+SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "asimd", "sve")
 
 
-def _lscpu() -> dict[str, str]:
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {}
-    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines()) if v}
+def shared_names() -> str | None:
+    """makemore's names.txt ($MAKEMORE_ORIGINAL_NAMES, else ../shared/data beside the checkout), or None."""
+    path = os.environ.get("MAKEMORE_ORIGINAL_NAMES", SHARED_NAMES)
+    return path if os.path.isfile(path) else None
 
 
-def _cpuinfo_flags() -> str:
+def torch_available() -> bool:
+    """Whether the PyTorch columns can run: torch importable and not switched off (--no-torch)."""
+    return not os.environ.get("BENCH_NO_TORCH") and importlib.util.find_spec("torch") is not None
+
+
+def _cpuinfo() -> dict[str, str]:
     try:
         with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("flags")), "")
+            return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in f) if v}
     except OSError:
-        return ""
+        return {}
 
 
-def _memory_gib() -> float | None:
+def cpu_model() -> str:
+    """The CPU's model name as the OS reports it."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _version(package: str) -> str | None:
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
         return None
 
 
@@ -50,91 +62,64 @@ def _git_commit() -> str | None:
         return None
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def info() -> dict:
-    """CPU model and flags, cores, memory, JAX device kind, package versions, date, git commit."""
+    """CPU model and SIMD flags, cores, memory, JAX device, package versions, date, git commit."""
     import jax
-    cpu = _lscpu()
-    flags = cpu.get("Flags") or _cpuinfo_flags()
-    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "asimd", "sve")
-            if f in flags.split()]
-    return {
-        "cpu_model": cpu.get("Model name") or platform.processor() or platform.machine(),
-        "cpu_flags_simd": simd,
-        "cpu_flags": flags,
-        "cores": os.cpu_count(),
-        "threads_per_core": cpu.get("Thread(s) per core"),
-        "memory_gib": _memory_gib(),
-        "jax_device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
-        "jax_devices": len(jax.devices()),
-        "python": platform.python_version(),
-        "os": platform.platform(),
-        "packages": {p: _version(p) for p in PACKAGES},
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "git_commit": _git_commit(),
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    }
+    flags = _cpuinfo().get("flags", "").split()
+    return {"cpu_model": cpu_model(), "cpu_flags_simd": [f for f in SIMD if f in flags], "cores": os.cpu_count(),
+            "memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
+            "jax_device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+            "python": platform.python_version(), "os": platform.platform(),
+            "packages": {p: _version(p) for p in PACKAGES}, "git_commit": _git_commit(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "load_average": os.getloadavg()}
 
 
 def markdown(m: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     return (f"Machine: {m['cpu_model']} ({', '.join(m['cpu_flags_simd']) or 'no SIMD flags found'}), "
-            f"{m['cores']} cores, {m['memory_gib']:.0f} GiB; JAX device {m['jax_device']}; "
-            f"Python {m['python']}; {versions}; {m['date']}, commit {m['git_commit']}; "
-            f"load average at the start {', '.join(f'{x:.2f}' for x in m['load_average'] or ())}.")
+            f"{m['cores']} cores, {m['memory_gib']:.0f} GiB; JAX device {m['jax_device']}; Python {m['python']}; "
+            f"{versions}; {m['date']}, commit {m['git_commit']}; load average at the start "
+            f"{', '.join(f'{x:.2f}' for x in m['load_average'])}.")
 
 
-# ----------------------------------------------------------------------------- matmul peak (in workers)
+# ----------------------------------------------------------------------------- matmul peak (worker calls)
 
 
-def jax_matmul_peak(n: int = 2048, repeats: int = 10) -> dict:
-    """GFLOP/s of an n x n float32 matmul in XLA, best of `repeats` (worker call)."""
-    import jax
-    a = jax.random.normal(jax.random.key(0), (n, n))
-    f = jax.jit(lambda a: a @ a)
-    f(a).block_until_ready()
-    return {"gflops": 2 * n**3 / _best(lambda: f(a).block_until_ready(), repeats) / 1e9, "n": n}
-
-
-def torch_matmul_peak(n: int = 2048, repeats: int = 10) -> dict:
-    """GFLOP/s of an n x n float32 matmul in PyTorch at its thread setting (worker call)."""
-    import torch
-    a = torch.randn(n, n)
-    a @ a
-    return {"gflops": 2 * n**3 / _best(lambda: a @ a, repeats) / 1e9, "n": n, "threads": torch.get_num_threads()}
-
-
-def _best(fn, repeats: int) -> float:
+def matmul_gflops(framework: str, n: int = 2048, repeats: int = 10) -> dict:
+    """GFLOP/s of an n x n float32 matmul, best of `repeats`, in this process's framework."""
+    if framework == "jax":
+        import jax
+        a = jax.random.normal(jax.random.key(0), (n, n))
+        f = jax.jit(lambda a: a @ a)
+        fn = lambda: f(a).block_until_ready()
+    else:
+        import torch
+        a = torch.randn(n, n)
+        fn = lambda: a @ a
+    fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return min(times)
+    return {"gflops": 2 * n**3 / min(times) / 1e9, "n": n}
 
 
 _PEAK: dict = {}
 
 
-def matmul_peak(torch: bool) -> dict:
-    """{"jax": GFLOP/s with XLA's own threads, "torch": with 2 threads (or None), "best"}.
-
-    Measured once per suite run, each framework in a worker process of its own.
-    """
+def matmul_peak(torch: bool, n: int = 2048) -> dict:
+    """{"jax": GFLOP/s with XLA's own threads, "torch": at 2 threads (or None), "best"}, once per process."""
     if not _PEAK:
         from benchmarks.harness import Pool, WorkerError
         with Pool() as pool:
-            _PEAK["jax"] = pool["jax-xla-threads"].call(op="call", factory="benchmarks.machine:jax_matmul_peak")["gflops"]
-            _PEAK["torch"] = None
+            call = lambda process, fw: pool[process].call(op="call", factory="benchmarks.machine:matmul_gflops",
+                                                          args={"framework": fw, "n": n})["gflops"]
+            _PEAK["jax"], _PEAK["torch"] = call("jax-xla-threads", "jax"), None
             if torch:
                 try:
-                    _PEAK["torch"] = pool["torch-2t"].call(op="call", factory="benchmarks.machine:torch_matmul_peak")["gflops"]
+                    _PEAK["torch"] = call("torch-2t", "torch")
                 except WorkerError:
                     pass
         _PEAK["best"] = max(v for v in (_PEAK["jax"], _PEAK["torch"]) if v)

@@ -1,11 +1,11 @@
 """One forward+backward of the moons MLP(2, [16, 16, 1]) on 100 points: micrograd against
 jax.jit(jax.value_and_grad(...)) of the same loss (max-margin + 1e-4 L2).
 
-    python benchmarks/micrograd_vs_jax.py [--quick]
+micrograd is timed with Python's cycle collector on (plain Python) and paused (as timeit and
+the demos run it). JAX runs in its default dtype on its default device; its first call
+(trace + compile) is reported on its own. Both in this process: one framework is pure Python.
 
-micrograd is timed with Python's cycle collector on (plain Python) and paused (as timeit
-and the demos run it). JAX runs in its default dtype (float32 unless jax_enable_x64 is
-set) on its default device; its first call (trace + compile) is reported on its own.
+    python -m benchmarks micrograd [--quick]
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import gc
 import statistics
-import sys
 import time
 
 import jax
@@ -23,10 +22,11 @@ from makemore_jax.micrograd.compare import loss_jax, loss_micrograd, mlp_params
 from makemore_jax.micrograd.demos import make_moons
 from makemore_jax.micrograd.nn import MLP
 
+SIZES = {"full": (9, 300), "quick": (3, 20), "toy": (1, 3)}  # repeats: micrograd, JAX
+
 
 def _median_seconds(fn, repeats: int, *, gc_paused: bool = False) -> float:
-    times = []
-    was_enabled = gc.isenabled()
+    times, was_enabled = [], gc.isenabled()
     if gc_paused:
         gc.disable()
     try:
@@ -40,18 +40,10 @@ def _median_seconds(fn, repeats: int, *, gc_paused: bool = False) -> float:
     return statistics.median(times)
 
 
-def main(quick: bool = False) -> dict:
-    """Time both implementations, print a markdown table and return the figures.
-
-    Args:
-        quick: fewer repeats (3 micrograd, 20 JAX instead of 9 and 300).
-
-    Returns:
-        {"micrograd_ms", "micrograd_gc_paused_ms", "jax_us", "jax_first_call_s", "ratio" and
-         "ratio_gc_paused" (micrograd time over the JAX time), "loss_micrograd", "loss_jax",
-         "device", "dtype", "repeats_micrograd", "repeats_jax"}.
-    """
-    repeats_micrograd, repeats_jax = (3, 20) if quick else (9, 300)
+def main(quick: bool = False, mode: str | None = None) -> dict:
+    """Time both; print a table; return {"micrograd_ms", "micrograd_gc_paused_ms", "jax_us",
+    "jax_first_call_s", "ratio", "ratio_gc_paused", "loss_micrograd", "loss_jax", ...}."""
+    repeats_micrograd, repeats_jax = SIZES[mode or ("quick" if quick else "full")]
     X, y = make_moons(100, noise=0.1, seed=0)  # (100, 2), (100,)
     mlp = MLP(2, [16, 16, 1], nonlin="relu", linear_out=True, seed=0)
     xs, ys = X.tolist(), y.tolist()
@@ -64,42 +56,24 @@ def main(quick: bool = False) -> dict:
 
     loss_mg = micrograd_step()
     micrograd_s = _median_seconds(micrograd_step, repeats_micrograd)
-    micrograd_paused_s = _median_seconds(micrograd_step, repeats_micrograd, gc_paused=True)
-
+    paused_s = _median_seconds(micrograd_step, repeats_micrograd, gc_paused=True)
     params = mlp_params(mlp)
     X_dev, y_dev = jnp.asarray(X, params[0]["W"].dtype), jnp.asarray(y, params[0]["W"].dtype)
-    step = jax.jit(jax.value_and_grad(functools.partial(loss_jax, loss="max_margin", nonlin="relu",
-                                                        linear_out=True)))
+    step = jax.jit(jax.value_and_grad(functools.partial(loss_jax, loss="max_margin", nonlin="relu", linear_out=True)))
     start = time.perf_counter()
     loss_j, _ = jax.block_until_ready(step(params, X_dev, y_dev))  # trace + compile + run
     first_call_s = time.perf_counter() - start
     jax_s = _median_seconds(lambda: jax.block_until_ready(step(params, X_dev, y_dev)), repeats_jax)
-
-    figures = {
-        "micrograd_ms": micrograd_s * 1e3,
-        "micrograd_gc_paused_ms": micrograd_paused_s * 1e3,
-        "jax_us": jax_s * 1e6,
-        "jax_first_call_s": first_call_s,
-        "ratio": micrograd_s / jax_s,
-        "ratio_gc_paused": micrograd_paused_s / jax_s,
-        "loss_micrograd": loss_mg,
-        "loss_jax": float(loss_j),
-        "device": str(jax.devices()[0]),
-        "dtype": str(params[0]["W"].dtype),
-        "repeats_micrograd": repeats_micrograd,
-        "repeats_jax": repeats_jax,
-    }
-    print(f"moons MLP(2, [16, 16, 1]), 100 points, forward + backward; JAX on {figures['device']} "
-          f"in {figures['dtype']}; loss {loss_mg:.6f} (micrograd) vs {figures['loss_jax']:.6f} (JAX)\n")
-    print("| implementation | median time |")
-    print("|---|---|")
-    print(f"| micrograd ({repeats_micrograd} runs) | {figures['micrograd_ms']:.1f} ms |")
-    print(f"| micrograd, cycle collector paused | {figures['micrograd_gc_paused_ms']:.1f} ms |")
-    print(f"| jax.jit(jax.value_and_grad) ({repeats_jax} runs) | {figures['jax_us']:.1f} µs |")
-    print(f"| JAX first call (trace + compile) | {figures['jax_first_call_s'] * 1e3:.0f} ms |")
-    print(f"| ratio micrograd / JAX | {figures['ratio']:,.0f}x ({figures['ratio_gc_paused']:,.0f}x paused) |")
-    return figures
-
-
-if __name__ == "__main__":
-    main(quick="--quick" in sys.argv[1:])
+    f = {"micrograd_ms": micrograd_s * 1e3, "micrograd_gc_paused_ms": paused_s * 1e3, "jax_us": jax_s * 1e6,
+         "jax_first_call_s": first_call_s, "ratio": micrograd_s / jax_s, "ratio_gc_paused": paused_s / jax_s,
+         "loss_micrograd": loss_mg, "loss_jax": float(loss_j), "device": str(jax.devices()[0]),
+         "dtype": str(params[0]["W"].dtype), "repeats_micrograd": repeats_micrograd, "repeats_jax": repeats_jax}
+    print(f"moons MLP(2, [16, 16, 1]), 100 points, forward + backward; JAX on {f['device']} in {f['dtype']}; "
+          f"loss {loss_mg:.6f} (micrograd) vs {f['loss_jax']:.6f} (JAX)\n")
+    print("| implementation | median time |\n|---|---|")
+    print(f"| micrograd ({repeats_micrograd} runs) | {f['micrograd_ms']:.1f} ms |")
+    print(f"| micrograd, cycle collector paused | {f['micrograd_gc_paused_ms']:.1f} ms |")
+    print(f"| jax.jit(jax.value_and_grad) ({repeats_jax} runs) | {f['jax_us']:.1f} µs |")
+    print(f"| JAX first call (trace + compile) | {f['jax_first_call_s'] * 1e3:.0f} ms |")
+    print(f"| ratio micrograd / JAX | {f['ratio']:,.0f}x ({f['ratio_gc_paused']:,.0f}x paused) |")
+    return f

@@ -1,7 +1,20 @@
-"""Reproduce the lectures' losses: 200k steps, batch 32, SGD 0.1 -> 0.01 (at 100k; wavenet 150k).
+"""Reproduce the lectures' and makemore's losses, for context and sequence models, on either split.
 
-On makemore's original names.txt (../shared/data/names.txt, when present) with the
-lectures' split (seed 42, 80/10/10) and on the bundled data/names.txt:
+    python -m benchmarks reproduce [--quick]                 (the lecture recipes below, every seed)
+    python -m benchmarks.reproduce [--quick] [--recipe wavenet]
+    python -m benchmarks.reproduce --model transformer --split makemore --steps 40000 --out out/tf
+    python -m benchmarks.reproduce --model gru --set lr=5e-3 --set warmup_steps=500 --out out/gru
+    python -m benchmarks.reproduce --model transformer --framework torch --steps 20000 --out out/tf-torch
+
+Data: makemore's original names.txt ($MAKEMORE_ORIGINAL_NAMES, else ../shared/data beside the
+checkout) when present, else the bundled data/names.txt (or --data). Splits: "lectures"
+(seeded shuffle, 80/10/10) or "makemore" (1,000 test and 1,000 dev words, the rest train;
+`data.split_words_makemore`). Each run trains the model's own recipe (its train_defaults,
+the learning-rate decay scaled to --steps), evaluates the dev loss every --eval-every steps
+and reports train/dev/test both at the end and at the best dev loss (selection on dev).
+`--framework torch` runs makemore.py's own PyTorch model and loop on the same split
+(transformer only; references.torch_transformer.train_makemore). With --out a run writes
+log.jsonl (the engine's chunks), dev.jsonl and result.json.
 
 | recipe | lecture (train / val) | target here |
 |---|---|---|
@@ -9,29 +22,22 @@ lectures' split (seed 42, 80/10/10) and on the bundled data/names.txt:
 | lecture 3: mlp, init fixes | — / 2.1070 | val <= 2.110 for every seed |
 | lecture 3: mlp-bn | 2.0668 / 2.1048 | val <= 2.110 for every seed |
 | lecture 5: wavenet | 1.7690 / 1.9937 | mean val over 3 seeds <= 2.00 |
-
-Seeds 0..4 (wavenet 0..2).
-
-    python -m benchmarks reproduce [--quick]      (minutes: ~32 runs of 200k steps)
-    python -m benchmarks.reproduce [--quick] [wavenet]    (only the recipes whose name has "wavenet")
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import statistics
 import sys
 import time
 
-import jax
+from makemore_jax import data, models
 
-from makemore_jax import models
-from makemore_jax.data import DEFAULT_DATA, Vocab, build_dataset, load_words, split_words
-from makemore_jax.evaluate import split_loss
-from makemore_jax.train import TrainConfig, create_train_state, fit
+from benchmarks.machine import shared_names
 
-ORIGINAL = os.environ.get("MAKEMORE_ORIGINAL_NAMES",  # a git worktree elsewhere can point here
-                          os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "names.txt"))
+SPLITS = {"lectures": data.split_words, "makemore": data.split_words_makemore}
 RECIPES = {  # name -> (model, config overrides, check, bound, seeds)
     "lecture 2 (mlp, unit init)": ("mlp", {"init": "unit"}, "mean", 2.180, 5),
     "lecture 3 (mlp, kaiming init)": ("mlp", {"init": "kaiming"}, "max", 2.110, 5),
@@ -40,57 +46,140 @@ RECIPES = {  # name -> (model, config overrides, check, bound, seeds)
 }
 
 
-def run(model_name: str, overrides: dict, parts: dict, vocab: Vocab, seed: int, steps: int) -> tuple[float, float]:
-    """(train loss, dev loss) after the model's own recipe (its train_defaults), scaled to `steps`."""
-    model = models.get(model_name)
-    config = model.make_config(vocab_size=vocab.size, **overrides)
-    splits = {k: build_dataset(model.dataset, w, vocab, config.block_size) for k, w in parts.items()}
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"none": None, "true": True, "false": False}.get(text.lower(), text)
+
+
+def splits(model, config, words: list[str], split: str, split_seed: int = 42) -> dict:
+    vocab = data.Vocab.from_words(words)
+    parts = dict(zip(("train", "dev", "test"), SPLITS[split](words, seed=split_seed)))
+    return {k: data.build_dataset(model.dataset, w, vocab, config.block_size) for k, w in parts.items()}
+
+
+def run(model_name: str, words: list[str], *, split: str = "lectures", seed: int = 0, steps: int | None = None,
+        overrides: dict | None = None, eval_every: int = 2500, split_seed: int = 42, out: str | None = None) -> dict:
+    """Train one run; {"final": {split: loss}, "best": {split: loss at the best dev}, "best_step", "seconds", ...}."""
+    import jax
+
+    from makemore_jax.evaluate import split_loss
+    from makemore_jax.train import TrainConfig, create_train_state, fit
+    model, overrides = models.get(model_name), dict(overrides or {})
+    config = model.make_config(vocab_size=data.Vocab.from_words(words).size, words=words,
+                               **{k: v for k, v in overrides.items() if k in model.config_fields})
     recipe = TrainConfig(**model.train_defaults)
-    tc = TrainConfig(**{**model.train_defaults, "steps": steps,
-                        "lr_decay_step": recipe.lr_decay_step * steps // recipe.steps})
+    train_over = {k: v for k, v in overrides.items() if k not in model.config_fields}
+    steps = steps or recipe.steps
+    decay = {"lr_decay_step": recipe.lr_decay_step * steps // recipe.steps} if recipe.lr_decay_step else {}
+    tc = TrainConfig(**{**model.train_defaults, **decay, "steps": steps, "chunk_size": min(eval_every, steps),
+                        **train_over})
+    arrays = splits(model, config, words, split, split_seed)
+    loss = lambda ts, s: split_loss(model.apply, ts.params, ts.model_state, *arrays[s])
+    best, curve = {"dev": float("inf")}, []
+
+    def on_chunk(ts):
+        curve.append({"step": int(ts.step), "dev": loss(ts, "dev")})
+        if curve[-1]["dev"] < best["dev"]:
+            best.update(dev=curve[-1]["dev"], step=int(ts.step), state=ts)
+
+    if out:
+        os.makedirs(out, exist_ok=True)
+    t = time.perf_counter()
     ts = create_train_state(model, config, tc, jax.random.key(seed))
-    ts, _ = fit(model, config, tc, *splits["train"], ts, quiet=True)
-    return tuple(split_loss(model.apply, ts.params, ts.model_state, *splits[s]) for s in ("train", "dev"))
+    ts, summary = fit(model, config, tc, *arrays["train"], ts, on_chunk=on_chunk, quiet=True,
+                      log_path=os.path.join(out, "log.jsonl") if out else None)
+    result = {"model": model_name, "split": split, "seed": seed, "steps": steps, "config": vars(config),
+              "final": {s: loss(ts, s) for s in arrays}, "best": {s: loss(best["state"], s) for s in arrays},
+              "best_step": best["step"], "curve": curve, "seconds": time.perf_counter() - t,
+              "steps_per_s": summary["steps"] / summary["seconds"]}
+    _write(out, result)
+    return result
 
 
-def main(quick: bool = False, only: str = "", data: tuple[str, ...] = ("original", "bundled")) -> dict:
-    """Every recipe whose name contains `only` (all by default), on each of the `data` sets."""
-    steps = 20_000 if quick else 200_000
-    datasets = {"bundled": DEFAULT_DATA}
-    if os.path.isfile(ORIGINAL):
-        datasets = {"original": ORIGINAL, **datasets}
-    else:
-        print("(makemore's original names.txt not found at ../shared/data: bundled data only)")
-    results = {}
-    for data_name, path in datasets.items():
-        if data_name not in data:
+def _write(out: str | None, result: dict) -> None:
+    if out:
+        with open(os.path.join(out, "dev.jsonl"), "w") as f:
+            f.writelines(json.dumps(point) + "\n" for point in result.pop("curve"))
+        with open(os.path.join(out, "result.json"), "w") as f:
+            json.dump(result, f, indent=2)
+
+
+def torch_run(words: list[str], *, split: str, seed: int, steps: int, eval_every: int, init: str = "pytorch",
+              split_seed: int = 42, out: str | None = None) -> dict:
+    """makemore.py's PyTorch transformer and loop on the same split (torch at 1 thread)."""
+    import torch
+
+    from benchmarks.references.torch_transformer import train_makemore
+    torch.set_num_threads(1)
+    model = models.get("transformer")
+    config = model.make_config(vocab_size=data.Vocab.from_words(words).size, words=words, init=init)
+    t = time.perf_counter()
+    r = train_makemore(splits(model, config, words, split, split_seed), config, steps=steps, eval_every=eval_every,
+                       seed=seed, init=init)
+    result = {"model": "transformer (makemore.py, PyTorch)", "split": split, "seed": seed, "steps": steps,
+              "best": r["losses_at_best_dev"], "final": r["curve"][-1][1], "best_step": r["best_step"],
+              "curve": [{"step": s, **losses} for s, losses in r["curve"]], "seconds": time.perf_counter() - t,
+              "steps_per_s": r["steps_per_s"]}
+    _write(out, result)
+    return result
+
+
+def recipes(words: list[str], *, quick: bool, only: str = "", split: str = "lectures") -> dict:
+    """Every lecture recipe whose name contains `only`, over its seeds (2 with quick); a markdown table."""
+    steps, results = (20_000 if quick else 200_000), {}
+    print(f"\n{len(words):,} words, {split} split, {steps:,} steps\n")
+    print("| recipe | train per seed | val per seed | val mean +- sd | target | met |\n|---|---|---|---:|---|:-:|")
+    for recipe, (model, overrides, check, bound, n_seeds) in RECIPES.items():
+        if only not in recipe:
             continue
-        words = load_words(path)
-        vocab = Vocab.from_words(words)
-        parts = dict(zip(("train", "dev"), split_words(words)))
-        print(f"\n{data_name} data ({len(words):,} words), {steps:,} steps\n")
-        print("| recipe | train per seed | val per seed | val mean +- sd | target | met |")
-        print("|---|---|---|---:|---|:-:|")
-        for recipe, (model_name, overrides, check, bound, n_seeds) in RECIPES.items():
-            if only not in recipe:
-                continue
-            t = time.perf_counter()
-            losses = []
-            for seed in range(2 if quick else n_seeds):
-                losses.append(run(model_name, overrides, parts, vocab, seed, steps))
-                print(f"({recipe}, seed {seed}: train {losses[-1][0]:.4f}, val {losses[-1][1]:.4f}, "
-                      f"{time.perf_counter() - t:.0f} s)", file=sys.stderr, flush=True)
-            train = [tr for tr, _ in losses]
-            val = [v for _, v in losses]
-            value = statistics.mean(val) if check == "mean" else max(val)
-            met = "yes" if value <= bound else "NO"
-            print(f"| {recipe} | {' '.join(f'{v:.4f}' for v in train)} | {' '.join(f'{v:.4f}' for v in val)} | "
-                  f"{statistics.mean(val):.4f} +- {statistics.stdev(val) if len(val) > 1 else 0:.4f} | "
-                  f"{check} val <= {bound} | {met} |", flush=True)
-            results[(data_name, recipe)] = {"train": train, "val": val, "met": met == "yes",
-                                            "seconds": time.perf_counter() - t}
+        runs = [run(model, words, split=split, seed=s, steps=steps, overrides=overrides, eval_every=steps)
+                for s in range(2 if quick else n_seeds)]
+        train, val = [r["final"]["train"] for r in runs], [r["final"]["dev"] for r in runs]
+        met = (statistics.mean(val) if check == "mean" else max(val)) <= bound
+        print(f"| {recipe} | {' '.join(f'{v:.4f}' for v in train)} | {' '.join(f'{v:.4f}' for v in val)} | "
+              f"{statistics.mean(val):.4f} +- {statistics.stdev(val) if len(val) > 1 else 0:.4f} | "
+              f"{check} val <= {bound} | {'yes' if met else 'NO'} |", flush=True)
+        results[recipe] = {"train": train, "val": val, "met": met, "seconds": sum(r["seconds"] for r in runs)}
     return results
 
 
+def main(quick: bool = False, argv: list[str] | None = None) -> dict:
+    """The suite's entry (the recipes table) and the command line above (argv)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.reproduce", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="recipes: 20k steps, 2 seeds")
+    parser.add_argument("--recipe", default="", help="only the recipes whose name contains this")
+    parser.add_argument("--model", help="one run of this model instead of the recipes")
+    parser.add_argument("--data", default=None, help="one word per line (default: makemore's list, else bundled)")
+    parser.add_argument("--split", choices=SPLITS, default=None, help="default: lectures (recipes), makemore (--model)")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--split-seed", type=int, default=42, help="seed of the word shuffle behind the split")
+    parser.add_argument("--eval-every", type=int, default=2500)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config or TrainConfig field")
+    parser.add_argument("--framework", choices=("jax", "torch"), default="jax")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv if argv is not None else [])
+    path = args.data or shared_names() or data.DEFAULT_DATA
+    if path == data.DEFAULT_DATA and not args.data:
+        print("(makemore's original names.txt not found at ../shared/data: the bundled data)")
+    words = data.load_words(path)
+    if not args.model:
+        return recipes(words, quick=quick or args.quick, only=args.recipe, split=args.split or "lectures")
+    common = {"split": args.split or "makemore", "seed": args.seed, "eval_every": args.eval_every,
+              "split_seed": args.split_seed, "out": args.out}
+    overrides = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    if args.framework == "torch":
+        result = torch_run(words, steps=args.steps or 20_000, init=overrides.get("init", "pytorch"), **common)
+    else:
+        result = run(args.model, words, steps=args.steps, overrides=overrides, **common)
+    print(f"{result['model']}: best dev at step {result['best_step']:,}: "
+          + "  ".join(f"{k} {v:.4f}" for k, v in result["best"].items()) + f"  ({result['seconds']:.0f} s)")
+    return result
+
+
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv, only=" ".join(a for a in sys.argv[1:] if a != "--quick"))
+    main(argv=sys.argv[1:])

@@ -1,10 +1,9 @@
-"""Sampling speed (names/s) of the lecture-2 MLP: the library's batched, jitted sampler
-against the lectures' one-name-at-a-time loop and a batched PyTorch sampler.
+"""Sampling speed (names/s) of the lecture-2 MLP: the library's batched, jitted sampler against
+the lectures' one-name-at-a-time loop and a batched PyTorch sampler.
 
-All three draw from the same trained parameters (the lecture-2 MLP after a few thousand
-steps, saved once by the JAX worker) and decode to strings; the table shows their mean
-name length, so one can see they generate the same kind of names. JAX runs in its own
-process; PyTorch in one process per thread count (1 and 2), the faster one counts.
+All draw from the same trained parameters (the MLP after a few thousand steps, saved once by
+the JAX worker) and decode to strings; the table shows each side's mean name length, so one
+can see they generate the same kind of names. PyTorch at 1 and 2 threads, the faster counts.
 Target: the JAX sampler >= 50x the lectures' loop.
 
     python -m benchmarks sampling [--quick]
@@ -14,15 +13,16 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import tempfile
 
 import numpy as np
 
-from benchmarks import sides
-from benchmarks.harness import Pool, Side, best, compare, rate_cell, ratio, ratio_cell, torch_available
+from benchmarks import machine, sides
+from benchmarks.harness import Pool, Side, best, compare, ratio, ratio_cell, table, threads_label
 
 TARGET = 50.0
+JAX = "JAX sample_ids (batched, jitted)"
+SIZES = {"full": (1000, 20_000, 5, 0.5), "quick": (1000, 1000, 3, 0.05), "toy": (50, 20, 1, 0.0)}
 
 
 def prepare(path: str, steps: int) -> dict:
@@ -30,25 +30,20 @@ def prepare(path: str, steps: int) -> dict:
     import jax
 
     from makemore_jax.train import TrainConfig, create_train_state, fit
-    model, config, X, Y, vocab = sides.problem("mlp")
-    tc = TrainConfig(steps=steps)
+    model, config, X, Y, _ = sides.problem("mlp")
+    tc = TrainConfig(steps=steps, chunk_size=min(steps, 1000))
     ts, summary = fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(0)), quiet=True)
     p = jax.device_get(ts.params)
     (hidden,), out = p["layers"], p["out"]
     np.savez(path, C=p["C"], W1=hidden["linear"]["W"], b1=hidden["linear"]["b"], W2=out["linear"]["W"],
              b2=out["linear"]["b"])
-    words, _ = sides._words(sides.data.DEFAULT_DATA)
-    return {"loss": summary["final_loss"], "block_size": config.block_size, "max_len": 2 * max(map(len, words))}
+    return {"loss": summary["final_loss"], "max_len": 2 * max(map(len, sides.words()[0]))}
 
 
-def _load(path: str) -> dict:
+def _load(path: str) -> tuple[dict, int]:
     with np.load(path) as f:
-        return {k: f[k] for k in f.files}
-
-
-def _itos():
-    _, vocab = sides._words(sides.data.DEFAULT_DATA)
-    return vocab
+        p = {k: f[k] for k in f.files}
+    return p, p["W1"].shape[0] // p["C"].shape[1]  # (parameters, block_size)
 
 
 def jax_sampler(path: str, batch: int, max_len: int):
@@ -57,24 +52,20 @@ def jax_sampler(path: str, batch: int, max_len: int):
 
     from makemore_jax import models
     from makemore_jax.sample import decode, sample_ids
-    p = _load(path)
-    params = {"C": p["C"], "layers": [{"linear": {"W": p["W1"], "b": p["b1"]}}], "out": {"linear": {"W": p["W2"], "b": p["b2"]}}}
-    params = jax.device_put(params)
-    apply, block_size, vocab = models.get("mlp").apply, _block_size(p), _itos()
-    calls = [0]
+    p, block_size = _load(path)
+    params = jax.device_put({"C": p["C"], "layers": [{"linear": {"W": p["W1"], "b": p["b1"]}}],
+                             "out": {"linear": {"W": p["W2"], "b": p["b2"]}}})
+    apply, vocab, calls = models.get("mlp").apply, sides.words()[1], [0]
 
     def run(n):
         names = []
         for _ in range(math.ceil(n / batch)):
             calls[0] += 1
-            ids = sample_ids(apply, params, {}, jax.random.key(calls[0]), n=batch, block_size=block_size, max_len=max_len)
+            ids = sample_ids(apply, params, {}, jax.random.key(calls[0]), n=batch, block_size=block_size,
+                             max_len=max_len)
             names += decode(jax.device_get(ids), vocab)
         return len(names), float(np.mean([len(s) for s in names]))
     return run, {"batch": batch}
-
-
-def _block_size(p: dict) -> int:
-    return p["W1"].shape[0] // p["C"].shape[1]
 
 
 def torch_sampler(path: str, threads: int, batch: int | None, max_len: int):
@@ -83,9 +74,7 @@ def torch_sampler(path: str, threads: int, batch: int | None, max_len: int):
 
     from benchmarks.references import torch_mlp
     torch.set_num_threads(threads)
-    p, vocab = _load(path), _itos()
-    block_size = _block_size(p)
-    seed = [0]
+    (p, block_size), vocab, seed = _load(path), sides.words()[1], [0]
 
     def run(n):
         seed[0] += 1
@@ -101,53 +90,34 @@ def torch_sampler(path: str, threads: int, batch: int | None, max_len: int):
     return run, {"threads": torch.get_num_threads(), "batch": batch}
 
 
-JAX = "JAX sample_ids (batched, jitted)"
-
-
-def main(quick: bool = False) -> dict:
+def main(quick: bool = False, mode: str | None = None) -> dict:
     """Time the samplers; print a table; return {"sides", "ratios", "batch", "train_steps"}."""
-    batch, steps, repeats, seconds = (1000, 2000, 5, 0.15) if quick else (1000, 20_000, 5, 0.5)
-    torch = torch_available()
+    batch, steps, repeats, seconds = SIZES[mode or ("quick" if quick else "full")]
+    torch = machine.torch_available()
     with tempfile.TemporaryDirectory() as tmp, Pool() as pool:
         path = os.path.join(tmp, "mlp.npz")
         prep = pool["jax"].call(op="call", factory="benchmarks.sampling:prepare", args={"path": path, "steps": steps})
         common = {"path": path, "max_len": prep["max_len"]}
-        sides_ = {JAX: Side("jax", "benchmarks.sampling:jax_sampler", {**common, "batch": batch}, first_n=batch)}
-        lecture, batched = [], []
-        if torch:
-            for t in (1, 2):
-                name = f"PyTorch, the lectures' loop (one name at a time), {t} thread{'s' * (t > 1)}"
-                sides_[name] = Side(f"torch-{t}t", "benchmarks.sampling:torch_sampler",
-                                    {**common, "threads": t, "batch": None}, first_n=20)
-                lecture.append(name)
-                name = f"PyTorch batched, {batch} names per call, {t} thread{'s' * (t > 1)}"
-                sides_[name] = Side(f"torch-{t}t", "benchmarks.sampling:torch_sampler",
-                                    {**common, "threads": t, "batch": batch}, first_n=batch)
-                batched.append(name)
-        figures = compare(pool, sides_, repeats=repeats, seconds=seconds)
+        side_set = {JAX: Side("jax", "benchmarks.sampling:jax_sampler", {**common, "batch": batch}, first_n=batch)}
+        for t in (1, 2) if torch else ():
+            side_set[f"PyTorch, the lectures' loop (one name at a time), {threads_label(t)}"] = Side(
+                f"torch-{t}t", "benchmarks.sampling:torch_sampler", {**common, "threads": t, "batch": None}, first_n=20)
+            side_set[f"PyTorch batched, {batch} names per call, {threads_label(t)}"] = Side(
+                f"torch-{t}t", "benchmarks.sampling:torch_sampler", {**common, "threads": t, "batch": batch},
+                first_n=batch)
+        figures = compare(pool, side_set, repeats=repeats, seconds=seconds)
         rss = pool.peak_rss_mb()
-    ratios = {"lecture loop": ratio(figures[JAX], best(figures, lecture)[1]),
-              "batched PyTorch": ratio(figures[JAX], best(figures, batched)[1])}
+    ratios = {kind: ratio(figures[JAX], best(figures, [s for s in side_set if key in s])[1])
+              for kind, key in (("lecture loop", "lectures' loop"), ("batched PyTorch", "batched"))}
     print(f"lecture-2 MLP trained {steps:,} steps (last loss {prep['loss']:.3f}); names of at most "
           f"{prep['max_len']} characters, decoded to strings; {batch} names per batched call; median of "
-          f"{repeats} alternating repeats\n")
-    print("| sampler | names/s median (min-max) | JAX is | mean name length | process peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|")
+          f"{repeats} alternating repeats; value = mean name length\n")
+    table(figures, JAX, "names/s", rss, {name: s.process for name, s in side_set.items()})
     for name, fig in figures.items():
-        if "error" in fig:
-            print(f"| {name} | failed: {fig['error'][:100]} | | | |")
-            continue
-        print(f"| {name} | {rate_cell(fig)} | {ratio_cell(ratio(figures[JAX], fig))} | {fig['value']:.2f} "
-              f"| {rss.get(sides_[name].process, 0):,.0f} |")
-    if not torch:
-        print("\n(PyTorch columns skipped: torch not installed or --no-torch)")
-    elif ratios["lecture loop"] is not None:
-        met = "met" if ratios["lecture loop"] >= TARGET else "NOT met"
-        print(f"\nJAX against the lectures' loop (faster thread count): {ratios['lecture loop']:,.0f}x "
-              f"(target >= {TARGET:.0f}x: {met}); against batched PyTorch: {ratio_cell(ratios['batched PyTorch'])}")
+        print(f"- {name}: mean name length {fig.get('value', float('nan')):.2f}")
+    if ratios["lecture loop"] is not None:
+        print(f"\nJAX against the lectures' loop (faster thread count): {ratios['lecture loop']:,.0f}x (target >= "
+              f"{TARGET:.0f}x: {'met' if ratios['lecture loop'] >= TARGET else 'NOT met'}); against batched PyTorch: "
+              f"{ratio_cell(ratios['batched PyTorch'])}")
     return {"sides": figures, "ratios": ratios, "batch": batch, "train_steps": steps, "peak_rss_mb": rss,
             "torch": torch}
-
-
-if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)

@@ -1,12 +1,11 @@
-"""How training speed scales: steps/s and GFLOP/s of the MLP as the batch size (1 ... 4096,
-width 200) and the hidden width (64 ... 4096, batch 32) grow, JAX against PyTorch, with a
-PNG of both sweeps (`scaling.png` in the suite's --out).
+"""How training speed scales: steps/s and GFLOP/s of the MLP as the batch size (width 200) and
+the hidden width (batch 32) grow, JAX against PyTorch, with a PNG of both sweeps
+(`scaling.png` in the suite's --out).
 
 Small steps are overhead-bound: steps/s hardly moves as the work per step grows. Once the
-matmuls dominate, steps/s falls in proportion and GFLOP/s approaches the machine's matmul
-peak. Sides: the fused engine as the makemore-jax command runs it (XLA on one thread), the
-same with XLA's own thread pool, and the lectures' PyTorch loop at 1 and 2 threads; each in
-its own process, alternating, median of the repeats. FLOPs per step: XLA's cost analysis.
+matmuls dominate, steps/s falls in proportion and GFLOP/s approaches the matmul peak. Sides:
+the fused engine as the CLI runs it (XLA on one thread), the same with XLA's own thread pool,
+and the lectures' PyTorch loop at 1 and 2 threads; FLOPs per step: XLA's cost analysis.
 
     python -m benchmarks scaling [--quick]
 """
@@ -17,83 +16,74 @@ import os
 import sys
 
 from benchmarks import machine
-from benchmarks.harness import Pool, Side, compare, torch_available
+from benchmarks.harness import Pool, Side, compare
 
-SIDES = {  # name -> process
-    "JAX fused, XLA 1 thread (as the CLI)": "jax",
-    "JAX fused, XLA threads": "jax-xla-threads",
-    "PyTorch lecture eager, 1 thread": "torch-1t",
-    "PyTorch lecture eager, 2 threads": "torch-2t",
-}
-FULL = {"batch": (1, 8, 64, 512, 4096), "width": (64, 256, 1024, 4096)}
-QUICK = {"batch": (1, 1024), "width": (64, 2048)}  # and only the CLI's JAX setting (+ PyTorch)
+OURS = "JAX fused, XLA 1 thread (as the CLI)"
+SIDES = {OURS: "jax", "JAX fused, XLA threads": "jax-xla-threads",  # name -> process
+         "PyTorch lecture eager, 1 thread": "torch-1t", "PyTorch lecture eager, 2 threads": "torch-2t"}
+SIZES = {"full": ({"batch": (1, 8, 64, 512, 4096), "width": (64, 256, 1024, 4096)}, 5, 0.4),
+         "quick": ({"batch": (1, 1024), "width": (64, 2048)}, 3, 0.05),  # only the CLI's JAX setting
+         "toy": ({"batch": (1,), "width": (256,)}, 1, 0.0)}
 
 
-def point_sides(batch: int, width: int, torch: bool, quick: bool) -> dict[str, Side]:
+def point_sides(batch: int, width: int, torch: bool, small: bool, chunk: int | None = None) -> dict[str, Side]:
     args = {"model": "mlp", "batch_size": batch, "overrides": {"n_hidden": width}}
     out = {}
     for name, process in SIDES.items():
-        if quick and process == "jax-xla-threads":
-            continue
-        if process.startswith("jax"):
-            out[name] = Side(process, "benchmarks.sides:jax_training", {**args, "loop": "fused"}, first_n=10)
-        elif torch:
+        if process.startswith("jax") and not (small and process == "jax-xla-threads"):
+            out[name] = Side(process, "benchmarks.sides:jax_training", {**args, "chunk": chunk})
+        elif process.startswith("torch") and torch:
             out[name] = Side(process, "benchmarks.sides:torch_training",
                              {**args, "variant": "lecture eager", "threads": int(process[-2])}, first_n=2)
     return out
 
 
-def main(quick: bool = False) -> dict:
-    """Run both sweeps; print tables; draw the PNG; return {"points": [...], "peak_gflops", "png"}."""
-    grid, repeats, seconds = (QUICK, 5, 0.1) if quick else (FULL, 5, 0.4)
-    torch = torch_available()
-    peak = machine.matmul_peak(torch)
-    points = [("batch", b, b, 200) for b in grid["batch"]] + [("width", w, 32, w) for w in grid["width"]]
+def main(quick: bool = False, mode: str | None = None) -> dict:
+    """Run both sweeps; print tables; draw the PNG; return {"points": [...], "peak_gflops", "png", "findings"}."""
+    mode = mode or ("quick" if quick else "full")
+    grid, repeats, seconds = SIZES[mode]
+    torch = machine.torch_available()
+    peak = machine.matmul_peak(torch, n=512 if mode == "toy" else 2048)
     results = []
     with Pool() as pool:
-        for sweep, value, batch, width in points:
+        for sweep, value, batch, width in [("batch", b, b, 200) for b in grid["batch"]] + \
+                [("width", w, 32, w) for w in grid["width"]]:
             print(f"  scaling: batch {batch}, width {width}", file=sys.stderr, flush=True)
-            figures = compare(pool, point_sides(batch, width, torch, quick), repeats=repeats, seconds=seconds)
-            flops = next((f.get("flops_per_step") for f in figures.values() if f.get("flops_per_step")), None)
+            figures = compare(pool, point_sides(batch, width, torch, mode != "full",
+                                                  10 if mode == "toy" else None), repeats=repeats, seconds=seconds)
+            flops = next((f["flops_per_step"] for f in figures.values() if f.get("flops_per_step")), None)
             results.append({"sweep": sweep, "value": value, "batch": batch, "width": width, "flops_per_step": flops,
                             "steps_per_s": {k: f.get("rate") for k, f in figures.items()},
-                            "range": {k: (f.get("min"), f.get("max")) for k, f in figures.items()},
                             "gflops": {k: f["rate"] * flops / 1e9 if flops and f.get("rate") else None
                                        for k, f in figures.items()}})
-    _print(results, peak, repeats)
-    png = _plot(results, peak)
-    return {"points": results, "peak_gflops": peak, "png": png, "torch": torch, "findings": _findings(results)}
-
-
-def _print(results: list[dict], peak: dict, repeats: int) -> None:
     names = [n for n in SIDES if any(r["steps_per_s"].get(n) for r in results)]
-    print(f"steps/s (GFLOP/s) per side, median of {repeats} alternating repeats; machine matmul peak "
-          f"{peak['best']:.0f} GFLOP/s.\n")
+    print(f"steps/s (GFLOP/s) per side, median of {repeats} alternating repeats; matmul peak {peak['best']:.0f} "
+          "GFLOP/s.\n")
     for sweep, label in (("batch", "batch (width 200)"), ("width", "width (batch 32)")):
-        print(f"| {label} | MFLOP/step | " + " | ".join(names) + " |")
-        print("|---:|---:|" + "---:|" * len(names))
+        print(f"| {label} | MFLOP/step | " + " | ".join(names) + " |\n|---:|---:|" + "---:|" * len(names))
         for r in (r for r in results if r["sweep"] == sweep):
-            cells = [f"{r['steps_per_s'][n]:,.0f} ({r['gflops'][n]:.1f})" if r["steps_per_s"].get(n) else "—"
-                     for n in names]
-            print(f"| {r['value']} | {(r['flops_per_step'] or 0) / 1e6:,.2f} | " + " | ".join(cells) + " |")
+            print(f"| {r['value']} | {(r['flops_per_step'] or 0) / 1e6:,.2f} | " + " | ".join(
+                f"{r['steps_per_s'][n]:,.0f} ({r['gflops'][n]:.1f})" if r["steps_per_s"].get(n) else "—"
+                for n in names) + " |")
         print()
-    for line in _findings(results):
-        print(f"- {line}")
+    findings = _findings(results)
+    print("\n".join(f"- {line}" for line in findings))
+    return {"points": results, "peak_gflops": peak, "png": _plot(results, peak), "torch": torch, "findings": findings}
 
 
 def _findings(results: list[dict]) -> list[str]:
     """Where steps/s of the CLI's JAX setting falls to half its smallest-size value, per sweep."""
-    lines, ours = [], next(iter(SIDES))
+    lines = []
     for sweep in ("batch", "width"):
-        rows = [r for r in results if r["sweep"] == sweep and r["steps_per_s"].get(ours)]
-        if len(rows) < 2:
-            continue
-        base = rows[0]["steps_per_s"][ours]
-        knee = next((r["value"] for r in rows if r["steps_per_s"][ours] < base / 2), None)
-        best_g = max(rows, key=lambda r: r["gflops"][ours] or 0)
-        where = "never falls below half of it" if knee is None else f"first falls below half of it at {sweep} {knee}"
-        lines.append(f"{sweep}: JAX (as the CLI) runs {base:,.0f} steps/s at {sweep} {rows[0]['value']} and {where}; "
-                     f"its highest GFLOP/s is {best_g['gflops'][ours]:.1f} at {sweep} {best_g['value']}")
+        rows = [r for r in results if r["sweep"] == sweep and r["steps_per_s"].get(OURS)]
+        if len(rows) >= 2:
+            base = rows[0]["steps_per_s"][OURS]
+            knee = next((r["value"] for r in rows if r["steps_per_s"][OURS] < base / 2), None)
+            top = max(rows, key=lambda r: r["gflops"][OURS] or 0)
+            lines.append(f"{sweep}: JAX (as the CLI) runs {base:,.0f} steps/s at {sweep} {rows[0]['value']} and "
+                         + ("never falls below half of it" if knee is None else
+                            f"first falls below half of it at {sweep} {knee}")
+                         + f"; its highest GFLOP/s is {top['gflops'][OURS]:.1f} at {sweep} {top['value']}")
     return lines
 
 
@@ -107,17 +97,15 @@ def _plot(results: list[dict], peak: dict) -> str | None:
         return None
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex="col")
     for col, (sweep, label) in enumerate((("batch", "batch size (width 200)"), ("width", "hidden width (batch 32)"))):
-        rows = [r for r in results if r["sweep"] == sweep]
         for name in SIDES:
-            xs = [r["value"] for r in rows if r["steps_per_s"].get(name)]
-            if xs:
-                axes[0, col].plot(xs, [r["steps_per_s"][name] for r in rows if r["steps_per_s"].get(name)], "o-", label=name)
-                axes[1, col].plot(xs, [r["gflops"][name] for r in rows if r["steps_per_s"].get(name)], "o-", label=name)
+            rows = [r for r in results if r["sweep"] == sweep and r["steps_per_s"].get(name)]
+            if rows:
+                for row, key in enumerate(("steps_per_s", "gflops")):
+                    axes[row, col].plot([r["value"] for r in rows], [r[key][name] for r in rows], "o-", label=name)
         axes[1, col].axhline(peak["best"], color="gray", ls="--", label="matmul peak")
         axes[1, col].set_xlabel(label)
         for ax in axes[:, col]:
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
+            ax.set(xscale="log", yscale="log")
             ax.grid(True, which="both", alpha=0.3)
     axes[0, 0].set_ylabel("training steps/s")
     axes[1, 0].set_ylabel("GFLOP/s")
@@ -131,7 +119,3 @@ def _plot(results: list[dict], peak: dict) -> str | None:
     plt.close(fig)
     print(f"\nplot: {path}")
     return path
-
-
-if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)

@@ -5,7 +5,9 @@ results.json (with the machine they ran on) to --out.
     makemore-jax bench [same flags]
 
 Each benchmark is a module here with `main(quick: bool = False) -> dict` that prints its
-markdown tables; the suite keeps what each printed and what each returned.
+markdown tables; the suite keeps what each printed and what each returned. Sides that are
+compared run in worker processes (benchmarks/harness.py); BENCH_INLINE=1 runs them in this
+process instead (the smoke tests: no figure from such a run means anything).
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ BENCHMARKS = {  # name -> (module, what it measures)
     "scaling": ("scaling", "the MLP's steps/s and GFLOP/s as batch size and width grow (+ PNG)"),
     "headline": ("headline", "the lecture path through the CLI, 200k steps per model, against PyTorch"),
     "sweep": ("sweep", "many runs at once (makemore_jax.sweep)"),
-    "wavenet": ("wavenet_layout", "WaveNet training: the JAX layouts against the lecture's PyTorch loops"),
-    "batchnorm": ("batchnorm_vjp", "BatchNorm's fused derivative rule against plain autodiff"),
     "reproduce": ("reproduce", "the lectures' 200k-step losses over several seeds (long)"),
 }
 DEFAULT = ("micrograd", "training", "sampling", "evaluation", "scaling", "headline", "sweep")
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="benchmarks:\n" + "\n".join(f"  {n:10s} {d}" for n, (_, d) in have.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"default: {' '.join(default)}")
-    parser.add_argument("--quick", action="store_true", help="short repeats and fewer points (a few minutes)")
+    parser.add_argument("--quick", action="store_true", help="short repeats, fewer points and sizes (a few minutes at most)")
     parser.add_argument("--out", default=os.path.join("out", "bench"), help="folder for results.md and "
                         "results.json (default: out/bench)")
     parser.add_argument("--no-torch", action="store_true", help="skip every PyTorch column, as if torch were absent")
@@ -97,13 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     names = args.names or [n for n in DEFAULT if n in have]
     if args.no_torch:
-        os.environ["BENCH_NO_TORCH"] = "1"  # read by the benchmarks (harness.torch_available)
+        os.environ["BENCH_NO_TORCH"] = "1"  # read by the benchmarks (machine.torch_available)
     os.environ["BENCH_OUT"] = args.out  # where benchmarks put their figures (scaling.png)
-    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")  # as the makemore-jax command
-
     from benchmarks import machine
-    from benchmarks.harness import torch_available
-    record = {"machine": machine.info(), "quick": args.quick, "torch": torch_available(), "benchmarks": {}}
+    os.environ.setdefault("XLA_FLAGS", machine.ONE_XLA_THREAD)  # as the makemore-jax command
+    record = {"machine": machine.info(), "quick": args.quick, "torch": machine.torch_available(), "benchmarks": {}}
     header = machine.markdown(record["machine"])
     md = [f"# Benchmark results{' (--quick)' if args.quick else ''}\n", header + "\n"]
     if not record["torch"]:
@@ -116,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         buffer = io.StringIO()
         t = time.perf_counter()
         with contextlib.redirect_stdout(_Tee(sys.stdout, buffer)):
-            result = importlib.import_module(f"benchmarks.{module}").main(quick=args.quick)
+            mode = {"mode": os.environ["BENCH_MODE"]} if os.environ.get("BENCH_MODE") else {}  # "toy": the tests
+            result = importlib.import_module(f"benchmarks.{module}").main(quick=args.quick, **mode)
         seconds = time.perf_counter() - t
         print(f"\n({name}: {seconds:.0f} s)", flush=True)
         record["benchmarks"][name] = {"seconds": seconds, "result": _plain(result)}

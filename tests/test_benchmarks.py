@@ -1,93 +1,115 @@
-"""The benchmark suite: the quick run writes real figures; `makemore-jax bench`; the references.
-
-The quick suite runs once, in a subprocess, without PyTorch (as in CI); the PyTorch
-references get their own small tests, skipped without torch. No timing is asserted, only
-that every figure is a real, positive number and every registered model has its rows.
+"""The benchmark suite, smoked in this process at toy sizes (BENCH_INLINE=1, BENCH_MODE=toy):
+real structure and relations, no timing claims. The PyTorch references get their own small
+tests, skipped without torch.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from benchmarks import ablations, evaluation, harness, reproduce, sides, suite, training
+from benchmarks.references import REFERENCES
 from makemore_jax import cli, commands, models
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from benchmarks import suite  # noqa: E402
-from benchmarks.references import REFERENCES  # noqa: E402
 
 
 def positive(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--no-torch", "--out", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stderr[-3000:]
-    with open(out / "results.json") as f:
-        record = json.load(f)
-    return out, record, (out / "results.md").read_text()
+@pytest.fixture
+def inline(monkeypatch, tmp_path):
+    for name, value in {"BENCH_INLINE": "1", "BENCH_MODE": "toy", "BENCH_NO_TORCH": "1",
+                        "BENCH_OUT": str(tmp_path), "XLA_FLAGS": ""}.items():
+        monkeypatch.setenv(name, value)
+    return tmp_path
 
 
-def test_quick_suite_records_the_machine(quick_run):
-    _, record, md = quick_run
-    m = record["machine"]
-    assert m["cpu_model"] and m["cpu_model"] in md
-    assert m["cores"] >= 1 and m["memory_gib"] > 0.1
-    assert m["jax_device"].startswith("cpu") and m["packages"]["jax"] and m["date"][:2] == "20"
-    assert m["git_commit"]
-    assert record["quick"] is True and record["torch"] is False
-    assert "PyTorch columns skipped" in md
-    assert set(record["benchmarks"]) == {n for n in suite.DEFAULT if n in suite.available()}
+def check_side(fig: dict) -> None:
+    assert positive(fig["rate"]) and fig["min"] <= fig["rate"] <= fig["max"] and fig["repeats"] == len(fig["rates"])
+    assert math.isfinite(fig["value"])
 
 
-def test_quick_suite_has_a_training_row_per_trained_model(quick_run):
-    _, record, md = quick_run
-    result = record["benchmarks"]["training"]["result"]
-    trained = [name for name, m in models.REGISTRY.items() if m.fit is None]
-    assert list(result["models"]) == trained  # every registered model, none fitted in closed form
-    assert positive(result["peak_gflops"]["jax"])
-    for name in trained:
-        row = result["models"][name]
-        fused, per_step = row["sides"]["JAX fused engine (ours)"], row["sides"]["JAX per-step jax.jit"]
-        for side in (fused, per_step):
-            assert positive(side["rate"]) and side["min"] <= side["rate"] <= side["max"]
-            assert len(side["rates"]) == side["repeats"] >= 5
-            assert math.isfinite(side["value"])  # the last training loss
-        assert positive(row["ratios"]["per-step jax.jit"])
-        assert positive(fused["flops_per_step"]) and 0 < row["peak_share"] < 1
-        assert row["ratios"]["lecture eager"] is None and any("torch" in m for m in row["missing"])
-        assert positive(row["peak_rss_mb"]["jax"])
-        assert f"| {name} |" in md
-
-
-def test_quick_suite_other_benchmarks(quick_run):
-    out, record, _ = quick_run
+def test_suite_writes_every_benchmark_row(inline):
+    names = ["micrograd", "sampling", "scaling", "sweep"]
+    assert suite.main([*names, "--quick", "--no-torch", "--out", str(inline)]) == 0
+    record = json.loads((inline / "results.json").read_text())
+    md = (inline / "results.md").read_text()
+    assert list(record["benchmarks"]) == names and record["torch"] is False and "PyTorch columns skipped" in md
+    assert record["machine"]["cpu_model"] in md and record["machine"]["cores"] >= 1
     b = {name: v["result"] for name, v in record["benchmarks"].items()}
-    assert positive(b["micrograd"]["ratio"]) and b["micrograd"]["loss_jax"] == pytest.approx(b["micrograd"]["loss_micrograd"], rel=1e-4)
-    jax_sampler = b["sampling"]["sides"]["JAX sample_ids (batched, jitted)"]
-    assert positive(jax_sampler["rate"]) and 1 < jax_sampler["value"] < 30  # mean name length of a trained MLP
-    for name, row in b["evaluation"]["models"].items():
-        assert positive(row["sides"]["JAX evaluate.split_loss"]["rate"]) and row["examples"] > 1000, name
+    assert b["micrograd"]["loss_jax"] == pytest.approx(b["micrograd"]["loss_micrograd"], rel=1e-4)
+    check_side(b["sampling"]["sides"]["JAX sample_ids (batched, jitted)"])
     points = b["scaling"]["points"]
-    assert {p["sweep"] for p in points} == {"batch", "width"}
-    for p in points:
-        assert positive(p["steps_per_s"]["JAX fused, XLA 1 thread (as the CLI)"]) and positive(p["flops_per_step"])
+    assert {p["sweep"] for p in points} == {"batch", "width"} and (inline / "scaling.png").stat().st_size > 10_000
     big, small = max(points, key=lambda p: p["flops_per_step"]), min(points, key=lambda p: p["flops_per_step"])
-    assert big["flops_per_step"] > 100 * small["flops_per_step"]
-    assert os.path.getsize(b["scaling"]["png"]) > 10_000 and os.path.dirname(b["scaling"]["png"]) == str(out)
-    assert all(positive(r["cli_s"]) for r in b["headline"]["rows"].values()) and "mlp" in b["headline"]["rows"]
+    assert big["flops_per_step"] > 10 * small["flops_per_step"]
+    for side in ("one after another", "swept at once"):
+        check_side(b["sweep"]["sides"][side])
+    for name in names:
+        assert f"## {name}" in md
+    assert "| micrograd (1 runs) |" in md and "| swept at once |" in md and "| 256 |" in md
+
+
+def test_training_rows_and_relations(inline):
+    assert sides.trained_models() == [n for n, m in models.REGISTRY.items() if m.fit is None]
+    result = training.main(mode="toy", names=["bigram-nn", "mlp"])
+    for name in ("bigram-nn", "mlp"):
+        row = result["models"][name]
+        check_side(row["sides"][training.FUSED])
+        check_side(row["sides"][training.PER_STEP])
+        assert row["gflops"] <= result["peak_gflops"]["best"] and 0 < row["peak_share"] < 1
+        assert row["ratios"]["lecture eager"] is None and any("torch" in m for m in row["missing"])
+    assert result["models"]["mlp"]["params"] == 11_897
+
+
+@pytest.mark.parametrize("name", ["mlp-bn", "rnn"])
+def test_fused_and_per_step_loops_take_the_same_steps(name):
+    fused, _ = sides.jax_training(name, "fused", chunk=5, seed=3)
+    per_step, info = sides.jax_training(name, "per-step", seed=3)
+    assert fused(10) == (10, pytest.approx(per_step(10)[1], rel=1e-4))
+    assert positive(info["flops_per_step"])
+
+
+def test_evaluation_rows(inline):
+    result = evaluation.main(mode="toy", names=["mlp", "rnn"])
+    for name, row in result["models"].items():
+        check_side(row["sides"][evaluation.JAX])
+        assert row["sides"][evaluation.JAX]["value"] == pytest.approx(math.log(27), abs=0.6)  # fresh init
+
+
+def test_ablation_variants_train_the_same_model(inline):
+    names = ["engine", "unroll 2", "per-step gather, unroll 2", "one-hot CE", "donate"]
+    figures = ablations.main(tuple(names), "mlp", repeats=2, steps=20, chunk=10, warmup_chunks=0)
+    losses = [figures[v]["value"] for v in names]
+    for v in names:
+        assert figures[v]["repeats"] == 2 and len(figures[v]["process_s"]) == 2  # a fresh worker per repeat
+    np.testing.assert_allclose(losses, losses[0], rtol=1e-4)  # same steps, same loss
+
+
+@pytest.mark.parametrize("split", ["lectures", "makemore"])
+def test_reproduce_selects_on_dev(bundled_words, tmp_path, split):
+    result = reproduce.run("mlp", bundled_words, split=split, steps=40, eval_every=10, out=str(tmp_path))
+    assert result["best_step"] in (10, 20, 30, 40) and result["best"]["dev"] <= result["final"]["dev"]
+    assert len((tmp_path / "dev.jsonl").read_text().splitlines()) == 4 and (tmp_path / "result.json").exists()
+    if split == "makemore":
+        from makemore_jax.data import split_words_makemore
+        assert len(split_words_makemore(bundled_words)[2]) == 1000
+
+
+def test_worker_process_protocol():
+    with harness.Pool() as pool:
+        sides_ = {"a": harness.Side("jax", "benchmarks.sides:jax_training", {"model": "bigram-nn", "chunk": 5}),
+                  "b": harness.Side("jax", "benchmarks.sides:jax_training", {"model": "bigram-nn", "loop": "per-step"})}
+        figures = harness.compare(pool, sides_, repeats=2, seconds=0.01)
+        assert positive(pool.peak_rss_mb()["jax"])
+        with pytest.raises(harness.WorkerError, match="no-such"):
+            pool["jax"].call(op="call", factory="benchmarks.sides:problem", args={"model_name": "no-such"})
+    for fig in figures.values():
+        check_side(fig)
 
 
 # ----------------------------------------------------------------------------- the command
@@ -107,6 +129,7 @@ def test_bench_without_a_checkout_is_one_line_and_status_2(monkeypatch, capsys):
 
 
 def test_bench_finds_this_checkout():
+    from benchmarks.machine import ROOT
     assert commands.benchmarks_root() == ROOT
 
 
@@ -116,7 +139,6 @@ def test_bench_finds_this_checkout():
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_reference_loops_train_the_same_sizes(name):
     pytest.importorskip("torch")
-    from benchmarks import sides
     model, config, X, Y, vocab = sides.problem(name)
     batch = sides.train_config(model).batch_size
     loops = sides.reference_module(name).loops(X[:5000], Y[:5000], config, batch_size=batch, seed=0)

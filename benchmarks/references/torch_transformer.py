@@ -10,11 +10,6 @@ Training loops (`loops`, the benchmark interface):
     AdamW(fused=True) ("SDPA + fused AdamW").
   - "torch.compile": that model through torch.compile (default mode); its first call compiles.
 `split_loss` is the evaluation benchmark's PyTorch column.
-Samplers (benchmarks/sequence_speed.py):
-  - `sample_batched`: makemore's `generate`: every step reruns the model on the whole prefix,
-    for all names at once, in torch.inference_mode.
-  - `sample_one_by_one`: the lectures' loop: one name at a time, one character per forward
-    pass of the prefix, torch.multinomial, until the end token.
 
 torch is not a project dependency: it comes from the optional ``bench`` extra (install the CPU
 build: ``pip install torch==2.13.0``).
@@ -205,42 +200,6 @@ def split_loss(X: np.ndarray, Y: np.ndarray, config):
     model = make_model(config, sdpa=True).eval()
     X, Y = as_long_tensors(X, Y)
     return lambda: sequence_loss(model, X, Y, chunk=len(X))
-
-
-# ----------------------------------------------------------------------------- samplers
-
-
-@torch.inference_mode()
-def sample_batched(model: tnn.Module, n: int, max_len: int, *, seed: int = 0) -> torch.Tensor:
-    """makemore's generate: n names at once, each step a forward pass over the whole prefix.
-
-    Returns int64 [n, max_len], the tokens after the start token (0 after each name's end).
-    """
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.zeros(n, 1, dtype=torch.long)
-    for _ in range(max_len):
-        probs = F.softmax(model(idx)[:, -1, :], dim=-1)
-        idx = torch.cat((idx, torch.multinomial(probs, 1, generator=g)), dim=1)
-    out = idx[:, 1:]
-    ended = torch.cumsum(out == 0, dim=1) > 0
-    return out.masked_fill(ended, 0)
-
-
-@torch.inference_mode()
-def sample_one_by_one(model: tnn.Module, n: int, max_len: int, *, seed: int = 0) -> list[list[int]]:
-    """The lectures' loop: one name at a time, a character per forward pass, until the end token."""
-    g = torch.Generator().manual_seed(seed)
-    names = []
-    for _ in range(n):
-        idx = [0]
-        while len(idx) <= max_len:
-            probs = F.softmax(model(torch.tensor([idx]))[0, -1], dim=-1)
-            ix = torch.multinomial(probs, 1, generator=g).item()
-            if ix == 0:
-                break
-            idx.append(ix)
-        names.append(idx[1:])
-    return names
 
 
 def load_jax_params(model: Transformer, params: dict) -> Transformer:

@@ -52,7 +52,7 @@ def train_config(model: models.Model, batch_size: int | None = 0):
 
 def trained_models() -> list[str]:
     """Registered models trained by gradient steps (a closed-form fit has nothing to time)."""
-    return [name for name, m in models.REGISTRY.items() if getattr(m, "fit", None) is None]
+    return [name for name, m in models.REGISTRY.items() if not m.ability(models.ClosedForm)]
 
 
 def reference_module(model_name: str):

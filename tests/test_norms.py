@@ -101,7 +101,7 @@ def test_parameters_state_and_modes(name, config, count):
         assert len(state["layers"]) == (3 if name == "wavenet" else 2)
         assert not np.allclose(train_logits, eval_logits)  # batch statistics against running ones
     else:
-        assert state == {} and train_state == {} and model.calibrate(params, state, x) == {}
+        assert state == {} and train_state == {} and model.ability(models.Calibration).calibrate(params, state, x) == {}
         np.testing.assert_array_equal(train_logits, eval_logits)
     hidden = params["layers"][0]
     assert ("b" in (hidden["linear"] if name == "mlp-deep" else hidden)) == (config.norm in ("rms", "none"))

@@ -126,7 +126,7 @@ def test_causality_later_tokens_leave_earlier_logits_alone(name):
     model, config = tiny(name, block_size=8)
     params, state = model.init(jax.random.key(0), config)
     x, _ = random_sequences(jax.random.key(1), config, 4)
-    apply = jax.jit(lambda x: model.apply(params, state, x, train=False)[0])
+    apply = jax.jit(lambda x: model.bind(config)(params, state, x, train=False)[0])
     logits = apply(x)
     for t in (0, 3, 7):
         new_logits = apply(x.at[:, t].set((x[:, t] + 1) % config.vocab_size))
@@ -194,7 +194,7 @@ def test_decode_step_reproduces_every_position_of_apply(name, trained):
     logits, _ = jax.jit(lambda x: model.bind(config)(ts.params, ts.model_state, x, train=False))(x)
     decoder = model.ability(models.Decoder)
     cache = decoder.init_cache(ts.params, config, 5)
-    decode_step = jax.jit(decoder.decode_step)
+    decode_step = jax.jit(models.bind_config(decoder.decode_step, config))
     for pos in range(config.block_size):
         step_logits, cache = decode_step(ts.params, ts.model_state, cache, x[:, pos], jnp.int32(pos))
         np.testing.assert_allclose(step_logits, logits[:, pos], rtol=1e-4, atol=1e-5)

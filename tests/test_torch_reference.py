@@ -74,7 +74,7 @@ def test_sequence_models_compute_makemores_logits(name):
     params, state = model.init(jax.random.key(0), config)
     params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(1), p.shape), params)  # off init
     x = np.array(jax.random.randint(jax.random.key(2), (8, 16), 0, 27))  # a writable copy for torch
-    ours = np.asarray(model.apply(params, state, jnp.asarray(x), train=False)[0])
+    ours = np.asarray(model.bind(config)(params, state, jnp.asarray(x), train=False)[0])
     if name == "transformer":
         reference = torch_transformer.load_jax_params(torch_transformer.make_model(config), params)
     else:

@@ -134,9 +134,9 @@ def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
 # ----------------------------------------------------------------------------- forward
 
 
-def _compute_dtype(params: dict, config: Config):
-    """bfloat16 under dtype="bfloat16", else the parameters' own dtype (float64 under x64)."""
-    return jnp.bfloat16 if config.dtype == "bfloat16" else params["wte"].dtype
+def _compute_dtype(like: jax.Array, config: Config):
+    """bfloat16 under dtype="bfloat16", else `like`'s own dtype (the parameters'; float64 under x64)."""
+    return jnp.bfloat16 if config.dtype == "bfloat16" else like.dtype
 
 
 def _dense(params: dict, x: jax.Array, dtype) -> jax.Array:
@@ -160,7 +160,7 @@ def _qkv(params: dict, x: jax.Array, dtype) -> tuple[jax.Array, jax.Array, jax.A
 
 def _mlp(params: dict, x: jax.Array, config: Config) -> jax.Array:
     """The MLP branch: x [N, C] -> [N, C] (ln_2, 4x wider linear, GELU, linear), in the compute dtype."""
-    dtype = _compute_dtype(params, config)
+    dtype = _compute_dtype(x, config)
     h = GELUS[config.gelu](_dense(params["mlp"]["c_fc"], nn.layernorm(params["ln_2"], x), dtype))
     return _dense(params["mlp"]["c_proj"], h, dtype)
 
@@ -168,7 +168,7 @@ def _mlp(params: dict, x: jax.Array, config: Config) -> jax.Array:
 def _head(params: dict, x: jax.Array, config: Config) -> jax.Array:
     """ln_f, then the head: x [N, C] -> float32 logits [N, vocab] (float32 accumulation)."""
     W = params["wte"].T if config.tie_embeddings else params["lm_head"]["W"]  # [C, vocab]
-    dtype = _compute_dtype(params, config)
+    dtype = _compute_dtype(W, config)
     return jnp.matmul(nn.layernorm(params["ln_f"], x).astype(dtype), W.astype(dtype),
                       preferred_element_type=jnp.promote_types(dtype, jnp.float32))
 
@@ -181,7 +181,7 @@ def apply(params: dict, state: dict, idx: jax.Array, *, train: bool, config: Con
     next key; eval mode (and a model without dropout) returns state as is.
     """
     B, T = idx.shape
-    dtype = _compute_dtype(params, config)
+    dtype = _compute_dtype(params["wte"], config)
     drop, attn_drop, state = _dropouts(state, config, train, len(params["blocks"]))
     x = nn.embedding(params["wte"], idx) + params["wpe"][:T]  # [B, T, C] float32
     x = drop(x.reshape(B * T, -1))  # [B*T, C]: every dense layer is one 2-D matmul
@@ -220,7 +220,7 @@ def _dropout(key: jax.Array, rate: float, x: jax.Array) -> jax.Array:
 def init_cache(params: dict, config: Config, n: int) -> list[dict]:
     """Empty key/value buffers: per layer {"k", "v"} [n, block_size, n_head, head_size] in the compute dtype."""
     shape = (n, config.block_size, config.n_head, config.n_embd // config.n_head)
-    dtype = _compute_dtype(params, config)
+    dtype = _compute_dtype(params["wte"], config)
     return [{"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)} for _ in params["blocks"]]
 
 
@@ -237,7 +237,7 @@ def decode_step(params: dict, state: dict, cache: list[dict], token: jax.Array, 
     Returns:
         (float32 logits [n, vocab] for the token after pos, the cache with position pos written).
     """
-    dtype = _compute_dtype(params, config)
+    dtype = _compute_dtype(params["wte"], config)
     x = nn.embedding(params["wte"], token) + params["wpe"][pos]  # [n, C]
     new_cache = []
     for block, layer in zip(params["blocks"], cache):

@@ -35,20 +35,57 @@ class CheckpointError(ValueError):
     """A missing, corrupt or mismatched checkpoint."""
 
 
+class WriteError(OSError):
+    """A file could not be written (a full disk, a quota, a read-only folder); `path` names it."""
+
+    def __init__(self, path: str, error: OSError):
+        super().__init__(error.errno, error.strerror or str(error), path)
+        self.path = path
+
+
+def write_error(path: str, error: OSError) -> WriteError:
+    """`error` as a WriteError naming `path` (a WriteError already is one)."""
+    return error if isinstance(error, WriteError) else WriteError(path, error)
+
+
 def atomic_write(path: str, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename over `path` (under WRITE_LOCK)."""
+    """Write to a temporary file in the same folder, then rename over `path` (under WRITE_LOCK).
+
+    On any failure the temporary file is removed and `path` keeps its old contents; an
+    OSError (e.g. a full disk) is raised as a WriteError naming `path`.
+    """
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with WRITE_LOCK:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would honour the umask
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with WRITE_LOCK:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+            try:
+                os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() would honour the umask
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+    except OSError as e:
+        raise write_error(path, e) from None
+
+
+def append_line(path: str, line: str) -> None:
+    """Append one line of text to `path` (a log), raising a WriteError naming it on failure."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError as e:
+        raise write_error(path, e) from None
+
+
+def saved_step(out_dir: str) -> int | None:
+    """The step of the checkpoint in out_dir, or None when there is none that loads."""
+    try:
+        return int(load(out_dir)[0]["step"])
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _umask() -> int:

@@ -17,6 +17,7 @@ from . import models
 from .checkpoint import WRITE_LOCK, CheckpointError
 from .commands import EMPTY, PROG, Stopped, commands
 from .data import DataError
+from .faults import closed_stdout, is_write_failure, write_failed
 from .flags import add_flags, config_flags, devices_flag, non_negative_int, positive_int, train_flags, values_flag
 from .parallel import request_host_devices
 from .settings import UsageError
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     try:
         commands()[args.command](args)
+        sys.stdout.flush()  # a closed or full standard output fails here, not in the interpreter's exit
     except (DataError, CheckpointError, UsageError) as e:
         print(f"{PROG}: error: {e.as_flags() if isinstance(e, UsageError) else e}", file=sys.stderr)
         return 2
@@ -166,6 +168,13 @@ def _run(args) -> int:
         raise
     except Stopped as e:
         print(f"{PROG}: {e}", file=sys.stderr)
+        return e.status
+    except BrokenPipeError:  # `... | head`: the reader has all it wanted
+        return closed_stdout()
+    except OSError as e:  # a full disk: the file, why, the checkpoint still good; never a traceback
+        if not is_write_failure(e):
+            raise
+        print(f"{PROG}: error: {write_failed(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # a caller's own SIGINT handling (main in a thread)
         interrupted()

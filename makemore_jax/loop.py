@@ -170,17 +170,26 @@ class JsonLog:
     """
 
     def __init__(self, path: str, schedule: Callable, extras: Callable | None = None):
-        from .checkpoint import dumps_json
-        self.dumps, self.schedule, self.extras = dumps_json, schedule, extras
-        self.file = open(path, "a", encoding="utf-8")
+        from .checkpoint import dumps_json, write_error
+        self.dumps, self.schedule, self.extras, self.path, self.error = dumps_json, schedule, extras, path, write_error
+        try:
+            self.file = open(path, "a", encoding="utf-8")
+        except OSError as e:
+            raise write_error(path, e) from None
 
     def on_chunk(self, state, step: int, losses: np.ndarray, elapsed: float):
         record = {"step": step, "loss": float(losses.mean()), "last_loss": float(losses[-1]),
                   "lr": float(self.schedule(step - 1)), "time": round(elapsed, 4)}
         if self.extras is not None:
             record.update(self.extras(step - len(losses)))
-        self.file.write(self.dumps(record) + "\n")
-        self.file.flush()
+        try:
+            self.file.write(self.dumps(record) + "\n")
+            self.file.flush()
+        except OSError as e:  # a full disk: named by its file (a torn last line is dropped on --resume)
+            raise self.error(self.path, e) from None
 
     def close(self):
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            pass  # the failed write above was reported already

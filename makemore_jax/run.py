@@ -39,7 +39,9 @@ DEFAULT_MAX_LEN = 32  # sample length when a checkpoint does not record its long
 
 
 class Stopped(RuntimeError):
-    """Training stopped without a result (exit status 1); `run` holds the last good state."""
+    """Training stopped without a result (exit status `status`, 1); `run` holds the last good state."""
+
+    status = 1
 
     def __init__(self, message: str, run: Run):
         super().__init__(message)

@@ -210,6 +210,6 @@ def train(model: str = "mlp", *, data=None, steps: int | None = None, seed: int 
     if out is not None and writer:
         checkpoint.save(out, run.state, run.metadata())
         if not spec.ability(ClosedForm):
-            with open(os.path.join(out, METRICS), "a", encoding="utf-8") as f:
-                f.write(checkpoint.dumps_json({"step": int(run.state.step), "eval": run.info["results"]}) + "\n")
+            checkpoint.append_line(os.path.join(out, METRICS),
+                                   checkpoint.dumps_json({"step": int(run.state.step), "eval": run.info["results"]}))
     return run

@@ -4,7 +4,10 @@ Each test runs the real command in a subprocess (`python -m makemore_jax ...`); 
 checkpoints they start from are made in-process with train_model, which is faster.
 """
 
+import builtins
+import errno
 import hashlib
+import io
 import json
 import os
 import random
@@ -18,12 +21,14 @@ import time
 import pytest
 
 from makemore_jax import checkpoint
+from makemore_jax.cli import main
 from makemore_jax.run import load_run, train_model
 
 
 def cli(*args, timeout=120, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "makemore_jax", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+    streams = {} if "stdout" in kwargs else {"capture_output": True}
+    return subprocess.run([sys.executable, "-m", "makemore_jax", *map(str, args)], text=True, timeout=timeout,
+                          **streams, **kwargs)
 
 
 def one_error_line(proc, status=2) -> str:
@@ -71,7 +76,33 @@ def mlp_copy(mlp_dir, tmp_path):
 
 
 def snapshot(folder) -> dict:
-    return {name: open(os.path.join(folder, name), "rb").read() for name in sorted(os.listdir(folder))}
+    return {name: open(os.path.join(folder, name), "rb").read() for name in sorted(os.listdir(folder))
+            if name != ".makemore-jax.lock"}  # a killed run leaves the lock file, which holds no lock
+
+
+def in_process(capsys, *argv) -> tuple[int, str]:
+    """main(argv) in this process: (exit status, its one stderr line)."""
+    code = main([*map(str, argv)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return code, err[0]
+
+
+class FullDisk(io.RawIOBase):
+    """A file on a disk that fills up after `room` bytes: writes then raise ENOSPC, as the kernel's would."""
+
+    def __init__(self, room: int = 100):
+        self.room = room
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        if self.room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        n = min(len(data), self.room)
+        self.room -= n
+        return n
 
 
 # ----------------------------------------------------------------------------- hangs and crashes
@@ -144,6 +175,54 @@ def test_a_fifo_with_a_bom_is_read_once_and_hashed(tmp_path, names):
     meta = strict_json((out / "checkpoint.json").read_text())
     assert meta["data_sha256"] == hashlib.sha256(payload).hexdigest()
     assert len(meta["vocab"]) == 27 and "\ufeff" not in meta["vocab"]  # the BOM is no character
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+
+def test_a_full_disk_at_the_checkpoint_says_which_file_and_which_checkpoint_is_intact(mlp_copy, data_file,
+                                                                                      monkeypatch, capsys):
+    before = snapshot(mlp_copy)
+    real_fdopen = os.fdopen
+
+    def fdopen(fd, mode="r", *args, **kwargs):  # atomic_write's temporary file lands on the full disk
+        if "w" not in mode:
+            return real_fdopen(fd, mode, *args, **kwargs)
+        os.close(fd)
+        return io.BufferedWriter(FullDisk(), buffer_size=16)
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    code, line = in_process(capsys, "train", "--resume", "--steps", 300, "--data", data_file, "--out", mlp_copy,
+                            "-n", 0, "--quiet")
+    monkeypatch.undo()
+    path = os.path.join(mlp_copy, "checkpoint.msgpack")
+    assert code == 1 and line == (f"makemore-jax: error: cannot write {path}: No space left on device; the last "
+                                  f"checkpoint, {path} (step 200), is intact")
+    assert sorted(os.listdir(mlp_copy)) == sorted(before)  # no temporary file left behind
+    assert {k: v for k, v in snapshot(mlp_copy).items() if k != "metrics.jsonl"} == {
+        k: v for k, v in before.items() if k != "metrics.jsonl"}
+    assert int(load_run(str(mlp_copy)).state.step) == 200
+
+
+def test_a_full_disk_at_the_log_and_at_standard_output(tmp_path, data_file, bigram_dir, monkeypatch, capsys):
+    real_open = builtins.open
+
+    def open_(file, mode="r", *args, **kwargs):
+        if str(file).endswith("metrics.jsonl") and "a" in mode:
+            return io.TextIOWrapper(io.BufferedWriter(FullDisk(room=0)), encoding="utf-8")
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_)
+    out = tmp_path / "o"
+    code, line = in_process(capsys, "train", "--steps", 20, "--chunk-size", 10, "--n-hidden", 8, "--data", data_file,
+                            "--out", out, "-n", 0, "--quiet")
+    monkeypatch.undo()
+    assert code == 1 and line == (f"makemore-jax: error: cannot write {out / 'metrics.jsonl'}: No space left on "
+                                  f"device; no checkpoint was saved in {out} yet")
+    if os.path.exists("/dev/full"):  # a real device that answers every write with ENOSPC
+        with open("/dev/full", "w") as full:
+            proc = cli("sample", "--out", bigram_dir, "-n", 5000, stdout=full, stderr=subprocess.PIPE)
+        assert one_error_line(proc, status=1) == "makemore-jax: error: cannot write standard output: No space left on device"
 
 
 # ----------------------------------------------------------------------------- one line, not a traceback

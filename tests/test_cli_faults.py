@@ -225,6 +225,20 @@ def test_a_full_disk_at_the_log_and_at_standard_output(tmp_path, data_file, bigr
         assert one_error_line(proc, status=1) == "makemore-jax: error: cannot write standard output: No space left on device"
 
 
+# ----------------------------------------------------------------------------- a closed pipe
+
+
+@pytest.mark.parametrize("command, lines", [(("sample", "-n", "50000"), 2), (("eval",), 0)])
+def test_a_closed_pipe_ends_quietly_with_status_141(bigram_dir, data_file, command, lines):
+    extra = ("--data", data_file) if command[0] == "eval" else ()
+    proc = subprocess.Popen([sys.executable, "-m", "makemore_jax", *command, "--out", bigram_dir, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got = [proc.stdout.readline() for _ in range(lines)]  # `| head -2`; eval: a reader gone at once
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141 and err == "" and all(got), err
+
+
 # ----------------------------------------------------------------------------- one line, not a traceback
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 
 from . import checkpoint, models
+from .faults import FolderLock
 from .flags import config_flags, train_flags
 from .models import ClosedForm
 from .settings import UsageError
@@ -83,9 +84,7 @@ def _join_processes(args) -> None:
 
 def cmd_sweep(args) -> None:
     from . import sweep
-    from .evaluate import split_loss
-    from .run import checkpoint_metadata
-    from .runbuild import data_info, prepare
+    from .runbuild import prepare
 
     t0 = time.perf_counter()
     model = models.get(args.model)
@@ -99,6 +98,15 @@ def cmd_sweep(args) -> None:
         runs = sweep.grid(model, p.config, p.train_config, swept, args.seed)
     except ValueError as e:
         raise e if isinstance(e, UsageError) else UsageError(str(e)) from None
+    with FolderLock(args.out):  # one writer per folder
+        _sweep_and_report(args, model, p, runs, swept, t0)
+
+
+def _sweep_and_report(args, model, p, runs, swept: dict, t0: float) -> None:
+    from . import sweep
+    from .evaluate import split_loss
+    from .run import checkpoint_metadata
+    from .runbuild import data_info
     tc = p.train_config
     say(args, f"sweep: {len(runs)} runs of {model.name} ({', '.join(f'{k} x{len(v)}' for k, v in swept.items())}"
                f"{', ' if swept else ''}seed x{len(args.seed)}), {tc.steps:,} steps each")

@@ -77,9 +77,12 @@ class FolderLock:
         self.out, self.path, self.fd = out, os.path.join(out, LOCK_FILE), None
 
     def acquire(self) -> FolderLock:
-        os.makedirs(self.out, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                os.makedirs(self.out, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as e:
+                raise checkpoint.write_error(self.path, e) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -8,11 +8,13 @@ apply to the model, a model too big for the memory, a checkpoint folder in the w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 
 from . import checkpoint, memory, models
 from .data import Data, DataError, Vocab, read_data, split_words
+from .faults import FolderLock
 from .models import ClosedForm, Model
 from .optim import TrainConfig
 from .run import METRICS, Run, build_splits
@@ -201,15 +203,16 @@ def train(model: str = "mlp", *, data=None, steps: int | None = None, seed: int 
     batch_size = run.train_config.batch_size
     if mesh is not None and batch_size is not None and batch_size % mesh.size:
         raise SettingError("batch_size", f"{batch_size} does not split evenly over {mesh.size} devices")
-    if saved and overwrite and writer:
-        clear_out(out)
-    if not quiet:
-        print(describe(run, loaded), flush=True)
-    fit_run(run, out if writer else None, quiet=quiet, resume=resume, mesh=mesh)
-    run.info["results"] = {f"{k}_loss": round(v, 6) for k, v in run.evaluate().items()}
-    if out is not None and writer:
-        checkpoint.save(out, run.state, run.metadata())
-        if not spec.ability(ClosedForm):
-            checkpoint.append_line(os.path.join(out, METRICS),
-                                   checkpoint.dumps_json({"step": int(run.state.step), "eval": run.info["results"]}))
+    with FolderLock(out) if out is not None and writer else contextlib.nullcontext():  # one writer per folder
+        if saved and overwrite and writer:
+            clear_out(out)
+        if not quiet:
+            print(describe(run, loaded), flush=True)
+        fit_run(run, out if writer else None, quiet=quiet, resume=resume, mesh=mesh)
+        run.info["results"] = {f"{k}_loss": round(v, 6) for k, v in run.evaluate().items()}
+        if out is not None and writer:
+            checkpoint.save(out, run.state, run.metadata())
+            if not spec.ability(ClosedForm):
+                checkpoint.append_line(os.path.join(out, METRICS), checkpoint.dumps_json(
+                    {"step": int(run.state.step), "eval": run.info["results"]}))
     return run

@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -237,6 +238,39 @@ def test_a_closed_pipe_ends_quietly_with_status_141(bigram_dir, data_file, comma
     proc.stdout.close()
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 141 and err == "" and all(got), err
+
+
+# ----------------------------------------------------------------------------- two runs, one folder
+
+HOLD_THE_FOLDER = """
+import sys, time
+from makemore_jax.faults import FolderLock
+FolderLock(sys.argv[1]).acquire()
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_and_a_killed_one_leaves_no_lock(mlp_copy, data_file, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_FOLDER, str(mlp_copy), "--the-holder's-argv"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        before = snapshot(mlp_copy)
+        for argv in (("train", "--resume", "--steps", 300), ("train", "--overwrite", "--steps", 300),
+                     ("sweep", "--lr", "0.1,0.2", "--steps", 10)):
+            code, line = in_process(capsys, *argv, "--n-hidden", 16, "--data", data_file, "--out", mlp_copy)
+            assert code == 2 and line.startswith(f"makemore-jax: error: {mlp_copy}: another run is writing there "
+                                                 f"(pid {holder.pid} on {socket.gethostname()}: -c {mlp_copy} "
+                                                 "--the-holder's-argv)"), (argv, line)
+        assert snapshot(mlp_copy) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert os.path.exists(mlp_copy / ".makemore-jax.lock")  # the file stays, its lock died with the holder
+    assert main(["train", "--resume", "--steps", "300", "--data", data_file, "--out", str(mlp_copy), "-n", "0",
+                 "--quiet"]) == 0
+    assert sorted(os.listdir(mlp_copy)) == ["checkpoint.json", "checkpoint.msgpack", "metrics.jsonl"]
 
 
 # ----------------------------------------------------------------------------- one line, not a traceback

@@ -24,6 +24,9 @@ from .settings import UsageError
 from .xla import use_compilation_cache, use_one_cpu_thread
 
 
+GRACEFUL = ("train",)  # commands that, on SIGTERM, finish the chunk in flight and save it (args.stop)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, status 2 (argparse's default prints the usage too)
         sys.stderr.write(f"{self.prog}: error: {message}\n")
@@ -147,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "devices", 1) != 1:  # several devices wanted: on a CPU, split it (before JAX starts)
         request_host_devices(args.devices)
-    stop_watching = watch_interrupts()
+    args.stop = threading.Event() if args.command in GRACEFUL else None
+    stop_watching = watch_interrupts(args.stop)
     try:
         return _run(args)
     finally:
@@ -187,8 +191,11 @@ def _run(args) -> int:
     return 0
 
 
-def watch_interrupts() -> Callable[[], None]:
+def watch_interrupts(stop: threading.Event | None = None) -> Callable[[], None]:
     """Make Ctrl-C leave at once with status 130, even while XLA compiles or waits; returns the undo.
+
+    SIGTERM (a scheduler's preemption) sets `stop`, which ends training after the chunk in
+    flight with its state saved; without `stop` it leaves at once like Ctrl-C, status 143.
 
     Python's own handling runs in the main thread between two bytecodes, so it waits for an
     XLA compilation under way (or forever, for a computation that never finishes), its
@@ -203,36 +210,40 @@ def watch_interrupts() -> Callable[[], None]:
     os.set_blocking(write_fd, False)
     previous_fd = signal.set_wakeup_fd(write_fd)
     previous_handler = signal.signal(signal.SIGINT, lambda signum, frame: None)  # the watcher acts
+    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: None)
 
     def watch():
         while data := os.read(read_fd, 64):
-            if signal.SIGINT in data:
+            if signal.SIGINT in data or (signal.SIGTERM in data and stop is None):
                 with WRITE_LOCK:  # a checkpoint being written is finished first, and no new one starts
-                    interrupted()
+                    interrupted(130 if signal.SIGINT in data else 128 + signal.SIGTERM)
+            if signal.SIGTERM in data:
+                stop.set()
         os.close(read_fd)
 
     threading.Thread(target=watch, name="makemore-jax-interrupts", daemon=True).start()
 
     def undo():
         signal.signal(signal.SIGINT, previous_handler)
+        signal.signal(signal.SIGTERM, previous_term)
         signal.set_wakeup_fd(previous_fd)
         os.close(write_fd)  # the watcher reads end-of-file and returns
     return undo
 
 
-def interrupted() -> None:
-    """Ctrl-C: the files are safe (writes are atomic, the log is flushed per line); leave with status 130.
+def interrupted(status: int = 130) -> None:
+    """Ctrl-C: the files are safe (writes are atomic, the log is flushed per line); leave with `status`.
 
     os._exit skips the interpreter's shutdown, which can crash or hang while XLA's threads
     still run (a SIGINT during compilation did, in about half the tries).
     """
-    print(f"{PROG}: interrupted", file=sys.stderr)
+    print(f"{PROG}: {'interrupted' if status == 130 else 'terminated'}", file=sys.stderr)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(130)
+    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ def cmd_train(args) -> None:
         print(f"{PROG}: note: --model {model.name} is fitted in closed form; it ignores "
               + ", ".join("--" + k.replace("_", "-") for k in ignored), file=sys.stderr)
     run = train_model(model.name, data=args.data, seed=args.seed, out=args.out, quiet=args.quiet,
-                      resume=args.resume, overwrite=args.overwrite, devices=args.devices, **given)
+                      resume=args.resume, overwrite=args.overwrite, devices=args.devices,
+                      stop=getattr(args, "stop", None), **given)
     if not parallel.is_writer():
         return
     losses = {k.removesuffix("_loss"): v for k, v in run.info["results"].items()}

@@ -42,6 +42,8 @@ class TrainConfig:
     b2: float = _field(0.999, "adamw: decay rate of the gradient's second moment")
     clip_norm: float | None = _field(None, "clip the global gradient norm to this")
     chunk_size: int = _field(1000, "steps per device dispatch and per log line")
+    save_every_seconds: float = _field(60.0, "--out: checkpoint after the first chunk that ends this many seconds "
+                                             "after the last checkpoint (besides every 10,000 steps)")
 
     def __post_init__(self):
         checks = [
@@ -59,6 +61,7 @@ class TrainConfig:
             ("b1", 0 <= self.b1 < 1 and 0 <= self.b2 < 1, f"and b2 must be in [0, 1), got {self.b1}, {self.b2}"),
             ("clip_norm", self.clip_norm is None or self.clip_norm > 0, f"must be positive, got {self.clip_norm}"),
             ("chunk_size", self.chunk_size >= 1, f"must be at least 1, got {self.chunk_size}"),
+            ("save_every_seconds", self.save_every_seconds > 0, f"must be positive, got {self.save_every_seconds}"),
         ]
         for name, ok, message in checks:
             if not ok:

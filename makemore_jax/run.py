@@ -48,6 +48,12 @@ class Stopped(RuntimeError):
         self.run = run
 
 
+class Terminated(Stopped):
+    """Training was asked to stop (SIGTERM) and did at a chunk's end; its state is saved (exit status 143)."""
+
+    status = 128 + 15
+
+
 # ----------------------------------------------------------------------------- the data
 
 
@@ -182,7 +188,7 @@ def from_checkpoint(out_dir: str) -> Run:
 
 def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed: int = 42, out: str | None = None,
                 quiet: bool = True, resume: bool = False, overwrite: bool = False, devices: int | None = 1,
-                **overrides) -> Run:
+                stop=None, **overrides) -> Run:
     """Train a registered model and evaluate it on every split.
 
     Args:
@@ -201,6 +207,8 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
             one device up to float rounding. In a multi-process run (parallel.initialize
             called first) the devices of every process take part and only process 0
             prints and writes `out`.
+        stop: a threading.Event; once set (e.g. on SIGTERM) the chunk in flight is the last,
+            its state is saved in `out` and Terminated raised.
         **overrides: any model config field (n_hidden=64, init="unit") or TrainConfig
             field (lr=0.05, batch_size=None, optimizer="adamw").
     Returns:
@@ -209,15 +217,23 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
         UsageError, DataError, CheckpointError: a bad setting, data file or checkpoint
             (checked before anything is allocated), or a model too big for the memory.
         Stopped: training diverged (train.DIVERGENCE_FACTOR); `.run` holds the last good
-            state, also saved in `out`.
+            state, also saved in `out`. Terminated (a Stopped): `stop` was set.
     """
     from .runbuild import train
     return train(model, data=data, steps=steps, seed=seed, out=out, quiet=quiet, resume=resume, overwrite=overwrite,
-                 devices=devices, **overrides)
+                 devices=devices, stop=stop, **overrides)
 
 
-def fit_run(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None) -> None:
-    """Train run.state in place (or fit in closed form), checkpointing into `out`; data parallel over `mesh`."""
+def fit_run(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None, stop=None) -> None:
+    """Train run.state in place (or fit in closed form), checkpointing into `out`; data parallel over `mesh`.
+
+    Checkpoints every SAVE_EVERY steps, and after the first chunk that ends
+    `save_every_seconds` after the last one (so a slow model loses little to a crash).
+    Once `stop` (a threading.Event) is set the chunk being read is the last: its state is
+    saved and Terminated raised.
+    """
+    import time
+
     from .parallel import local_copy
     from .train import Diverged, fit
     X, Y = run.splits["train"]
@@ -231,16 +247,24 @@ def fit_run(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None) 
         os.makedirs(out, exist_ok=True)
         log_path = os.path.join(out, METRICS)
         cut_log(log_path, int(run.state.step) if resume else 0)
-    save_every = max(run.train_config.chunk_size, SAVE_EVERY)
+    save_every, saved_at = max(run.train_config.chunk_size, SAVE_EVERY), [time.monotonic()]
 
     def on_chunk(good):  # keep the last good state on disk for resume and after divergence
-        if out is not None and int(good.step) % save_every == 0:
+        due = time.monotonic() - saved_at[0] >= run.train_config.save_every_seconds
+        step = int(good.step)
+        if out is not None and (step % save_every == 0 or (due and step < run.train_config.steps)):
             checkpoint.save(out, local_copy(good), run.metadata())
+            saved_at[0] = time.monotonic()
 
     try:
         run.state, run.summary = fit(run.model, run.config, run.train_config, X, Y, run.state, on_chunk=on_chunk,
-                                     log_path=log_path, quiet=quiet, mesh=mesh)
+                                     log_path=log_path, quiet=quiet, mesh=mesh, stop=stop)
         run.state = local_copy(run.state)
+        if int(run.state.step) < run.train_config.steps:  # stopped early: save where it stands
+            where = (f"the state is saved in {checkpoint.save(out, run.state, run.metadata())}; continue with "
+                     f"--resume" if out is not None else "nothing saved (no --out)")
+            raise Terminated(f"terminated at step {int(run.state.step):,} of {run.train_config.steps:,} (SIGTERM); "
+                             f"{where}", run)
     except Diverged as e:
         run.state = local_copy(e.last_good)
         where = ""

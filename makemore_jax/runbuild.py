@@ -180,7 +180,7 @@ def describe(run: Run, loaded: Data) -> str:
 
 def train(model: str = "mlp", *, data=None, steps: int | None = None, seed: int = 42, out: str | None = None,
           quiet: bool = True, resume: bool = False, overwrite: bool = False, devices: int | None = 1,
-          **overrides) -> Run:
+          stop=None, **overrides) -> Run:
     """run.train_model: build the run (new or resumed), fit it, evaluate it, save it."""
     from . import parallel
     from .run import fit_run
@@ -208,7 +208,7 @@ def train(model: str = "mlp", *, data=None, steps: int | None = None, seed: int 
             clear_out(out)
         if not quiet:
             print(describe(run, loaded), flush=True)
-        fit_run(run, out if writer else None, quiet=quiet, resume=resume, mesh=mesh)
+        fit_run(run, out if writer else None, quiet=quiet, resume=resume, mesh=mesh, stop=stop)
         run.info["results"] = {f"{k}_loss": round(v, 6) for k, v in run.evaluate().items()}
         if out is not None and writer:
             checkpoint.save(out, run.state, run.metadata())

@@ -273,6 +273,50 @@ def test_a_second_run_into_a_folder_in_use_is_refused_and_a_killed_one_leaves_no
     assert sorted(os.listdir(mlp_copy)) == ["checkpoint.json", "checkpoint.msgpack", "metrics.jsonl"]
 
 
+# ----------------------------------------------------------------------------- preemption
+
+PREEMPTED = ("--steps", 6_000, "--chunk-size", 100, "--n-hidden", 16, "--seed", 3, "-n", 0)
+
+
+def log_without_times(folder) -> list[dict]:
+    return [{k: v for k, v in strict_json(line).items() if k != "time"}
+            for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_sigterm_saves_the_chunk_in_flight_and_resume_equals_a_straight_run(tmp_path, data_file):
+    straight = tmp_path / "straight"
+    assert cli("train", *PREEMPTED, "--data", data_file, "--out", straight).returncode == 0
+    for moment in ("compiling", "mid-run"):
+        out = tmp_path / moment
+        proc = subprocess.Popen([sys.executable, "-m", "makemore_jax", "train", *map(str, PREEMPTED), "--data",
+                                 data_file, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "parameters" in proc.stdout.readline()  # printed just before the first chunk compiles
+        if moment == "mid-run":
+            assert proc.stderr.readline().startswith("step 600/6,000")  # a progress line every tenth
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        step = strict_json((out / "checkpoint.json").read_text())["step"]
+        assert proc.returncode == 143 and err.splitlines()[-1] == (
+            f"makemore-jax: terminated at step {step:,} of 6,000 (SIGTERM); the state is saved in "
+            f"{out / 'checkpoint.msgpack'}; continue with --resume"), err
+        assert 0 < step < 6_000 and (step >= 600) == (moment == "mid-run")
+        proc = cli("train", "--resume", *PREEMPTED, "--data", data_file, "--out", out)
+        assert proc.returncode == 0, proc.stderr
+        assert (out / "checkpoint.msgpack").read_bytes() == (straight / "checkpoint.msgpack").read_bytes()
+        assert log_without_times(out) == log_without_times(straight)
+
+
+def test_checkpoints_are_spaced_by_time_as_well_as_steps(tmp_path, data_file, monkeypatch):
+    saved = []
+    save = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda out, ts, meta: saved.append(int(ts.step)) or save(out, ts, meta))
+    for seconds, expected in ((60.0, [300]), (1e-9, [100, 200, 300])):  # the default; a checkpoint every chunk
+        saved.clear()
+        train_model("mlp", data=data_file, steps=300, chunk_size=100, n_hidden=8, save_every_seconds=seconds,
+                    out=str(tmp_path / str(seconds)))
+        assert saved == expected
+
+
 # ----------------------------------------------------------------------------- one line, not a traceback
 
 

@@ -143,11 +143,6 @@ def shown(name: str) -> str:
     return name or EMPTY
 
 
-def _empty_note(names: list[str]) -> str:
-    empty = names.count("")
-    return f"; {empty} empty, shown as {EMPTY}" if empty else ""
-
-
 def cmd_eval(args) -> None:
     from .evaluate import bits
     from .run import load_run
@@ -171,14 +166,23 @@ def cmd_eval(args) -> None:
 
 
 def cmd_sample(args) -> None:
+    """Stream the names batch by batch (Run.sample_batches), counting as it goes: memory stays bounded."""
+    from tqdm import tqdm
+
     from .run import load_run
-    from .sample import novelty
     run = load_run(args.out)
-    names = run.sample(args.num_samples, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
-                       max_len=args.max_len)
-    print("\n".join(map(shown, names)))
-    known = f", {novelty(names, run.train_words):.0%} not in the training set" if run.words else ""
-    say(args, f"({len(names)} samples{known}{_empty_note(names)})")
+    seen = set(run.train_words)  # the one structure that grows with the data, not with -n
+    total = new = empty = 0
+    batches = run.sample_batches(args.num_samples, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
+                                 max_len=args.max_len)
+    with tqdm(total=args.num_samples, unit="name", disable=args.quiet or not sys.stderr.isatty()) as bar:
+        for names in batches:
+            print("\n".join(map(shown, names)))
+            total, empty = total + len(names), empty + names.count("")
+            new += sum(name not in seen for name in names)
+            bar.update(len(names))
+    known = f", {new / max(total, 1):.0%} not in the training set" if run.words else ""
+    say(args, f"({total} samples{known}{f'; {empty} empty, shown as {EMPTY}' if empty else ''})")
 
 
 def cmd_micrograd(args) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ SPLITS = ("train", "dev", "test")
 METRICS = "metrics.jsonl"
 SAVE_EVERY = 10_000  # steps between checkpoints while training (at least one chunk), and at the end
 DEFAULT_MAX_LEN = 32  # sample length when a checkpoint does not record its longest word
+SAMPLE_BATCH = 10_000  # words drawn per call when sampling (Run.sample_batches)
 
 
 class Stopped(RuntimeError):
@@ -110,12 +112,18 @@ class Run:
 
     def sample(self, n: int = 10, *, seed: int = 0, temperature: float = 1.0, top_k: int | None = None,
                max_len: int | None = None) -> list[str]:
-        """n generated words ("" where the model ended a word at once).
+        """n generated words ("" where the model ended a word at once): `sample_batches`, joined."""
+        return [name for batch in self.sample_batches(n, seed=seed, temperature=temperature, top_k=top_k,
+                                                      max_len=max_len) for name in batch]
 
-        max_len defaults to twice the longest training word.
+    def sample_batches(self, n: int, *, seed: int = 0, temperature: float = 1.0, top_k: int | None = None,
+                       max_len: int | None = None, batch_size: int = SAMPLE_BATCH) -> Iterator[list[str]]:
+        """n generated words in lists of batch_size (the last shorter), drawn one list at a time.
+
+        Batch b uses the key fold_in(key(seed), b): the words depend on the seed and the batch
+        size only, and memory stays bounded whatever n. max_len: twice the longest word by default.
         """
         import jax
-
         from .sample import decode, sample_ids
         if top_k is not None and not 1 <= top_k <= self.vocab.size:
             raise SettingError("top_k", f"{top_k} must be in 1..{self.vocab.size} (the vocabulary)")
@@ -124,10 +132,12 @@ class Run:
         max_len = max_len or 2 * self.info.get("max_word_len", DEFAULT_MAX_LEN // 2)
         if self.model.dataset == "sequence":  # a sequence model has no positions past its block
             max_len = min(max_len, self.config.block_size)
-        ids = sample_ids(self.model, self.state.params, self.state.model_state, jax.random.key(seed), n=n,
-                         block_size=self.config.block_size, max_len=max_len, temperature=temperature, top_k=top_k,
-                         config=self.config)
-        return decode(jax.device_get(ids), self.vocab)
+        for b, start in enumerate(range(0, n, batch_size)):
+            ids = sample_ids(self.model, self.state.params, self.state.model_state,
+                             jax.random.fold_in(jax.random.key(seed), b), n=min(batch_size, n - start),
+                             block_size=self.config.block_size, max_len=max_len, temperature=temperature,
+                             top_k=top_k, config=self.config)
+            yield decode(jax.device_get(ids), self.vocab)
 
     def metadata(self) -> dict:
         """What a checkpoint records besides the arrays."""

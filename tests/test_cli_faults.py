@@ -317,6 +317,48 @@ def test_checkpoints_are_spaced_by_time_as_well_as_steps(tmp_path, data_file, mo
         assert saved == expected
 
 
+# ----------------------------------------------------------------------------- huge sample counts
+
+
+def peak_rss_mb(*args) -> float:
+    proc = subprocess.Popen([sys.executable, "-m", "makemore_jax", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the most of all children so far
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, proc.stderr.read()
+    return usage.ru_maxrss / 1024  # kilobytes on Linux
+
+
+@pytest.mark.skipif(not hasattr(os, "wait4") or sys.platform != "linux", reason="ru_maxrss in kB per child")
+def test_sampling_streams_in_bounded_memory(bigram_dir):
+    small, large = peak_rss_mb("sample", "--out", bigram_dir, "-n", 20_000), peak_rss_mb(
+        "sample", "--out", bigram_dir, "-n", 200_000)
+    assert large - small < 50, (small, large)
+
+
+def test_streamed_samples_are_the_batches_of_fold_in_keys_and_counted_right(bigram_dir):
+    import jax
+
+    from makemore_jax.run import SAMPLE_BATCH
+    from makemore_jax.sample import decode, novelty, sample_ids
+    n = 2 * SAMPLE_BATCH + 5_000
+    proc = cli("sample", "--out", bigram_dir, "-n", n, "--seed", 5, "--temperature", 30)  # wild: empty names too
+    assert proc.returncode == 0, proc.stderr
+    *lines, summary = proc.stdout.splitlines()
+    run = load_run(bigram_dir)
+    expected = []
+    for b, size in enumerate((SAMPLE_BATCH, SAMPLE_BATCH, 5_000)):  # batch b drawn with fold_in(key(seed), b)
+        ids = sample_ids(run.model, run.state.params, run.state.model_state, jax.random.fold_in(jax.random.key(5), b),
+                         n=size, block_size=run.config.block_size, max_len=2 * run.info["max_word_len"],
+                         temperature=30.0, config=run.config)
+        expected += decode(jax.device_get(ids), run.vocab)
+    assert lines == [name or "(empty name)" for name in expected]
+    assert run.sample(n, seed=5, temperature=30) == expected
+    empty = expected.count("")
+    assert empty > 0 and summary == (f"({n} samples, {novelty(expected, run.train_words):.0%} not in the training "
+                                     f"set; {empty} empty, shown as (empty name))")
+
+
 # ----------------------------------------------------------------------------- one line, not a traceback
 
 

@@ -180,7 +180,7 @@ def from_checkpoint(out_dir: str) -> Run:
 
 def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed: int = 42, out: str | None = None,
                 quiet: bool = True, resume: bool = False, overwrite: bool = False, devices: int | None = 1,
-                **overrides) -> Run:
+                tensorboard: bool = False, **overrides) -> Run:
     """Train a registered model and evaluate it on every split.
 
     Args:
@@ -199,6 +199,9 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
             one device up to float rounding. In a multi-process run (parallel.initialize
             called first) the devices of every process take part and only process 0
             prints and writes `out`.
+        tensorboard: also write TensorBoard event files into `out` (needs tensorboardX, the
+            tensorboard extra): each chunk's training loss and learning rate (as metrics.jsonl),
+            and every split's loss at the end (tensorboard.py).
         **overrides: any model config field (n_hidden=64, init="unit") or TrainConfig
             field (lr=0.05, batch_size=None, optimizer="adamw").
     Returns:
@@ -206,16 +209,20 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     Raises:
         UsageError, DataError, CheckpointError: a bad setting, data file or checkpoint
             (checked before anything is allocated), or a model too big for the memory.
+        ImportError: tensorboard=True without tensorboardX (before anything is trained).
         Stopped: training diverged (train.DIVERGENCE_FACTOR); `.run` holds the last good
             state, also saved in `out`.
     """
     from .runbuild import train
     return train(model, data=data, steps=steps, seed=seed, out=out, quiet=quiet, resume=resume, overwrite=overwrite,
-                 devices=devices, **overrides)
+                 devices=devices, tensorboard=tensorboard, **overrides)
 
 
-def fit_run(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None) -> None:
-    """Train run.state in place (or fit in closed form), checkpointing into `out`; data parallel over `mesh`."""
+def fit_run(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None, callbacks=()) -> None:
+    """Train run.state in place (or fit in closed form), checkpointing into `out`; data parallel over `mesh`.
+
+    `callbacks`: more loop.py callbacks for train.fit (e.g. tensorboard.LossCallback).
+    """
     from .parallel import local_copy
     from .train import Diverged, fit
     X, Y = run.splits["train"]
@@ -237,7 +244,8 @@ def fit_run(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None) 
 
     try:
         run.state, run.summary = fit(run.model, run.config, run.train_config, X, Y, run.state, on_chunk=on_chunk,
-                                     log_path=log_path, quiet=quiet, mesh=mesh)
+                                     log_path=log_path, quiet=quiet, mesh=mesh,
+                                     callbacks=callbacks)
         run.state = local_copy(run.state)
     except Diverged as e:
         run.state = local_copy(e.last_good)

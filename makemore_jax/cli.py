@@ -41,6 +41,8 @@ def _add_common(p: argparse.ArgumentParser, *, data: bool = True, seed: str = "r
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+TENSORBOARD_HELP = ("write TensorBoard event files (each logged step's training loss and learning rate, the "
+                    "split losses at the end; needs the tensorboard extra; view with tensorboard --logdir)")
 EXAMPLES = f"""examples:
   {PROG} train --model mlp-bn --steps 20000 --out out/bn
   {PROG} sample --out out/bn -n 10
@@ -67,6 +69,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out (same model and settings)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already saved in --out")
     p.add_argument("-n", "--num-samples", type=non_negative_int, default=10, help="names to print at the end (default 10)")
+    p.add_argument("--tensorboard", action="store_true", help=TENSORBOARD_HELP + " into --out")
     add_flags(p.add_argument_group("training (each model's default shown; a closed-form model such as bigram "
                                    "ignores these)"), train_flags())
     add_flags(p.add_argument_group("model settings (each applies to the models named in its default)"), config_flags())
@@ -89,6 +92,8 @@ def _sweep_parser(sub) -> None:
     p.add_argument("--devices", type=devices_flag, default=None,
                    help="shard the runs over N devices, or 'all' (the default; on a CPU, one host device per core)")
     p.add_argument("--keep", action="store_true", help="save every run's checkpoint under OUT/runs/")
+    p.add_argument("--tensorboard", action="store_true", help=TENSORBOARD_HELP + ", one folder per run under "
+                   "OUT/tensorboard/")
     add_flags(p, train_flags(), sweepable=("lr", "weight_decay"))
     add_flags(p, config_flags(), sweep_all=True)
 
@@ -168,6 +173,9 @@ def _run(args) -> int:
     except ImportError as e:
         if getattr(e, "name", None) in ("matplotlib", "graphviz"):
             print(f"{PROG}: error: {e.name} is not installed: pip install 'makemore-jax[plots]'", file=sys.stderr)
+            return 2
+        if getattr(e, "name", None) == "tensorboardX":  # tensorboard.require's message says what to install
+            print(f"{PROG}: error: {e}", file=sys.stderr)
             return 2
         raise
     except Stopped as e:

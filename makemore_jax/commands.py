@@ -17,6 +17,7 @@ from .faults import FolderLock
 from .flags import config_flags, train_flags
 from .models import ClosedForm
 from .settings import UsageError
+from .tensorboard import LossCallback
 from .run import Stopped  # noqa: F401 (cli.main catches it)
 
 PROG = "makemore-jax"
@@ -56,7 +57,7 @@ def cmd_train(args) -> None:
               + ", ".join("--" + k.replace("_", "-") for k in ignored), file=sys.stderr)
     run = train_model(model.name, data=args.data, seed=args.seed, out=args.out, quiet=args.quiet,
                       resume=args.resume, overwrite=args.overwrite, devices=args.devices,
-                      stop=getattr(args, "stop", None), **given)
+                      stop=getattr(args, "stop", None), tensorboard=args.tensorboard, **given)
     if not parallel.is_writer():
         return
     losses = {k.removesuffix("_loss"): v for k, v in run.info["results"].items()}
@@ -91,6 +92,9 @@ def cmd_sweep(args) -> None:
     model = models.get(args.model)
     if model.ability(ClosedForm):
         raise UsageError(f"--model {model.name} is fitted in closed form: it has no training to sweep")
+    if args.tensorboard:
+        from .tensorboard import require
+        require()  # before any work: one line and status 2 without tensorboardX
     given = given_settings(args)
     swept = {k: v for k, v in given.items() if isinstance(v, list) and len(v) > 1}
     single = {k: v[0] if isinstance(v, list) else v for k, v in given.items() if k not in swept}
@@ -111,7 +115,9 @@ def _sweep_and_report(args, model, p, runs, swept: dict, t0: float) -> None:
     tc = p.train_config
     say(args, f"sweep: {len(runs)} runs of {model.name} ({', '.join(f'{k} x{len(v)}' for k, v in swept.items())}"
                f"{', ' if swept else ''}seed x{len(args.seed)}), {tc.steps:,} steps each")
-    result = sweep.train_sweep(model, runs, *p.splits["train"], devices=args.devices, quiet=args.quiet)
+    boards = SweepBoards(args.out, runs, tc) if args.tensorboard else None
+    result = sweep.train_sweep(model, runs, *p.splits["train"], devices=args.devices, quiet=args.quiet,
+                               callbacks=[boards] if boards else [])
     os.makedirs(args.out, exist_ok=True)
     losses, kept = [], []
     for i, run in enumerate(runs):
@@ -126,6 +132,8 @@ def _sweep_and_report(args, model, p, runs, swept: dict, t0: float) -> None:
             meta = checkpoint_metadata(model, run.config, run.train_config, p.vocab, info)
             kept.append(checkpoint.save(os.path.join(args.out, "runs", run.dirname), ts, meta))
     written = sweep.write_report(args.out, result, losses, title=f"sweep of {model.name}, {tc.steps:,} steps")
+    if boards:
+        written.append(boards.finish(tc.steps, losses))
     print(sweep.markdown(*sweep.summarize(runs, losses)), end="")
     if kept:
         written.append(f"{len(kept)} checkpoints under {os.path.join(args.out, 'runs')} (use with eval/sample --out)")
@@ -134,6 +142,41 @@ def _sweep_and_report(args, model, p, runs, swept: dict, t0: float) -> None:
           f"({len(runs) * tc.steps / result.seconds:,.0f} steps/s over all runs, compile {result.compile_seconds:.1f} s)"
           f"{f'; {n_diverged} diverged' if n_diverged else ''}; total {time.perf_counter() - t0:.1f} s; "
           f"wrote {', '.join(written)}")
+
+
+class SweepBoards(LossCallback):
+    """sweep --tensorboard: one TensorBoard folder per run, OUT/tensorboard/<run's dirname>.
+
+    As a loop callback (tensorboard.LossCallback) it logs each run's chunk losses and its own
+    learning rate (the shared schedule, peaking at the run's lr, as the sweep trains it);
+    `finish` adds the split losses and closes the writers. Event files of an earlier
+    sweep in the same folders are removed first, as the report files are replaced.
+    """
+
+    def __init__(self, out: str, runs, tc):
+        import dataclasses
+
+        import jax
+
+        from .optim import make_schedule
+        from .runbuild import EVENTS_PREFIX
+        from .tensorboard import open_writer
+        self.root = os.path.join(out, "tensorboard")
+        for run in runs:
+            folder = os.path.join(self.root, run.dirname)
+            for name in os.listdir(folder) if os.path.isdir(folder) else []:
+                if name.startswith(EVENTS_PREFIX):
+                    os.remove(os.path.join(folder, name))
+        unit = jax.jit(make_schedule(dataclasses.replace(tc, lr=1.0)))
+        super().__init__([open_writer(os.path.join(self.root, run.dirname)) for run in runs],
+                         [lambda step, lr=run.train_config.lr: lr * float(unit(step)) for run in runs])
+
+    def finish(self, step: int, losses) -> str:
+        """Log each run's split losses (the finite ones: a diverged run has none) at `step`; close."""
+        for writer, run_losses in zip(self.writers, losses):
+            writer.log_splits(step, {k: v for k, v in run_losses.items() if math.isfinite(v)})
+            writer.close()
+        return f"TensorBoard logs under {self.root} (tensorboard --logdir {self.root})"
 
 
 EMPTY = "(empty name)"  # how a sample that ended at once is shown (a word cannot hold a space)

@@ -198,7 +198,7 @@ def from_checkpoint(out_dir: str) -> Run:
 
 def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed: int = 42, out: str | None = None,
                 quiet: bool = True, resume: bool = False, overwrite: bool = False, devices: int | None = 1,
-                stop=None, **overrides) -> Run:
+                stop=None, tensorboard: bool = False, **overrides) -> Run:
     """Train a registered model and evaluate it on every split.
 
     Args:
@@ -219,6 +219,9 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
             prints and writes `out`.
         stop: a threading.Event; once set (e.g. on SIGTERM) the chunk in flight is the last,
             its state is saved in `out` and Terminated raised.
+        tensorboard: also write TensorBoard event files into `out` (needs tensorboardX, the
+            tensorboard extra): each chunk's training loss and learning rate (as metrics.jsonl),
+            and every split's loss at the end (tensorboard.py).
         **overrides: any model config field (n_hidden=64, init="unit") or TrainConfig
             field (lr=0.05, batch_size=None, optimizer="adamw").
     Returns:
@@ -226,21 +229,23 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     Raises:
         UsageError, DataError, CheckpointError: a bad setting, data file or checkpoint
             (checked before anything is allocated), or a model too big for the memory.
+        ImportError: tensorboard=True without tensorboardX (before anything is trained).
         Stopped: training diverged (train.DIVERGENCE_FACTOR); `.run` holds the last good
             state, also saved in `out`. Terminated (a Stopped): `stop` was set.
     """
     from .runbuild import train
     return train(model, data=data, steps=steps, seed=seed, out=out, quiet=quiet, resume=resume, overwrite=overwrite,
-                 devices=devices, stop=stop, **overrides)
+                 devices=devices, stop=stop, tensorboard=tensorboard, **overrides)
 
 
-def fit_run(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None, stop=None) -> None:
+def fit_run(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None, stop=None, callbacks=()) -> None:
     """Train run.state in place (or fit in closed form), checkpointing into `out`; data parallel over `mesh`.
 
     Checkpoints every SAVE_EVERY steps, and after the first chunk that ends
     `save_every_seconds` after the last one (so a slow model loses little to a crash).
     Once `stop` (a threading.Event) is set the chunk being read is the last: its state is
-    saved and Terminated raised.
+    saved and Terminated raised. `callbacks`: more loop.py callbacks for train.fit (e.g.
+    tensorboard.LossCallback).
     """
     import time
 
@@ -268,7 +273,7 @@ def fit_run(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None, 
 
     try:
         run.state, run.summary = fit(run.model, run.config, run.train_config, X, Y, run.state, on_chunk=on_chunk,
-                                     log_path=log_path, quiet=quiet, mesh=mesh, stop=stop)
+                                     log_path=log_path, quiet=quiet, mesh=mesh, stop=stop, callbacks=callbacks)
         run.state = local_copy(run.state)
         if int(run.state.step) < run.train_config.steps:  # stopped early: save where it stands
             where = (f"the state is saved in {checkpoint.save(out, run.state, run.metadata())}; continue with "

@@ -22,6 +22,7 @@ from .settings import SettingError, UsageError, from_config_error
 from .train import check_batch_size
 
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+EVENTS_PREFIX = "events.out.tfevents."  # how TensorBoard event files are named
 
 
 @dataclasses.dataclass
@@ -160,10 +161,37 @@ def check_out(out: str | None, *, resume: bool, overwrite: bool) -> bool:
 
 
 def clear_out(out: str) -> None:
-    """Remove a run's files from `out` (--overwrite)."""
-    for name in (checkpoint.CHECKPOINT, checkpoint.META, METRICS):
+    """Remove a run's files from `out` (--overwrite), its TensorBoard event files included."""
+    events = [name for name in os.listdir(out) if name.startswith(EVENTS_PREFIX)]
+    for name in (checkpoint.CHECKPOINT, checkpoint.META, METRICS, *events):
         if os.path.exists(os.path.join(out, name)):
             os.remove(os.path.join(out, name))
+
+
+def check_tensorboard(tensorboard: bool, out: str | None) -> None:
+    """Refuse tensorboard=True without a folder, or without tensorboardX (ImportError), before any work."""
+    if not tensorboard:
+        return
+    if out is None:
+        raise UsageError("{tensorboard:set} writes its event files into {out:word}", tensorboard=("tensorboard", True),
+                         out=("out", "FOLDER"))
+    from .tensorboard import require
+    require()
+
+
+def open_board(run: Run, out: str, resume: bool):
+    """(the TensorBoard writer on `out`, the loop callbacks logging into it) for `run`.
+
+    A resumed run hides the events logged past its checkpoint (as cut_log does metrics.jsonl's).
+    """
+    import jax
+
+    from .optim import make_schedule
+    from .tensorboard import LossCallback, open_writer
+    board = open_writer(out, purge_step=int(run.state.step) + 1 if resume else None)
+    if run.model.ability(ClosedForm):
+        return board, []
+    return board, [LossCallback([board], [jax.jit(make_schedule(run.train_config))])]
 
 
 def describe(run: Run, loaded: Data) -> str:
@@ -180,7 +208,7 @@ def describe(run: Run, loaded: Data) -> str:
 
 def train(model: str = "mlp", *, data=None, steps: int | None = None, seed: int = 42, out: str | None = None,
           quiet: bool = True, resume: bool = False, overwrite: bool = False, devices: int | None = 1,
-          stop=None, **overrides) -> Run:
+          stop=None, tensorboard: bool = False, **overrides) -> Run:
     """run.train_model: build the run (new or resumed), fit it, evaluate it, save it."""
     from . import parallel
     from .run import fit_run
@@ -195,6 +223,7 @@ def train(model: str = "mlp", *, data=None, steps: int | None = None, seed: int 
     if steps is not None:
         overrides["steps"] = steps
     saved = check_out(out, resume=resume, overwrite=overwrite)
+    check_tensorboard(tensorboard, out)
     loaded = read_data(data)
     if resume:
         run = resumed_run(spec, out, loaded, overrides)
@@ -208,8 +237,17 @@ def train(model: str = "mlp", *, data=None, steps: int | None = None, seed: int 
             clear_out(out)
         if not quiet:
             print(describe(run, loaded), flush=True)
-        fit_run(run, out if writer else None, quiet=quiet, resume=resume, mesh=mesh, stop=stop)
-        run.info["results"] = {f"{k}_loss": round(v, 6) for k, v in run.evaluate().items()}
+        board, callbacks = open_board(run, out, resume) if tensorboard and writer else (None, [])
+        try:
+            fit_run(run, out if writer else None, quiet=quiet, resume=resume, mesh=mesh, stop=stop,
+                    callbacks=callbacks)
+            losses = run.evaluate()
+            if board is not None:
+                board.log_splits(int(run.state.step), losses)
+        finally:
+            if board is not None:
+                board.close()
+        run.info["results"] = {f"{k}_loss": round(v, 6) for k, v in losses.items()}
         if out is not None and writer:
             checkpoint.save(out, run.state, run.metadata())
             if not spec.ability(ClosedForm):

@@ -5,6 +5,8 @@
     writer.log_splits(step, {"train": 2.1, "dev": 2.2})   # the exact split losses at the end
     writer.close()
 
+A run trained with `train --tensorboard` (train_model(..., tensorboard=True)) logs through
+`LossCallback`, a loop.py callback, into its --out folder; a sweep into one folder per run.
 Then `tensorboard --logdir out/tb`. Tags: "train/loss" (the chunk's mean minibatch loss),
 "train/lr" (the learning rate at its last step), "split/<name>" (a whole split's loss).
 tensorboardX is the optional `tensorboard` extra: pip install "makemore-jax[tensorboard]".
@@ -12,7 +14,7 @@ tensorboardX is the optional `tensorboard` extra: pip install "makemore-jax[tens
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 LOSS_TAG, LR_TAG, SPLIT_PREFIX = "train/loss", "train/lr", "split/"
 MISSING = "TensorBoard logging needs the tensorboardX package: pip install tensorboardX " \
@@ -36,6 +38,10 @@ class Writer:
             self._writer.add_scalar(SPLIT_PREFIX + split, float(loss), int(step))
         self._writer.flush()
 
+    def flush(self) -> None:
+        """Write what is buffered to disk."""
+        self._writer.flush()
+
     def close(self) -> None:
         """Flush and close the event file."""
         self._writer.close()
@@ -47,14 +53,52 @@ class Writer:
         self.close()
 
 
-def open_writer(logdir: str) -> Writer:
+def require() -> None:
+    """Check that tensorboardX can be imported (before a run starts, so it fails at once).
+
+    Raises:
+        ImportError: it cannot; the message says what to install, `name` is "tensorboardX".
+    """
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        raise ImportError(MISSING, name="tensorboardX") from None
+
+
+def open_writer(logdir: str, *, purge_step: int | None = None) -> Writer:
     """A Writer appending a new event file under `logdir` (made if missing).
 
+    Args:
+        purge_step: hide the events logged earlier in `logdir` at this step or later (a
+            resumed run continues from its checkpoint, before where it was interrupted).
     Raises:
         ImportError: tensorboardX is not installed; the message says what to install.
     """
-    try:
-        from tensorboardX import SummaryWriter
-    except ImportError:
-        raise ImportError(MISSING) from None
-    return Writer(SummaryWriter(logdir=logdir))
+    require()
+    from tensorboardX import SummaryWriter
+    return Writer(SummaryWriter(logdir=logdir, purge_step=purge_step))
+
+
+class LossCallback:
+    """A loop.py callback: after each chunk, its mean training loss and the learning rate.
+
+    The values are metrics.jsonl's "loss" (the chunk's mean minibatch loss) and "lr" (at the
+    chunk's last step). One writer and schedule per run: `train` has one run (losses
+    float [n]), a sweep R (losses [R, n], row r to writer r). Closing the callback (the loop
+    does, however the run ends) flushes the writers; their owner closes them after log_splits.
+
+    Args:
+        schedules: per run, step -> learning rate.
+    """
+
+    def __init__(self, writers: Sequence[Writer], schedules: Sequence[Callable[[int], float]]):
+        self.writers, self.schedules = list(writers), list(schedules)
+
+    def on_chunk(self, state, step: int, losses, elapsed: float):
+        rows = losses if losses.ndim == 2 else losses[None]
+        for writer, schedule, row in zip(self.writers, self.schedules, rows):
+            writer.log_losses(step, float(row.mean()), float(schedule(step - 1)))
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.flush()

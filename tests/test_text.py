@@ -137,6 +137,12 @@ def test_sampling_past_block_size_is_apply_on_the_cropped_context(prompt_len):
         expected = apply(params, state, jnp.asarray(context), train=False)[0][:, -1]
         np.testing.assert_allclose(logits[:, k], expected, rtol=1e-5, atol=1e-5)
     assert len({tuple(row) for row in np.asarray(new)}) > 1  # the streams draw their own tokens
+    if prompt_len < config.block_size:  # a model without the Decoder ability: apply on the padded window
+        bare = dataclasses.replace(GPT, abilities=())
+        new_bare, logits_bare = generate_ids(bare, params, state, jax.random.key(6), prompt, n=n, length=length,
+                                             config=config, with_logits=True)
+        np.testing.assert_array_equal(new_bare, new)
+        np.testing.assert_allclose(logits_bare, logits, rtol=1e-5, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- the command line

@@ -62,7 +62,9 @@ def cmd_train(args) -> None:
         return
     losses = {k.removesuffix("_loss"): v for k, v in run.info["results"].items()}
     print("loss (nats, bits/char): " + "  ".join(f"{k} {v:.4f} ({bits(v):.3f})" for k, v in losses.items()))
-    if args.num_samples > 0:
+    if args.num_samples > 0 and model.kind.sample == "text":
+        print(f"sample ({SUMMARY_LENGTH} characters after a newline):\n{run.generate(length=SUMMARY_LENGTH, seed=args.seed)[0]}")
+    elif args.num_samples > 0:
         names = run.sample(args.num_samples, seed=args.seed)
         print(f"samples ({novelty(names, run.train_words):.0%} not in the training set): "
               + ", ".join(map(shown, names)))
@@ -109,7 +111,7 @@ def cmd_sweep(args) -> None:
 
 def _sweep_and_report(args, model, p, runs, swept: dict, t0: float) -> None:
     from . import sweep
-    from .evaluate import split_loss
+    from .evaluate import kind_loss
     from .run import checkpoint_metadata
     from .runbuild import data_info
     tc = p.train_config
@@ -120,21 +122,22 @@ def _sweep_and_report(args, model, p, runs, swept: dict, t0: float) -> None:
                                callbacks=[boards] if boards else [])
     os.makedirs(args.out, exist_ok=True)
     losses, kept = [], []
+    select = model.kind.splits[1]  # the split runs are chosen on: dev (text: val)
     for i, run in enumerate(runs):
         ts = sweep.unstack(result.states, i)
-        apply = model.bind(run.config)
-        run_losses = ({name: split_loss(apply, ts.params, ts.model_state, *model.kind.eval_arrays(a, run.config.block_size))
+        run_losses = ({name: kind_loss(model, run.config, ts.params, ts.model_state, a)
                        for name, a in p.splits.items() if len(a[0])}
-                      if result.diverged[i] is None else {"train": math.nan, "dev": math.nan})
+                      if result.diverged[i] is None else {"train": math.nan, select: math.nan})
         losses.append(run_losses)
         if args.keep and result.diverged[i] is None:
-            info = {**data_info(p.loaded, run.seed), "results": {f"{k}_loss": round(v, 6) for k, v in run_losses.items()}}
+            info = {**data_info(p.loaded, run.seed, model.kind), "results": {f"{k}_loss": round(v, 6) for k, v in run_losses.items()}}
             meta = checkpoint_metadata(model, run.config, run.train_config, p.vocab, info)
             kept.append(checkpoint.save(os.path.join(args.out, "runs", run.dirname), ts, meta))
-    written = sweep.write_report(args.out, result, losses, title=f"sweep of {model.name}, {tc.steps:,} steps")
+    written = sweep.write_report(args.out, result, losses, title=f"sweep of {model.name}, {tc.steps:,} steps",
+                                 select=select)
     if boards:
         written.append(boards.finish(tc.steps, losses))
-    print(sweep.markdown(*sweep.summarize(runs, losses)), end="")
+    print(sweep.markdown(*sweep.summarize(runs, losses, select=select), select=select), end="")
     if kept:
         written.append(f"{len(kept)} checkpoints under {os.path.join(args.out, 'runs')} (use with eval/sample --out)")
     n_diverged = sum(d is not None for d in result.diverged)
@@ -208,17 +211,28 @@ def cmd_eval(args) -> None:
               + "  ".join(f"{k} {losses[k]:.4f} -> {v:.4f}" for k, v in run.evaluate().items()))
 
 
+TEXT_LENGTH = 500  # characters `sample` adds to a text model's prompt by default
+SUMMARY_LENGTH = 200  # characters of the text sample at the end of `train`
+
+
 def cmd_sample(args) -> None:
     """Stream the names batch by batch (Run.sample_batches), counting as it goes: memory stays bounded."""
     from tqdm import tqdm
 
     from .run import load_run
     run = load_run(args.out)
+    if run.model.kind.sample == "text":
+        return _sample_text(args, run)
+    for name in ("prompt", "length"):
+        if getattr(args, name) is not None:
+            raise UsageError(f"{{flag:name}} applies to text models; --model {run.model.name} generates names",
+                             flag=(name, None))
+    n = args.num_samples or 20
     seen = set(run.train_words)  # the one structure that grows with the data, not with -n
     total = new = empty = 0
-    batches = run.sample_batches(args.num_samples, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
+    batches = run.sample_batches(n, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
                                  max_len=args.max_len)
-    with tqdm(total=args.num_samples, unit="name", disable=args.quiet or not sys.stderr.isatty()) as bar:
+    with tqdm(total=n, unit="name", disable=args.quiet or not sys.stderr.isatty()) as bar:
         for names in batches:
             print("\n".join(map(shown, names)))
             total, empty = total + len(names), empty + names.count("")
@@ -226,6 +240,20 @@ def cmd_sample(args) -> None:
             bar.update(len(names))
     known = f", {new / max(total, 1):.0%} not in the training set" if run.words else ""
     say(args, f"({total} samples{known}{f'; {empty} empty, shown as {EMPTY}' if empty else ''})")
+
+
+def _sample_text(args, run) -> None:
+    """K continuations of --prompt, each printed with its prompt, separated by a rule line (nanoGPT's sample.py)."""
+    if args.max_len is not None:
+        raise UsageError(f"{{flag:name}} applies to names; continue text for {{length:name}} characters",
+                         flag=("max_len", None), length=("length", None))
+    prompt = "\n" if args.prompt is None else args.prompt
+    texts = run.generate(prompt, args.length or TEXT_LENGTH, args.num_samples or 1, seed=args.seed,
+                         temperature=args.temperature, top_k=args.top_k)
+    print(f"\n{TEXT_RULE}\n".join(prompt + text for text in texts))
+
+
+TEXT_RULE = "-" * 16
 
 
 def cmd_micrograd(args) -> None:

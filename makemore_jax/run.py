@@ -27,7 +27,7 @@ import numpy as np
 
 from . import checkpoint, models
 from .checkpoint import CheckpointError
-from .data import DataError, Vocab, read_data, split_words
+from .data import DataError, Vocab, read_data
 from .models import ClosedForm, Model, mlp
 from .optim import TrainConfig
 from .settings import SettingError, UsageError  # noqa: F401 (run's public names)
@@ -59,20 +59,21 @@ class Terminated(Stopped):
 # ----------------------------------------------------------------------------- the data
 
 
-def build_splits(model: Model, config, words: list[str], vocab: Vocab) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The lectures' 80/10/10 split (seed 42), each part as the model's (X, Y) numpy arrays.
+def build_splits(model: Model, config, words, vocab: Vocab) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The data kind's split (words: the lectures' 80/10/10, seed 42; text: 90/10 by position),
+    each part as the model's (X, Y) numpy arrays, by the kind's split names.
 
     The one place a run builds its datasets.
     """
     kind = model.kind
-    parts = dict(zip(SPLITS, kind.split(words)))
+    parts = dict(zip(kind.splits, kind.split(words)))
     return {name: kind.build(w, vocab, config.block_size) for name, w in parts.items()}
 
 
 def checkpoint_metadata(model: Model, config, tc: TrainConfig, vocab: Vocab, info: dict) -> dict:
     """What a checkpoint records besides the arrays (the one place it is built)."""
-    return {"model": model.name, "config": dataclasses.asdict(config), "train": dataclasses.asdict(tc),
-            "vocab": list(vocab.chars), **info}
+    return {"model": model.name, "dataset": model.dataset, "config": dataclasses.asdict(config),
+            "train": dataclasses.asdict(tc), "vocab": list(vocab.chars), **info}
 
 
 # ----------------------------------------------------------------------------- the run
@@ -83,7 +84,9 @@ class Run:
     """A model, its data and its TrainState, with what a checkpoint records about them.
 
     `info` holds the rest of the checkpoint's metadata: "data" (the file's path or None),
-    "data_sha256", "seed" and "max_word_len", and "results" once evaluated by train_model.
+    "data_sha256", "seed" and the kind's own ("max_word_len"; text: "characters"), and
+    "results" once evaluated by train_model. `words` holds the data kind's items: the
+    words, or (kind "text") the whole text as one string.
     `data_sha256` is the hash of the data loaded now (None if none could be).
     """
 
@@ -91,7 +94,7 @@ class Run:
     config: Any
     train_config: TrainConfig
     vocab: Vocab
-    words: list[str]
+    words: list[str] | str
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
     state: TrainState
     summary: dict = dataclasses.field(default_factory=dict)
@@ -100,14 +103,13 @@ class Run:
 
     @property
     def train_words(self) -> list[str]:
-        return split_words(self.words)[0]
+        return self.model.kind.split(self.words)[0] if self.words else []
 
     def evaluate(self) -> dict[str, float]:
-        """Exact mean loss (nats) of every non-empty split: {"train": ..., "dev": ..., "test": ...}."""
-        from .evaluate import split_loss
+        """Exact mean loss (nats) of every non-empty split: {"train": ..., "dev": ..., "test": ...} (text: "val")."""
+        from .evaluate import kind_loss
         ts = self.state
-        apply, kind = self.model.bind(self.config), self.model.kind
-        return {name: split_loss(apply, ts.params, ts.model_state, *kind.eval_arrays(arrays, self.config.block_size))
+        return {name: kind_loss(self.model, self.config, ts.params, ts.model_state, arrays)
                 for name, arrays in self.splits.items() if len(arrays[0])}
 
     def sample(self, n: int = 10, *, seed: int = 0, temperature: float = 1.0, top_k: int | None = None,
@@ -125,10 +127,9 @@ class Run:
         """
         import jax
         from .sample import decode, sample_ids
-        if top_k is not None and not 1 <= top_k <= self.vocab.size:
-            raise SettingError("top_k", f"{top_k} must be in 1..{self.vocab.size} (the vocabulary)")
-        if not temperature > 0:
-            raise SettingError("temperature", f"{temperature} must be positive")
+        if self.model.kind.sample == "text":
+            raise UsageError(f"{self.model.name} continues running text: use run.generate(prompt=..., length=...)")
+        self._check_draws(temperature, top_k)
         max_len = max_len or 2 * self.info.get("max_word_len", DEFAULT_MAX_LEN // 2)
         if self.model.dataset == "sequence":  # a sequence model has no positions past its block
             max_len = min(max_len, self.config.block_size)
@@ -138,6 +139,39 @@ class Run:
                              block_size=self.config.block_size, max_len=max_len, temperature=temperature,
                              top_k=top_k, config=self.config)
             yield decode(jax.device_get(ids), self.vocab)
+
+    def generate(self, prompt: str = "\n", length: int = 500, n: int = 1, *, seed: int = 0, temperature: float = 1.0,
+                 top_k: int | None = None) -> list[str]:
+        """n continuations of `prompt`, `length` characters each (the prompt not repeated), a text model's.
+
+        Each new character's logits are the model's on the last block_size characters, as
+        nanoGPT's generate (generate.py); the n streams run batched, with the key/value cache.
+        """
+        import jax
+
+        from .generate import generate_ids
+        if self.model.kind.sample != "text":
+            raise UsageError(f"{self.model.name} generates words: use run.sample(n)")
+        self._check_draws(temperature, top_k)
+        for name, value in (("length", length), ("num_samples", n)):
+            if not (isinstance(value, int) and value >= 1):
+                raise SettingError(name, f"{value!r} must be a positive integer")
+        if not prompt:
+            raise SettingError("prompt", "is empty; give at least one character (the default is a newline)")
+        try:
+            ids = self.vocab.encode(prompt)
+        except DataError as e:
+            raise SettingError("prompt", f"{prompt[:40]!r}: {e}") from None
+        new = generate_ids(self.model, self.state.params, self.state.model_state, jax.random.key(seed),
+                           jax.numpy.asarray(ids), n=n, length=length, temperature=temperature, top_k=top_k,
+                           config=self.config)
+        return [self.vocab.decode(row) for row in jax.device_get(new)]
+
+    def _check_draws(self, temperature: float, top_k: int | None) -> None:
+        if top_k is not None and not 1 <= top_k <= self.vocab.size:
+            raise SettingError("top_k", f"{top_k} must be in 1..{self.vocab.size} (the vocabulary)")
+        if not temperature > 0:
+            raise SettingError("temperature", f"{temperature} must be positive")
 
     def metadata(self) -> dict:
         """What a checkpoint records besides the arrays."""
@@ -161,8 +195,8 @@ def load_run(out_dir: str, *, data=None) -> Run:
     """
     run = from_checkpoint(out_dir)
     try:
-        loaded = read_data(data if data is not None else run.info.get("data"))
-        if Vocab.from_words(loaded.words) != run.vocab:
+        loaded = read_data(data if data is not None else run.info.get("data"), run.model.kind)
+        if run.model.kind.vocab(loaded.items) != run.vocab:
             raise DataError(f"{loaded.source or '<words>'}: its characters differ from the checkpoint's vocabulary")
     except DataError:
         if data is not None:
@@ -184,12 +218,14 @@ def from_checkpoint(out_dir: str) -> Run:
         model = models.get(meta["model"])
         config = model.Config(**mlp.upgrade_config(meta["config"]))  # old field names renamed (a no-op for others)
         tc = TrainConfig(**meta["train"])
-        vocab = Vocab(tuple(meta["vocab"]))
+        if meta.get("dataset", model.dataset) != model.dataset:
+            raise ValueError(f"a {model.name} reads {model.dataset} data, not {meta['dataset']}")
+        vocab = Vocab(tuple(meta["vocab"]), boundary=model.kind.boundary)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: metadata is not usable ({e})") from None
     ts = checkpoint.restore(create_train_state(model, config, tc, jax.random.key(0)), raw, path)
-    info = {k: v for k, v in meta.items() if k not in ("model", "config", "train", "vocab", "format", "step",
-                                                       "state_sha256")}
+    info = {k: v for k, v in meta.items() if k not in ("model", "dataset", "config", "train", "vocab", "format",
+                                                       "step", "state_sha256")}
     return Run(model, config, tc, vocab, [], {}, ts, info=info)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from . import checkpoint, models
 from .checkpoint import CheckpointError
 from .data import DataError, Vocab, read_data
-from .models import ClosedForm, Model, mlp
+from .models import Model, mlp
 from .optim import TrainConfig
 from .settings import SettingError, UsageError  # noqa: F401 (run's public names)
 from .train import TrainState

@@ -13,7 +13,7 @@ import dataclasses
 import os
 
 from . import checkpoint, memory, models
-from .data import Data, DataError, NotWordsError, Vocab, read_data
+from .data import Data, NotWordsError, Vocab, read_data
 from .faults import FolderLock
 from .models import ClosedForm, Model
 from .optim import TrainConfig

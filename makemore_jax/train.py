@@ -9,7 +9,6 @@ losses for divergence, logs and shows progress.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import threading

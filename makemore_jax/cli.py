@@ -19,7 +19,7 @@ from .commands import EMPTY, PROG, TEXT_LENGTH, Stopped, commands
 from .data import DataError
 from .faults import closed_stdout, is_write_failure, write_failed
 from .flags import add_flags, config_flags, devices_flag, non_negative_int, positive_int, train_flags, values_flag
-from .parallel import request_host_devices
+from .parallel import processes_asked, request_host_devices
 from .settings import UsageError
 from .xla import use_compilation_cache, use_one_cpu_thread
 
@@ -76,8 +76,9 @@ def _train_parser(sub) -> None:
     add_flags(p.add_argument_group("training (each model's default shown; a closed-form model such as bigram "
                                    "ignores these)"), train_flags())
     add_flags(p.add_argument_group("model settings (each applies to the models named in its default)"), config_flags())
-    p.add_argument("--devices", type=devices_flag, default=1,
-                   help="data parallel over N devices, or 'all' (default 1; on a CPU, N host devices)")
+    p.add_argument("--devices", type=devices_flag, default=argparse.SUPPRESS,
+                   help="data parallel over N devices, or 'all' (default 1, and all when started as several "
+                        "processes; on a CPU, N host devices)")
     p.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="several processes: process 0's address")
     p.add_argument("--num-processes", type=positive_int, default=None, help="several processes: how many")
     p.add_argument("--process-id", type=non_negative_int, default=None, help="several processes: this one's index")
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     use_one_cpu_thread()
     use_compilation_cache()
     args = build_parser().parse_args(argv)
+    if args.command == "train" and not hasattr(args, "devices"):  # one process: 1 device; several: all of them
+        args.devices = None if processes_asked(args.num_processes) > 1 else 1
     if getattr(args, "devices", 1) != 1:  # several devices wanted: on a CPU, split it (before JAX starts)
         request_host_devices(args.devices)
     args.stop = threading.Event() if args.command in GRACEFUL else None

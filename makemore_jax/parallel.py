@@ -21,8 +21,11 @@ runs on CPU host devices, on GPUs and on TPUs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
+import tempfile
 
 import jax
 import numpy as np
@@ -78,6 +81,11 @@ def cluster_size_from_env() -> int:
     return 1
 
 
+def processes_asked(num_processes: int | None) -> int:
+    """The process count of the run being started: --num-processes, else the launcher's."""
+    return num_processes if num_processes is not None else cluster_size_from_env()
+
+
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
                process_id: int | None = None) -> bool:
     """Join JAX's distributed runtime when several processes are asked for; True if joined.
@@ -98,7 +106,52 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     # CPU devices of different processes all-reduce through gloo (XLA's CPU default has none).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator, num_processes, process_id)
+    with _quiet_native_output():
+        _connect_all_devices()
     return True
+
+
+def _connect_all_devices() -> None:
+    """Sum one number per device over every device of every process, once.
+
+    The first cross-process collective makes the collectives library connect its peers
+    (gloo on CPUs, which prints a "[Gloo] Rank r is connected to ..." line per device);
+    doing it here, under `_quiet_native_output`, keeps that out of the user's output and
+    checks that every process has joined before any data is read.
+    """
+    devices = jax.devices()
+    mesh = Mesh(np.asarray(devices), ("all",))
+    ones = np.ones(jax.local_device_count(), np.int32)
+    x = jax.make_array_from_process_local_data(NamedSharding(mesh, P("all")), ones)
+    total = jax.jit(lambda v: v.sum(), out_shardings=NamedSharding(mesh, P()))(x)
+    if int(total.addressable_data(0)) != len(devices):
+        raise RuntimeError(f"the processes' devices summed to {int(total.addressable_data(0))}, not {len(devices)}")
+
+
+@contextlib.contextmanager
+def _quiet_native_output():
+    """Catch what native code writes to file descriptors 1 and 2 meanwhile; drop "[Gloo]" lines.
+
+    The collectives library prints from C++ straight to the descriptors, past sys.stdout,
+    so the descriptors themselves point at a temporary file for the duration; every other
+    line is written back to where it was headed when the block ends (also on an error).
+    """
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [(fd, os.dup(fd), tempfile.TemporaryFile()) for fd in (1, 2)]
+    for fd, _, caught in saved:
+        os.dup2(caught.fileno(), fd)
+    try:
+        yield
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        for fd, original, caught in saved:
+            os.dup2(original, fd)
+            os.close(original)
+            caught.seek(0)
+            kept = b"".join(line for line in caught.read().splitlines(keepends=True) if not line.startswith(b"[Gloo]"))
+            caught.close()
+            while kept:
+                kept = kept[os.write(fd, kept):]
 
 
 def is_writer() -> bool:
@@ -117,8 +170,8 @@ def mesh_over(count: int | None, axis: str) -> Mesh:
     if count > len(devices):
         raise ParallelError(f"--devices {count}: only {len(devices)} {devices[0].platform} device(s) visible")
     if jax.process_count() > 1 and count != len(devices):
-        raise ParallelError(f"with {jax.process_count()} processes the mesh spans all {len(devices)} devices: "
-                            f"use --devices all")
+        raise ParallelError(f"--devices {count}: with {jax.process_count()} processes the mesh spans all "
+                            f"{len(devices)} devices (leave --devices out, or use --devices all)")
     return Mesh(np.asarray(devices[:count]), (axis,))
 
 

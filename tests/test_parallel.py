@@ -73,10 +73,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _two_processes(argv: list[str], out: str, timeout: float = 300) -> None:
-    """`makemore-jax train` as processes 0 and 1 of one run; both killed if either fails or hangs."""
+def _start_two(argv: list[str], out: str, timeout: float = 300) -> list[tuple[int, str]]:
+    """`makemore-jax train` as processes 0 and 1 of one run: (status, stdout and stderr) of each.
+
+    Both are killed if either hangs.
+    """
     coordinator = f"127.0.0.1:{_free_port()}"
-    procs = [subprocess.Popen([sys.executable, "-m", "makemore_jax", "train", *argv, "--out", out, "--devices", "all",
+    procs = [subprocess.Popen([sys.executable, "-m", "makemore_jax", "train", *argv, "--out", out,
                                "--coordinator", coordinator, "--num-processes", "2", "--process-id", str(i)],
                               env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(2)]
@@ -87,9 +90,16 @@ def _two_processes(argv: list[str], out: str, timeout: float = 300) -> None:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for i, (p, output) in enumerate(zip(procs, outputs)):
-        assert p.returncode == 0, f"process {i}:\n{output[-3000:]}"
-    assert "wrote" in outputs[0] and "wrote" not in outputs[1]  # only process 0 writes
+    return [(p.returncode, output) for p, output in zip(procs, outputs)]
+
+
+def _two_processes(argv: list[str], out: str) -> None:
+    """Both processes succeed, only process 0 writes, and neither prints gloo's connection lines."""
+    results = _start_two(argv, out)
+    for i, (status, output) in enumerate(results):
+        assert status == 0, f"process {i}:\n{output[-3000:]}"
+        assert "[Gloo]" not in output, f"process {i}:\n{output[-3000:]}"
+    assert "wrote" in results[0][1] and "wrote" not in results[1][1]  # only process 0 writes
 
 
 def _results(out: str) -> tuple[dict, list[float]]:
@@ -106,8 +116,8 @@ def test_two_processes_train_as_one(tmp_path, capsys):
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
     assert main(["train", *common, "--steps", "60", "--out", one, "--quiet"]) == 0
 
-    _two_processes([*common, "--steps", "40"], two)
-    _two_processes([*common, "--steps", "60", "--resume"], two)  # both processes read process 0's checkpoint
+    _two_processes([*common, "--steps", "40"], two)  # no --devices: every device of both processes
+    _two_processes([*common, "--steps", "60", "--resume", "--devices", "all"], two)  # both read process 0's checkpoint
 
     (results_one, losses_one), (results_two, losses_two) = _results(one), _results(two)
     assert set(results_one) == set(results_two) == {"train_loss", "dev_loss", "test_loss"}
@@ -115,6 +125,15 @@ def test_two_processes_train_as_one(tmp_path, capsys):
         assert results_two[split] == pytest.approx(value, rel=RTOL), split
     np.testing.assert_allclose(losses_two, losses_one, rtol=RTOL)
     capsys.readouterr()
+
+
+def test_two_processes_refuse_a_device_count_short_of_all(tmp_path):
+    data = tmp_path / "names.txt"
+    data.write_text("\n".join(open(os.path.join(HERE, "..", "data", "names.txt")).read().split()[:100]) + "\n")
+    for status, output in _start_two(["--data", str(data), "--devices", "1", "-n", "0"], str(tmp_path / "run")):
+        assert status == 2 and output == ("makemore-jax: error: --devices 1: with 2 processes the mesh spans all 2 "
+                                          "devices (leave --devices out, or use --devices all)\n"), output
+    assert not os.path.exists(tmp_path / "run" / "checkpoint.msgpack")
 
 
 # ----------------------------------------------------------------------------- flags and environment
@@ -131,12 +150,13 @@ def test_host_device_request_leaves_the_users_flag(monkeypatch):
 
 
 def test_one_process_does_not_start_the_distributed_runtime(monkeypatch):
-    from makemore_jax.parallel import ParallelError, cluster_size_from_env, initialize
+    from makemore_jax.parallel import ParallelError, cluster_size_from_env, initialize, processes_asked
     monkeypatch.delenv("SLURM_STEP_NUM_TASKS", raising=False)
     monkeypatch.delenv("OMPI_COMM_WORLD_SIZE", raising=False)
     monkeypatch.setenv("SLURM_NTASKS", "8")  # an allocation's shell, not an srun step: one process
     assert cluster_size_from_env() == 1 and initialize() is False
+    assert processes_asked(None) == 1 and processes_asked(2) == 2  # train's --devices: 1 by default, else all
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")
-    assert cluster_size_from_env() == 4
+    assert cluster_size_from_env() == 4 and processes_asked(None) == 4 and processes_asked(1) == 1
     with pytest.raises(ParallelError, match="--process-id must be in"):
         initialize("127.0.0.1:1", 2, 2)

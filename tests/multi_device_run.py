@@ -35,9 +35,9 @@ def small_config(model, vocab, block_size):
     return model.make_config(vocab_size=vocab.size, **overrides)
 
 
-def losses_of(model, ts, X, Y):
+def losses_of(model, config, ts, X, Y):
     from makemore_jax.evaluate import split_loss
-    return split_loss(model.apply, ts.params, ts.model_state, X, Y)
+    return split_loss(model.bind(config), ts.params, ts.model_state, X, Y)
 
 
 def train_alone(model, config, tc, seed, X, Y, mesh=None):
@@ -68,7 +68,7 @@ def main():
         four, s4 = train_alone(model, config, tc, 0, X, Y, mesh=mesh)
         out["data_parallel"][name] = {
             "final_loss": [s1["final_loss"], s4["final_loss"]],
-            "dev_loss": [losses_of(model, one, Xd, Yd), losses_of(model, four, Xd, Yd)],
+            "dev_loss": [losses_of(model, config, one, Xd, Yd), losses_of(model, config, four, Xd, Yd)],
             "leaves": [leaves(one), leaves(four)]}
 
     # the batch really is split: the compiled chunk all-reduces (the gradients, BatchNorm's statistics)
@@ -89,8 +89,8 @@ def main():
     for i, run in enumerate(runs):
         alone, summary = train_alone(model, run.config, run.train_config, run.seed, X, Y)
         swept = sweep.unstack(result.states, i)
-        out["sweep"]["runs"].append({"label": run.label, "dev_loss": [losses_of(model, alone, Xd, Yd),
-                                                                      losses_of(model, swept, Xd, Yd)],
+        out["sweep"]["runs"].append({"label": run.label, "dev_loss": [losses_of(model, run.config, alone, Xd, Yd),
+                                                                      losses_of(model, run.config, swept, Xd, Yd)],
                                      "leaves": [leaves(alone), leaves(swept)]})
     json.dump(out, sys.stdout)
 

@@ -133,8 +133,9 @@ def test_loss_gradients(x64):
 
 
 def test_prediction_depends_on_all_eight_positions_and_nothing_else():
-    params, state = trained_like(jax.random.key(0), MODEL.make_config(vocab_size=27))
-    x = tokens(jax.random.key(1), MODEL.make_config(), 4)
+    config = MODEL.make_config(vocab_size=27, n_embd=4, n_hidden=16)  # the default block of 8, narrow layers
+    params, state = trained_like(jax.random.key(0), config)
+    x = tokens(jax.random.key(1), config, 4)
     logits, same_state = MODEL.apply(params, state, x, train=False)
     assert same_state["layers"][0] is state["layers"][0]  # eval mode changes no state
     predict = jax.jit(lambda x: MODEL.apply(params, state, x, train=False)[0])
@@ -200,11 +201,11 @@ def small_data(tmp_path_factory, bundled_words):
 
 def test_cli_checkpoint_round_trip_and_exact_resume(capsys, tmp_path, small_data):
     common = ["--model", "wavenet", "--data", small_data, "--n-hidden", "16", "--n-embd", "8",
-              "--chunk-size", "100", "--lr-decay-step", "150", "-n", "0", "--quiet"]
+              "--chunk-size", "20", "--lr-decay-step", "30", "-n", "0", "--quiet"]
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    assert main(["train", *common, "--steps", "300", "--out", a]) == 0
-    assert main(["train", *common, "--steps", "200", "--out", b]) == 0
-    assert main(["train", *common, "--steps", "300", "--out", b, "--resume"]) == 0
+    assert main(["train", *common, "--steps", "60", "--out", a]) == 0
+    assert main(["train", *common, "--steps", "40", "--out", b]) == 0
+    assert main(["train", *common, "--steps", "60", "--out", b, "--resume"]) == 0
     read = lambda out: open(os.path.join(out, "checkpoint.msgpack"), "rb").read()
     assert read(a) == read(b)
     meta = json.load(open(os.path.join(a, "checkpoint.json")))

@@ -76,7 +76,8 @@ def trained_like(key, config):
 
 
 def test_parameter_count_is_the_lectures():
-    params, state = MODEL.init(jax.random.key(0), MODEL.make_config(vocab_size=27))
+    config = MODEL.make_config(vocab_size=27)
+    params, state = jax.eval_shape(lambda key: MODEL.init(key, config), jax.random.key(0))  # shapes only
     assert sum(x.size for x in jax.tree.leaves(params)) == 76_579
     assert [p["W"].shape for p in params["layers"]] == [(48, 128), (256, 128), (256, 128)]
     assert len(state["layers"]) == 3
@@ -103,8 +104,9 @@ def test_forward_and_batchnorm_state_match_the_lecture_layers(block_size, x64):
     config = wavenet.Config(vocab_size=7, block_size=block_size, n_embd=3, n_hidden=4)
     params, state = trained_like(jax.random.key(0), config)
     x = tokens(jax.random.key(1), config, 5)
+    apply = jax.jit(MODEL.apply, static_argnames="train")  # one compile per mode, not one per eager op
     for train in (True, False):
-        logits, new_state = MODEL.apply(params, state, x, train=train)
+        logits, new_state = apply(params, state, x, train=train)
         ref_logits, ref_state = reference_forward(params, state, x, train=train)
         np.testing.assert_allclose(logits, ref_logits, rtol=1e-10, atol=1e-12)
         assert_trees_close(new_state, ref_state, rtol=1e-10, atol=1e-12)
@@ -114,7 +116,7 @@ def test_first_batchnorm_statistics_by_hand():
     """One train step's state of layer 1: 0.9 * old + 0.1 * (mean, unbiased var) over the B*4 rows."""
     params, state = MODEL.init(jax.random.key(0), TINY)
     x = tokens(jax.random.key(1), TINY, 6)
-    _, new_state = MODEL.apply(params, state, x, train=True)
+    _, new_state = jax.jit(MODEL.apply, static_argnames="train")(params, state, x, train=True)
     pairs = np.asarray(params["C"])[np.asarray(x)].reshape(6 * 4, 2 * 3)  # [B*T, 2 n_embd]
     rows = pairs @ np.asarray(params["layers"][0]["W"])  # [B*T, H]
     np.testing.assert_allclose(new_state["layers"][0]["mean"], 0.1 * rows.mean(0), rtol=1e-5, atol=1e-7)

@@ -24,6 +24,18 @@ def quick_steps(full: int, quick: int) -> int:
     return quick if is_quick() else full
 
 
+def quick_words(words: list[str], *, quick: int) -> list[str]:
+    """The first `quick` of `words` in quick mode, else all of them.
+
+    A notebook trains and evaluates on these (`train_model(name, data=names)`): in quick mode
+    evaluating every split and sampling then take a fraction of the time, and every model
+    still sees the same names.
+    """
+    if quick < 1:
+        raise ValueError(f"expected quick >= 1, got {quick}")
+    return list(words[:quick]) if is_quick() else list(words)
+
+
 def train_settings(model: str, *, quick: int) -> dict:
     """train_model overrides for a registered model's own run, or a `quick`-step one in quick mode.
 

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from makemore_jax import models
-from makemore_jax.quick import ENV, is_quick, quick_steps, train_settings
+from makemore_jax.quick import ENV, is_quick, quick_steps, quick_words, train_settings
 from makemore_jax.train import TrainConfig
 
 
@@ -25,6 +25,17 @@ def test_unset_means_full_runs(monkeypatch):
 def test_quick_must_be_a_shorter_positive_run(full, quick):
     with pytest.raises(ValueError, match="quick"):
         quick_steps(full, quick)
+
+
+def test_quick_words_are_the_first_ones_in_quick_mode(monkeypatch):
+    words = ["emma", "olivia", "ava", "isabella"]
+    monkeypatch.setenv(ENV, "1")
+    assert quick_words(words, quick=2) == ["emma", "olivia"]
+    assert quick_words(words, quick=10) == words
+    monkeypatch.setenv(ENV, "0")
+    assert quick_words(words, quick=2) == words
+    with pytest.raises(ValueError, match="quick"):
+        quick_words(words, quick=0)
 
 
 def test_train_settings_are_the_defaults_in_full_mode(monkeypatch):

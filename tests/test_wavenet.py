@@ -76,7 +76,8 @@ def trained_like(key, config):
 
 
 def test_parameter_count_is_the_lectures():
-    params, state = MODEL.init(jax.random.key(0), MODEL.make_config(vocab_size=27))
+    config = MODEL.make_config(vocab_size=27)
+    params, state = jax.eval_shape(lambda key: MODEL.init(key, config), jax.random.key(0))  # shapes only
     assert sum(x.size for x in jax.tree.leaves(params)) == 76_579
     assert [p["W"].shape for p in params["layers"]] == [(48, 128), (256, 128), (256, 128)]
     assert len(state["layers"]) == 3
@@ -103,8 +104,9 @@ def test_forward_and_batchnorm_state_match_the_lecture_layers(block_size, x64):
     config = wavenet.Config(vocab_size=7, block_size=block_size, n_embd=3, n_hidden=4)
     params, state = trained_like(jax.random.key(0), config)
     x = tokens(jax.random.key(1), config, 5)
+    apply = jax.jit(MODEL.apply, static_argnames="train")  # one compile per mode, not one per eager op
     for train in (True, False):
-        logits, new_state = MODEL.apply(params, state, x, train=train)
+        logits, new_state = apply(params, state, x, train=train)
         ref_logits, ref_state = reference_forward(params, state, x, train=train)
         np.testing.assert_allclose(logits, ref_logits, rtol=1e-10, atol=1e-12)
         assert_trees_close(new_state, ref_state, rtol=1e-10, atol=1e-12)
@@ -114,7 +116,7 @@ def test_first_batchnorm_statistics_by_hand():
     """One train step's state of layer 1: 0.9 * old + 0.1 * (mean, unbiased var) over the B*4 rows."""
     params, state = MODEL.init(jax.random.key(0), TINY)
     x = tokens(jax.random.key(1), TINY, 6)
-    _, new_state = MODEL.apply(params, state, x, train=True)
+    _, new_state = jax.jit(MODEL.apply, static_argnames="train")(params, state, x, train=True)
     pairs = np.asarray(params["C"])[np.asarray(x)].reshape(6 * 4, 2 * 3)  # [B*T, 2 n_embd]
     rows = pairs @ np.asarray(params["layers"][0]["W"])  # [B*T, H]
     np.testing.assert_allclose(new_state["layers"][0]["mean"], 0.1 * rows.mean(0), rtol=1e-5, atol=1e-7)
@@ -133,8 +135,9 @@ def test_loss_gradients(x64):
 
 
 def test_prediction_depends_on_all_eight_positions_and_nothing_else():
-    params, state = trained_like(jax.random.key(0), MODEL.make_config(vocab_size=27))
-    x = tokens(jax.random.key(1), MODEL.make_config(), 4)
+    config = MODEL.make_config(vocab_size=27, n_embd=4, n_hidden=16)  # the default block of 8, narrow layers
+    params, state = trained_like(jax.random.key(0), config)
+    x = tokens(jax.random.key(1), config, 4)
     logits, same_state = MODEL.apply(params, state, x, train=False)
     assert same_state["layers"][0] is state["layers"][0]  # eval mode changes no state
     predict = jax.jit(lambda x: MODEL.apply(params, state, x, train=False)[0])
@@ -200,11 +203,11 @@ def small_data(tmp_path_factory, bundled_words):
 
 def test_cli_checkpoint_round_trip_and_exact_resume(capsys, tmp_path, small_data):
     common = ["--model", "wavenet", "--data", small_data, "--n-hidden", "16", "--n-embd", "8",
-              "--chunk-size", "100", "--lr-decay-step", "150", "-n", "0", "--quiet"]
+              "--chunk-size", "20", "--lr-decay-step", "30", "-n", "0", "--quiet"]
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    assert main(["train", *common, "--steps", "300", "--out", a]) == 0
-    assert main(["train", *common, "--steps", "200", "--out", b]) == 0
-    assert main(["train", *common, "--steps", "300", "--out", b, "--resume"]) == 0
+    assert main(["train", *common, "--steps", "60", "--out", a]) == 0
+    assert main(["train", *common, "--steps", "40", "--out", b]) == 0
+    assert main(["train", *common, "--steps", "60", "--out", b, "--resume"]) == 0
     read = lambda out: open(os.path.join(out, "checkpoint.msgpack"), "rb").read()
     assert read(a) == read(b)
     meta = json.load(open(os.path.join(a, "checkpoint.json")))

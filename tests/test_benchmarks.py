@@ -34,7 +34,7 @@ def check_side(fig: dict) -> None:
 
 
 def test_suite_writes_every_benchmark_row(inline):
-    names = ["micrograd", "sampling", "scaling", "sweep"]
+    names = ["micrograd", "sampling", "scaling", "sweep", "headline"]
     assert suite.main([*names, "--quick", "--no-torch", "--out", str(inline)]) == 0
     record = json.loads((inline / "results.json").read_text())
     md = (inline / "results.md").read_text()
@@ -49,9 +49,11 @@ def test_suite_writes_every_benchmark_row(inline):
     assert big["flops_per_step"] > 10 * small["flops_per_step"]
     for side in ("one after another", "swept at once"):
         check_side(b["sweep"]["sides"][side])
+    assert positive(b["headline"]["rows"]["mlp"]["cli_s"]) and b["headline"]["steps"] == 50  # one CLI run
     for name in names:
         assert f"## {name}" in md
     assert "| micrograd (1 runs) |" in md and "| swept at once |" in md and "| 256 |" in md
+    assert "| mlp --init unit |" in md and "| **total** |" in md
 
 
 def test_training_rows_and_relations(inline):

@@ -84,7 +84,7 @@ def test_evaluation_rows(inline):
 
 
 def test_ablation_variants_train_the_same_model(inline):
-    names = ["engine", "unroll 2", "per-step gather, unroll 2", "one-hot CE", "donate"]
+    names = ["engine", "per-step gather, unroll 2", "one-hot CE", "donate"]
     figures = ablations.main(tuple(names), "mlp", repeats=2, steps=20, chunk=10, warmup_chunks=0)
     losses = [figures[v]["value"] for v in names]
     for v in names:
@@ -138,7 +138,7 @@ def test_bench_finds_this_checkout():
 # ----------------------------------------------------------------------------- the PyTorch references
 
 
-@pytest.mark.parametrize("name", sorted(REFERENCES))
+@pytest.mark.parametrize("name", sorted(n for n in REFERENCES if n in models.REGISTRY))
 def test_reference_loops_train_the_same_sizes(name):
     pytest.importorskip("torch")
     model, config, X, Y, vocab = sides.problem(name)
@@ -147,7 +147,7 @@ def test_reference_loops_train_the_same_sizes(name):
     assert "lecture eager" in loops and len(loops) >= 2, sorted(loops)  # the lectures' code and a PyTorch user's
     for variant in [v for v in loops if v != "torch.compile"]:  # torch.compile: minutes of compiling
         first = loops[variant](1)
-        later = loops[variant](150)
+        later = loops[variant](60)
         assert math.isfinite(first) and later < first, (variant, first, later)
     if name == "mlp":  # the lecture-3 init (the model's default): the first loss is -ln(1/27)
         fresh = sides.reference_module(name).loops(X, Y, config, batch_size=32, seed=1)["lecture eager"](1)

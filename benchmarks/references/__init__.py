@@ -1,13 +1,10 @@
 """PyTorch reference training loops for the speed benchmarks, one module per lecture.
 
-Each module imports torch at top level and exposes `loops(X, Y, config, *, batch_size=32,
-seed=0) -> {variant: run(n_steps) -> last loss}` (X, Y: numpy arrays of the model's own
-dataset; `config`: the JAX model's config, whose sizes the reference copies; variants
-"lecture eager", "torch.nn + torch.optim", "torch.compile") and `split_loss(X, Y, config)
--> () -> loss over the whole split`. `REFERENCES` maps a registry model to its module; a
-model without one gets JAX rows only. torch is not a dependency (the `bench` extra; on the
-project's machines `pip install torch==2.13.0`, the CPU build), so the helpers below import
-it when called: the suite imports this package in JAX processes too.
+Each module has `loops(X, Y, config, *, batch_size=32, seed=0) -> {variant: run(n_steps) ->
+last loss}` (X, Y: the model's own dataset; config: the JAX model's, whose sizes it copies)
+and `split_loss(X, Y, config) -> () -> loss over the split`. `REFERENCES` maps a registry
+model to its module. torch is optional (the `bench` extra: `pip install torch==2.13.0`, the
+CPU build) and JAX processes import this package too, so the helpers import it when called.
 """
 
 REFERENCES: dict[str, str] = {

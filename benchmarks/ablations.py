@@ -1,12 +1,10 @@
 """Ablations of the fused training engine: what each change to the step buys, one at a time.
 
 A variant is a chunk builder made from the library's public pieces (its train step, optimizer
-and `train.batch_indices`) plus the XLA flags its process runs with; it runs on any registered
-model, and nothing in the library is patched. Every repeat of every variant is a fresh worker
-process (the harness's fresh option), the variants alternating; each warms up (compile, then
-untimed chunks: a fresh process runs its first chunks up to 2x slower) and times `--steps`
-steps. Figures: median steps/s with the min-max range and the ratio of the first variant to
-each. The PyTorch comparison is the `training` benchmark; results are in ABLATIONS.md.
+and `train.batch_indices`) plus the XLA flags its process runs with, on any registered model;
+nothing in the library is patched. Every repeat of every variant is a fresh worker process,
+the variants alternating; each compiles, runs untimed chunks (a fresh process runs its first
+chunks up to 2x slower), then times `--steps` steps. Results: ABLATIONS.md.
 
     python -m benchmarks.ablations [--model mlp] [--repeats 5] [--steps 20000] [VARIANT ...]
     python -m benchmarks.ablations --list
@@ -34,21 +32,18 @@ VARIANTS = {  # name -> (what it changes against "engine", XLA_FLAGS)
 DEFAULT = ("engine", "per-step gather, unroll 2", "unroll 2")
 
 
-def _loss_step(model, config, tx, loss: str):
-    """A train step like the library's, with another cross-entropy (a context model's [B, vocab] logits)."""
+def _loss_step(model, tx, loss: str):
+    """A train step like the library's with another cross-entropy (a context model's [B, vocab] logits)."""
     import jax
     import jax.numpy as jnp
     import optax
 
-    def ce(logits, y):
-        if loss == "optax CE":
-            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
-        logp = jax.nn.log_softmax(logits)
-        return -jnp.mean(jnp.sum(logp * jax.nn.one_hot(y, logits.shape[-1], dtype=logp.dtype), -1))
-
     def objective(params, state, x, y):
         logits, new_state = model.apply(params, state, x, train=True)
-        return ce(logits, y), new_state
+        if loss == "optax CE":
+            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y)), new_state
+        logp = jax.nn.log_softmax(logits)
+        return -jnp.mean(jnp.sum(logp * jax.nn.one_hot(y, logits.shape[-1], dtype=logp.dtype), -1)), new_state
 
     def step(ts, batch):
         (value, state), grads = jax.value_and_grad(objective, has_aux=True)(ts.params, ts.model_state, *batch)
@@ -58,7 +53,7 @@ def _loss_step(model, config, tx, loss: str):
     return step
 
 
-def variant_chunk(variant: str, model, config, tc, train_step, n: int):
+def variant_chunk(variant: str, model, tc, train_step, n: int):
     """The jitted chunk(ts, X, Y) -> (ts, losses [n]) of `variant`."""
     import jax
     import jax.numpy as jnp
@@ -66,10 +61,10 @@ def variant_chunk(variant: str, model, config, tc, train_step, n: int):
     from makemore_jax.train import batch_indices, make_optimizer, make_train_chunk
     B = tc.batch_size
     if variant in ("optax CE", "one-hot CE"):
-        return make_train_chunk(_loss_step(model, config, make_optimizer(tc), variant), n, B)
+        return make_train_chunk(_loss_step(model, make_optimizer(tc), variant), n, B)
     if variant not in ("per-step gather, unroll 2", "unroll 2", "donate"):
         return make_train_chunk(train_step, n, B)
-    loss_only = lambda ts, b: (lambda out: (out[0], out[1]["loss"]))(train_step(ts, b))
+    loss_only = lambda ts, b: (lambda out: (out[0], out[1]["loss"]))(train_step(ts, b))  # noqa: E731
 
     def chunk(ts, X, Y):
         rows = batch_indices(ts.key, ts.step + jnp.arange(n), B, X.shape[0])
@@ -82,8 +77,8 @@ def variant_chunk(variant: str, model, config, tc, train_step, n: int):
 def side(variant: str, model: str, chunk: int = CHUNK, warmup_chunks: int = 5):
     """Factory (fresh worker): the variant's fused loop on `model`'s training problem, warmed up."""
     from benchmarks.sides import fused_run, jax_setup
-    m, config, tc, ts, train_step, X, Y = jax_setup(model)
-    run = fused_run(variant_chunk(variant, m, config, tc, train_step, chunk), ts, X, Y, chunk)
+    m, _, tc, ts, train_step, X, Y = jax_setup(model)
+    run = fused_run(variant_chunk(variant, m, tc, train_step, chunk), ts, X, Y, chunk)
     run(chunk * (1 + warmup_chunks))  # compile, then the chunks a fresh process runs slower
     return run, {"variant": variant}
 
@@ -91,9 +86,9 @@ def side(variant: str, model: str, chunk: int = CHUNK, warmup_chunks: int = 5):
 def main(variants=DEFAULT, model: str = "mlp", repeats: int = 5, steps: int = 20_000, chunk: int = CHUNK,
          warmup_chunks: int = 5) -> dict:
     """Time the variants, alternating fresh processes; print a table; return {variant: figures}."""
-    sides = {v: Side("jax", "benchmarks.ablations:side", {"variant": v, "model": model, "chunk": chunk,
-                                                          "warmup_chunks": warmup_chunks},
-                     n=steps, env={"XLA_FLAGS": VARIANTS[v][1]}) for v in variants}
+    args = {"model": model, "chunk": chunk, "warmup_chunks": warmup_chunks}
+    sides = {v: Side("jax", "benchmarks.ablations:side", {**args, "variant": v}, n=steps,
+                     env={"XLA_FLAGS": VARIANTS[v][1]}) for v in variants}
     with Pool() as pool:
         figures = compare(pool, sides, repeats=repeats, fresh=True)
     print(f"\n{model}, {steps:,} timed steps per process after {warmup_chunks} untimed chunks, median of {repeats} "
@@ -110,8 +105,7 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--list", action="store_true", help="list the variants")
     args = parser.parse_args()
-    unknown = [v for v in args.variants if v not in VARIANTS]
-    if args.list or unknown:
+    if args.list or set(args.variants) - set(VARIANTS):
         print("\n".join(f"{name:28s} {what}" for name, (what, _) in VARIANTS.items()))
-        raise SystemExit(2 if unknown else 0)
+        raise SystemExit(0 if args.list and not set(args.variants) - set(VARIANTS) else 2)
     main(tuple(args.variants) or DEFAULT, args.model, args.repeats, args.steps)

@@ -1,22 +1,13 @@
 """Fair side-by-side timing: worker processes, alternating repeats, medians and ranges.
 
-A comparison names its sides (timed loops), each built by a factory inside a worker process
-(`python -m benchmarks.harness`, started here, never by hand). Sides of one framework share a
-process; frameworks never do (PyTorch in a process where JAX has run is measurably slower).
-Each side is warmed up and calibrated so one repeat lasts about `seconds` (or runs a fixed
-`Side.n` units); then the repeats go round the sides in turn, the starting side rotated each
-round, so slow drifts in the machine's load hit every side alike. With `fresh=True` every
-repeat of every side runs in a new process (start-up and the first chunks, which a fresh
-process runs slower, are then part of what varies). Figures: the median over the repeats with
-the min-max range; set-up and compile time reported apart.
-
-Worker protocol, one JSON line each way (the worker's fd 1 goes to stderr so nothing a
-library prints corrupts the answers):
-    {"op": "setup", "side", "factory": "module:function", "args"} -> {"setup_s", "first_call_s", **info}
-        factory(**args) -> (run, info); run(n) -> (units done, value) or (units, value, seconds),
-        the seconds replacing the measured wall time where the side times itself (compile apart).
-    {"op": "run", "side", "n"} -> {"seconds", "units", "value"}
-    {"op": "call", "factory", "args"} -> factory(**args);  {"op": "rss"} -> {"peak_rss_mb"};  {"op": "quit"}
+A side is a timed loop built by `factory(**args) -> (run, info)` in a worker process
+(`python -m benchmarks.harness`); run(n) does n units -> (units, value[, seconds where the
+side times itself]). Sides of one framework share a process, frameworks never do (PyTorch
+where JAX has run is slower). Each side is warmed up and calibrated to about `seconds` per
+repeat (or runs `Side.n` units); the repeats go round the sides, the first rotated each
+round, so drifts in the load hit every side alike; `fresh=True` starts a process per repeat.
+Figures: the median with the min-max range. BENCH_INLINE=1 runs sides in this process.
+Protocol: one JSON line each way ({"op": "setup" | "run" | "call" | "rss" | "quit", ...}).
 """
 
 from __future__ import annotations
@@ -54,17 +45,23 @@ class WorkerError(RuntimeError):
 
 
 class Worker:
-    """One worker process; `call(**request)` sends a request and waits for the answer."""
+    """One worker process (in this process where log_dir is None); `call(**request)` -> the answer."""
 
-    def __init__(self, process: str, log_dir: str, env: dict | None = None):
-        self.name, self.started = process, time.perf_counter()
-        self.log_path = os.path.join(log_dir, f"{process}-{id(self)}.log")
-        self._log = open(self.log_path, "w")
-        self._proc = subprocess.Popen([sys.executable, "-m", "benchmarks.harness"], cwd=ROOT, text=True,
-                                      env=process_env(process, env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=self._log)
+    def __init__(self, process: str, log_dir: str | None, env: dict | None = None):
+        self.name, self.started, self.runs, self._proc = process, time.perf_counter(), {}, None
+        if log_dir is not None:
+            self.log_path = os.path.join(log_dir, f"{process}-{id(self)}.log")
+            self._log = open(self.log_path, "w")
+            self._proc = subprocess.Popen([sys.executable, "-m", "benchmarks.harness"], cwd=ROOT, text=True,
+                                          env=process_env(process, env), stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=self._log)
 
     def call(self, **request) -> dict:
+        if self._proc is None:
+            try:
+                return _handle(request, self.runs)
+            except Exception as e:  # noqa: BLE001 (as a worker process answers)
+                raise WorkerError(f"{self.name}: {type(e).__name__}: {e}") from e
         try:
             self._proc.stdin.write(json.dumps(request) + "\n")
             self._proc.stdin.flush()
@@ -75,53 +72,37 @@ class Worker:
             with open(self.log_path) as f:
                 raise WorkerError(f"worker {self.name} died (exit {self._proc.poll()}): {f.read()[-800:]}")
         answer = json.loads(line)
-        if isinstance(answer, dict) and "error" in answer:
+        if "error" in answer:
             raise WorkerError(f"{self.name}: {answer['error']}")
         return answer
 
     def close(self) -> None:
-        if self._proc.poll() is None:
-            try:
-                self._proc.stdin.write('{"op": "quit"}\n')
-                self._proc.stdin.flush()
-                self._proc.wait(timeout=30)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                self._proc.kill()
-        self._log.close()
-
-
-class InlineWorker:
-    """A worker that runs the requests in this process (BENCH_INLINE=1: smoke tests, no timing claims)."""
-
-    def __init__(self, process: str, *_):
-        self.name, self.started, self._runs = process, time.perf_counter(), {}
-
-    def call(self, **request) -> dict:
+        if self._proc is None:
+            return
         try:
-            return _handle(request, self._runs)
-        except Exception as e:  # noqa: BLE001 (as a worker process answers)
-            raise WorkerError(f"{self.name}: {type(e).__name__}: {e}") from e
-
-    def close(self) -> None:
-        pass
+            self._proc.stdin.write('{"op": "quit"}\n')
+            self._proc.stdin.close()
+            self._proc.wait(timeout=30)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            self._proc.kill()
+        self._log.close()
 
 
 class Pool:
     """Worker processes by name, started on first use; `with Pool() as pool:` ends them."""
 
     def __init__(self):
-        self._dir = tempfile.TemporaryDirectory(prefix="bench-workers-")
+        self._dir = None if os.environ.get("BENCH_INLINE") else tempfile.TemporaryDirectory(prefix="bench-workers-")
         self.workers: dict[str, Worker] = {}
-        self._kind = InlineWorker if os.environ.get("BENCH_INLINE") else Worker
 
     def __getitem__(self, process: str) -> Worker:
         if process not in self.workers:
-            self.workers[process] = self._kind(process, self._dir.name)
+            self.workers[process] = self.fresh(process)
         return self.workers[process]
 
-    def fresh(self, side: Side) -> Worker:
-        """A new process for one repeat of `side` (the caller closes it)."""
-        return self._kind(side.process, self._dir.name, side.env)
+    def fresh(self, process: str, env: dict | None = None) -> Worker:
+        """A new worker (the caller closes it)."""
+        return Worker(process, self._dir and self._dir.name, env)
 
     def peak_rss_mb(self) -> dict[str, float]:
         return {name: w.call(op="rss")["peak_rss_mb"] for name, w in self.workers.items()}
@@ -132,7 +113,8 @@ class Pool:
     def __exit__(self, *exc) -> None:
         for worker in self.workers.values():
             worker.close()
-        self._dir.cleanup()
+        if self._dir:
+            self._dir.cleanup()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,33 +136,29 @@ def compare(pool: Pool, sides: dict[str, Side], *, repeats: int = 5, seconds: fl
     each process's whole life), or {"error": why} for a side that failed (the others still run)."""
     out: dict[str, dict] = {name: {"rates": [], "process_s": []} for name in sides}
     units: dict[str, int] = {}
-    if not fresh:
-        for name, side in sides.items():
-            try:
-                out[name].update(_setup(pool[side.process], name, side, seconds, units))
-            except WorkerError as e:
-                out[name] = {"error": str(e)}
-                print(f"  ({name}: {e})", file=sys.stderr)
-    order = [n for n in sides if "error" not in out[n]]
+
+    def attempt(name, worker, setup):
+        try:
+            if setup:
+                out[name].update(_setup(worker, name, sides[name], seconds, units))
+            return worker.call(op="run", side=name, n=units[name]) if not setup or fresh else None
+        except WorkerError as e:
+            out[name] = {"error": str(e)}
+            print(f"  ({name}: {e})", file=sys.stderr)
+    for name in () if fresh else sides:
+        attempt(name, pool[sides[name].process], True)
     for r in range(repeats):
+        order = [n for n in sides if "error" not in out[n]]
         for name in order[r % len(order):] + order[:r % len(order)] if order else []:
-            if "error" in out[name]:
-                continue
-            worker = pool.fresh(sides[name]) if fresh else pool[sides[name].process]
-            try:
-                if fresh:
-                    out[name].update(_setup(worker, name, sides[name], seconds, units))
-                answer = worker.call(op="run", side=name, n=units[name])
-            except WorkerError as e:
-                out[name] = {"error": str(e)}
-                continue
-            finally:
-                if fresh:
-                    worker.close()
-                    out[name].get("process_s", []).append(time.perf_counter() - worker.started)
-            out[name]["rates"].append(answer["units"] / answer["seconds"])
-            out[name].update(value=answer["value"], n=units[name])
-    for name, fig in out.items():
+            worker = pool.fresh(sides[name].process, sides[name].env) if fresh else pool[sides[name].process]
+            answer = attempt(name, worker, fresh)
+            if fresh:
+                worker.close()
+                out[name].get("process_s", []).append(time.perf_counter() - worker.started)
+            if answer:
+                out[name]["rates"].append(answer["units"] / answer["seconds"])
+                out[name].update(value=answer["value"], n=units[name])
+    for fig in out.values():
         if fig.get("rates"):
             fig.update(rate=statistics.median(fig["rates"]), min=min(fig["rates"]), max=max(fig["rates"]),
                        repeats=len(fig["rates"]))
@@ -193,10 +171,7 @@ def _setup(worker: Worker, name: str, side: Side, seconds: float, units: dict) -
     n = units.get(name) or side.n
     if n is None:
         n = side.first_n
-        while True:
-            answer = worker.call(op="run", side=name, n=n)
-            if answer["seconds"] >= min(0.25, seconds / 2) or n >= 10**8:
-                break
+        while (answer := worker.call(op="run", side=name, n=n))["seconds"] < min(0.25, seconds / 2) and n < 1e8:
             n *= 4
         n = max(1, round(n * seconds / answer["seconds"]))
     if side.n is None:
@@ -210,10 +185,8 @@ def _setup(worker: Worker, name: str, side: Side, seconds: float, units: dict) -
 
 def rate_cell(figures: dict | None, scale: float = 1.0) -> str:
     """'12,345 (11,000-13,000)' from a side's figures, or why it is missing."""
-    if not figures:
-        return "—"
-    if "rate" not in figures:
-        return "failed"
+    if not figures or "rate" not in figures:
+        return "failed" if figures else "—"
     return f"{figures['rate'] * scale:,.0f} ({figures['min'] * scale:,.0f}-{figures['max'] * scale:,.0f})"
 
 
@@ -259,16 +232,14 @@ def _load(path: str):
 
 
 def _handle(request: dict, runs: dict) -> dict:
-    op = request["op"]
+    op, t = request["op"], time.perf_counter()
     if op == "setup":
-        t = time.perf_counter()
         run, info = _load(request["factory"])(**request.get("args", {}))
         setup_s, t = time.perf_counter() - t, time.perf_counter()
         run(1)
         runs[request["side"]] = run
         return {"setup_s": setup_s, "first_call_s": time.perf_counter() - t, **info}
     if op == "run":
-        t = time.perf_counter()
         units, value, *own = runs[request["side"]](int(request["n"]))
         return {"seconds": own[0] if own else time.perf_counter() - t, "units": units, "value": float(value)}
     if op == "call":

@@ -1,13 +1,10 @@
-"""The machine a benchmark runs on: CPU model, cores, versions, matmul peak, and the settings
-every benchmark shares (XLA on one thread as the CLI runs it, the names file beside the checkout).
-
-Every figure in results.md / results.json sits beside `info()`, so nobody compares numbers
-across machines.
-"""
+"""The machine a benchmark runs on (CPU, cores, versions, matmul peak: every figure sits beside
+`info()`, so nobody compares numbers across machines) and the settings benchmarks share."""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import importlib.metadata
 import importlib.util
 import os
@@ -17,14 +14,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ONE_XLA_THREAD = "--xla_cpu_multi_thread_eigen=false"  # what the makemore-jax command runs with (cli.py)
-SHARED_NAMES = os.path.join(ROOT, "..", "shared", "data", "names.txt")  # makemore's original list, if present
 PACKAGES = ("jax", "jaxlib", "optax", "flax", "numpy", "torch", "matplotlib", "makemore-jax")
 SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "asimd", "sve")
 
 
 def shared_names() -> str | None:
     """makemore's names.txt ($MAKEMORE_ORIGINAL_NAMES, else ../shared/data beside the checkout), or None."""
-    path = os.environ.get("MAKEMORE_ORIGINAL_NAMES", SHARED_NAMES)
+    path = os.environ.get("MAKEMORE_ORIGINAL_NAMES", os.path.join(ROOT, "..", "shared", "data", "names.txt"))
     return path if os.path.isfile(path) else None
 
 
@@ -42,7 +38,6 @@ def _cpuinfo() -> dict[str, str]:
 
 
 def cpu_model() -> str:
-    """The CPU's model name as the OS reports it."""
     return _cpuinfo().get("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
@@ -53,26 +48,21 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty", "--abbrev=12"],
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def info() -> dict:
-    """CPU model and SIMD flags, cores, memory, JAX device, package versions, date, git commit."""
+    """CPU model and SIMD flags, cores, memory, JAX device, package versions, date, git commit, load."""
     import jax
-    flags = _cpuinfo().get("flags", "").split()
+    flags, device = _cpuinfo().get("flags", "").split(), jax.devices()[0]
+    try:
+        git = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty", "--abbrev=12"],
+                             capture_output=True, text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        git = None
     return {"cpu_model": cpu_model(), "cpu_flags_simd": [f for f in SIMD if f in flags], "cores": os.cpu_count(),
             "memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
-            "jax_device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
-            "python": platform.python_version(), "os": platform.platform(),
-            "packages": {p: _version(p) for p in PACKAGES}, "git_commit": _git_commit(),
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "load_average": os.getloadavg()}
+            "jax_device": f"{device.platform}: {device.device_kind}", "python": platform.python_version(),
+            "os": platform.platform(), "packages": {p: _version(p) for p in PACKAGES},
+            "git_commit": git, "load_average": os.getloadavg(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def markdown(m: dict) -> str:
@@ -83,20 +73,16 @@ def markdown(m: dict) -> str:
             f"{', '.join(f'{x:.2f}' for x in m['load_average'])}.")
 
 
-# ----------------------------------------------------------------------------- matmul peak (worker calls)
-
-
 def matmul_gflops(framework: str, n: int = 2048, repeats: int = 10) -> dict:
-    """GFLOP/s of an n x n float32 matmul, best of `repeats`, in this process's framework."""
+    """GFLOP/s of an n x n float32 matmul, best of `repeats`, in this process's framework (a worker call)."""
     if framework == "jax":
         import jax
-        a = jax.random.normal(jax.random.key(0), (n, n))
-        f = jax.jit(lambda a: a @ a)
-        fn = lambda: f(a).block_until_ready()
+        a, f = jax.random.normal(jax.random.key(0), (n, n)), jax.jit(lambda a: a @ a)
+        fn = lambda: f(a).block_until_ready()  # noqa: E731
     else:
         import torch
         a = torch.randn(n, n)
-        fn = lambda: a @ a
+        fn = lambda: a @ a  # noqa: E731
     fn()
     times = []
     for _ in range(repeats):
@@ -106,21 +92,17 @@ def matmul_gflops(framework: str, n: int = 2048, repeats: int = 10) -> dict:
     return {"gflops": 2 * n**3 / min(times) / 1e9, "n": n}
 
 
-_PEAK: dict = {}
-
-
+@functools.lru_cache(maxsize=None)  # once per process: training and scaling both report it
 def matmul_peak(torch: bool, n: int = 2048) -> dict:
-    """{"jax": GFLOP/s with XLA's own threads, "torch": at 2 threads (or None), "best"}, once per process."""
-    if not _PEAK:
-        from benchmarks.harness import Pool, WorkerError
-        with Pool() as pool:
-            call = lambda process, fw: pool[process].call(op="call", factory="benchmarks.machine:matmul_gflops",
-                                                          args={"framework": fw, "n": n})["gflops"]
-            _PEAK["jax"], _PEAK["torch"] = call("jax-xla-threads", "jax"), None
-            if torch:
-                try:
-                    _PEAK["torch"] = call("torch-2t", "torch")
-                except WorkerError:
-                    pass
-        _PEAK["best"] = max(v for v in (_PEAK["jax"], _PEAK["torch"]) if v)
-    return dict(_PEAK)
+    """{"jax": GFLOP/s with XLA's own threads, "torch": at 2 threads (or None), "best"}."""
+    from benchmarks.harness import Pool, WorkerError
+    peak = {"torch": None}
+    with Pool() as pool:
+        call = lambda process, fw: pool[process].call(op="call", factory="benchmarks.machine:matmul_gflops",  # noqa
+                                                      args={"framework": fw, "n": n})["gflops"]
+        peak["jax"] = call("jax-xla-threads", "jax")
+        try:
+            peak["torch"] = call("torch-2t", "torch") if torch else None
+        except WorkerError:
+            pass
+    return {**peak, "best": max(v for v in peak.values() if v)}

@@ -1,9 +1,7 @@
 """One forward+backward of the moons MLP(2, [16, 16, 1]) on 100 points: micrograd against
-jax.jit(jax.value_and_grad(...)) of the same loss (max-margin + 1e-4 L2).
-
-micrograd is timed with Python's cycle collector on (plain Python) and paused (as timeit and
-the demos run it). JAX runs in its default dtype on its default device; its first call
-(trace + compile) is reported on its own. Both in this process: one framework is pure Python.
+jax.jit(jax.value_and_grad(...)) of the same loss (max-margin + 1e-4 L2), both in this process
+(one is pure Python). micrograd is timed with Python's cycle collector on and paused (as
+timeit runs it); JAX's first call (trace + compile) is reported on its own.
 
     python -m benchmarks micrograd [--quick]
 """
@@ -29,14 +27,12 @@ def _median_seconds(fn, repeats: int, *, gc_paused: bool = False) -> float:
     times, was_enabled = [], gc.isenabled()
     if gc_paused:
         gc.disable()
-    try:
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    finally:
-        if was_enabled:
-            gc.enable()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    if was_enabled:
+        gc.enable()
     return statistics.median(times)
 
 
@@ -45,8 +41,7 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
     "jax_first_call_s", "ratio", "ratio_gc_paused", "loss_micrograd", "loss_jax", ...}."""
     repeats_micrograd, repeats_jax = SIZES[mode or ("quick" if quick else "full")]
     X, y = make_moons(100, noise=0.1, seed=0)  # (100, 2), (100,)
-    mlp = MLP(2, [16, 16, 1], nonlin="relu", linear_out=True, seed=0)
-    xs, ys = X.tolist(), y.tolist()
+    mlp, xs, ys = MLP(2, [16, 16, 1], nonlin="relu", linear_out=True, seed=0), X.tolist(), y.tolist()
 
     def micrograd_step() -> float:
         loss = loss_micrograd(mlp, xs, ys, loss="max_margin")
@@ -54,8 +49,7 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
         loss.backward()
         return loss.data
 
-    loss_mg = micrograd_step()
-    micrograd_s = _median_seconds(micrograd_step, repeats_micrograd)
+    loss_mg, micrograd_s = micrograd_step(), _median_seconds(micrograd_step, repeats_micrograd)
     paused_s = _median_seconds(micrograd_step, repeats_micrograd, gc_paused=True)
     params = mlp_params(mlp)
     X_dev, y_dev = jnp.asarray(X, params[0]["W"].dtype), jnp.asarray(y, params[0]["W"].dtype)
@@ -69,11 +63,10 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
          "loss_micrograd": loss_mg, "loss_jax": float(loss_j), "device": str(jax.devices()[0]),
          "dtype": str(params[0]["W"].dtype), "repeats_micrograd": repeats_micrograd, "repeats_jax": repeats_jax}
     print(f"moons MLP(2, [16, 16, 1]), 100 points, forward + backward; JAX on {f['device']} in {f['dtype']}; "
-          f"loss {loss_mg:.6f} (micrograd) vs {f['loss_jax']:.6f} (JAX)\n")
-    print("| implementation | median time |\n|---|---|")
-    print(f"| micrograd ({repeats_micrograd} runs) | {f['micrograd_ms']:.1f} ms |")
-    print(f"| micrograd, cycle collector paused | {f['micrograd_gc_paused_ms']:.1f} ms |")
-    print(f"| jax.jit(jax.value_and_grad) ({repeats_jax} runs) | {f['jax_us']:.1f} µs |")
-    print(f"| JAX first call (trace + compile) | {f['jax_first_call_s'] * 1e3:.0f} ms |")
-    print(f"| ratio micrograd / JAX | {f['ratio']:,.0f}x ({f['ratio_gc_paused']:,.0f}x paused) |")
+          f"loss {loss_mg:.6f} (micrograd) vs {f['loss_jax']:.6f} (JAX)\n\n| implementation | median time |\n|---|---|")
+    print(f"| micrograd ({repeats_micrograd} runs) | {f['micrograd_ms']:.1f} ms |\n"
+          f"| micrograd, cycle collector paused | {f['micrograd_gc_paused_ms']:.1f} ms |\n"
+          f"| jax.jit(jax.value_and_grad) ({repeats_jax} runs) | {f['jax_us']:.1f} µs |\n"
+          f"| JAX first call (trace + compile) | {f['jax_first_call_s'] * 1e3:.0f} ms |\n"
+          f"| ratio micrograd / JAX | {f['ratio']:,.0f}x ({f['ratio_gc_paused']:,.0f}x paused) |")
     return f

@@ -2,26 +2,15 @@
 
     python -m benchmarks reproduce [--quick]                 (the lecture recipes below, every seed)
     python -m benchmarks.reproduce [--quick] [--recipe wavenet]
-    python -m benchmarks.reproduce --model transformer --split makemore --steps 40000 --out out/tf
     python -m benchmarks.reproduce --model gru --set lr=5e-3 --set warmup_steps=500 --out out/gru
     python -m benchmarks.reproduce --model transformer --framework torch --steps 20000 --out out/tf-torch
 
-Data: makemore's original names.txt ($MAKEMORE_ORIGINAL_NAMES, else ../shared/data beside the
-checkout) when present, else the bundled data/names.txt (or --data). Splits: "lectures"
-(seeded shuffle, 80/10/10) or "makemore" (1,000 test and 1,000 dev words, the rest train;
-`data.split_words_makemore`). Each run trains the model's own recipe (its train_defaults,
-the learning-rate decay scaled to --steps), evaluates the dev loss every --eval-every steps
-and reports train/dev/test both at the end and at the best dev loss (selection on dev).
-`--framework torch` runs makemore.py's own PyTorch model and loop on the same split
-(transformer only; references.torch_transformer.train_makemore). With --out a run writes
-log.jsonl (the engine's chunks), dev.jsonl and result.json.
-
-| recipe | lecture (train / val) | target here |
-|---|---|---|
-| lecture 2: mlp, unit-normal init | 2.1260 / 2.1701 | mean val over 5 seeds <= 2.180 |
-| lecture 3: mlp, init fixes | — / 2.1070 | val <= 2.110 for every seed |
-| lecture 3: mlp-bn | 2.0668 / 2.1048 | val <= 2.110 for every seed |
-| lecture 5: wavenet | 1.7690 / 1.9937 | mean val over 3 seeds <= 2.00 |
+Data: makemore's names.txt (machine.shared_names) when present, else the bundled list (or
+--data). Splits: "lectures" (seeded shuffle, 80/10/10) or "makemore" (1,000 test and 1,000
+dev words, the rest train). A run trains the model's recipe (its train_defaults, the lr decay
+scaled to --steps), evaluates dev every --eval-every steps and reports every split at the
+end and at the best dev loss. `--framework torch` runs makemore.py's own transformer and loop
+(references.torch_transformer.train_makemore). --out: log.jsonl, dev.jsonl, result.json.
 """
 
 from __future__ import annotations
@@ -38,21 +27,12 @@ from makemore_jax import data, models
 from benchmarks.machine import shared_names
 
 SPLITS = {"lectures": data.split_words, "makemore": data.split_words_makemore}
-RECIPES = {  # name -> (model, config overrides, check, bound, seeds)
+RECIPES = {  # name -> (model, config overrides, check, bound on the val loss, seeds)
     "lecture 2 (mlp, unit init)": ("mlp", {"init": "unit"}, "mean", 2.180, 5),
     "lecture 3 (mlp, kaiming init)": ("mlp", {"init": "kaiming"}, "max", 2.110, 5),
     "lecture 3 (mlp-bn)": ("mlp-bn", {}, "max", 2.110, 5),
     "lecture 5 (wavenet)": ("wavenet", {}, "mean", 2.00, 3),
 }
-
-
-def _value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"none": None, "true": True, "false": False}.get(text.lower(), text)
 
 
 def splits(model, config, words: list[str], split: str, split_seed: int = 42) -> dict:
@@ -72,40 +52,27 @@ def run(model_name: str, words: list[str], *, split: str = "lectures", seed: int
     config = model.make_config(vocab_size=data.Vocab.from_words(words).size, words=words,
                                **{k: v for k, v in overrides.items() if k in model.config_fields})
     recipe = TrainConfig(**model.train_defaults)
-    train_over = {k: v for k, v in overrides.items() if k not in model.config_fields}
     steps = steps or recipe.steps
     decay = {"lr_decay_step": recipe.lr_decay_step * steps // recipe.steps} if recipe.lr_decay_step else {}
     tc = TrainConfig(**{**model.train_defaults, **decay, "steps": steps, "chunk_size": min(eval_every, steps),
-                        **train_over})
+                        **{k: v for k, v in overrides.items() if k not in model.config_fields}})
     arrays = splits(model, config, words, split, split_seed)
-    loss = lambda ts, s: split_loss(model.apply, ts.params, ts.model_state, *arrays[s])
-    best, curve = {"dev": float("inf")}, []
+    loss = lambda ts, s: split_loss(model.apply, ts.params, ts.model_state, *arrays[s])  # noqa: E731
+    best, curve, t = {"dev": float("inf")}, [], time.perf_counter()
 
     def on_chunk(ts):
         curve.append({"step": int(ts.step), "dev": loss(ts, "dev")})
         if curve[-1]["dev"] < best["dev"]:
             best.update(dev=curve[-1]["dev"], step=int(ts.step), state=ts)
 
-    if out:
-        os.makedirs(out, exist_ok=True)
-    t = time.perf_counter()
+    os.makedirs(out or ".", exist_ok=True)
     ts = create_train_state(model, config, tc, jax.random.key(seed))
     ts, summary = fit(model, config, tc, *arrays["train"], ts, on_chunk=on_chunk, quiet=True,
                       log_path=os.path.join(out, "log.jsonl") if out else None)
-    result = {"model": model_name, "split": split, "seed": seed, "steps": steps, "config": vars(config),
-              "final": {s: loss(ts, s) for s in arrays}, "best": {s: loss(best["state"], s) for s in arrays},
-              "best_step": best["step"], "curve": curve, "seconds": time.perf_counter() - t,
-              "steps_per_s": summary["steps"] / summary["seconds"]}
-    _write(out, result)
-    return result
-
-
-def _write(out: str | None, result: dict) -> None:
-    if out:
-        with open(os.path.join(out, "dev.jsonl"), "w") as f:
-            f.writelines(json.dumps(point) + "\n" for point in result.pop("curve"))
-        with open(os.path.join(out, "result.json"), "w") as f:
-            json.dump(result, f, indent=2)
+    return _write(out, {"model": model_name, "split": split, "seed": seed, "steps": steps, "config": vars(config),
+                        "final": {s: loss(ts, s) for s in arrays}, "best": {s: loss(best["state"], s) for s in arrays},
+                        "best_step": best["step"], "curve": curve, "seconds": time.perf_counter() - t,
+                        "steps_per_s": summary["steps"] / summary["seconds"]})
 
 
 def torch_run(words: list[str], *, split: str, seed: int, steps: int, eval_every: int, init: str = "pytorch",
@@ -120,19 +87,28 @@ def torch_run(words: list[str], *, split: str, seed: int, steps: int, eval_every
     t = time.perf_counter()
     r = train_makemore(splits(model, config, words, split, split_seed), config, steps=steps, eval_every=eval_every,
                        seed=seed, init=init)
-    result = {"model": "transformer (makemore.py, PyTorch)", "split": split, "seed": seed, "steps": steps,
-              "best": r["losses_at_best_dev"], "final": r["curve"][-1][1], "best_step": r["best_step"],
-              "curve": [{"step": s, **losses} for s, losses in r["curve"]], "seconds": time.perf_counter() - t,
-              "steps_per_s": r["steps_per_s"]}
-    _write(out, result)
+    return _write(out, {"model": "transformer (makemore.py, PyTorch)", "split": split, "seed": seed, "steps": steps,
+                        "best": r["losses_at_best_dev"], "final": r["curve"][-1][1], "best_step": r["best_step"],
+                        "curve": [{"step": s, **losses} for s, losses in r["curve"]],
+                        "seconds": time.perf_counter() - t, "steps_per_s": r["steps_per_s"]})
+
+
+def _write(out: str | None, result: dict) -> dict:
+    """Write dev.jsonl (the curve) and result.json (the rest) to `out`, if given; return the result without its curve."""
+    curve = result.pop("curve")
+    if out:
+        with open(os.path.join(out, "dev.jsonl"), "w") as f:
+            f.writelines(json.dumps(point) + "\n" for point in curve)
+        with open(os.path.join(out, "result.json"), "w") as f:
+            json.dump(result, f, indent=2)
     return result
 
 
 def recipes(words: list[str], *, quick: bool, only: str = "", split: str = "lectures") -> dict:
     """Every lecture recipe whose name contains `only`, over its seeds (2 with quick); a markdown table."""
     steps, results = (20_000 if quick else 200_000), {}
-    print(f"\n{len(words):,} words, {split} split, {steps:,} steps\n")
-    print("| recipe | train per seed | val per seed | val mean +- sd | target | met |\n|---|---|---|---:|---|:-:|")
+    print(f"\n{len(words):,} words, {split} split, {steps:,} steps\n\n"
+          "| recipe | train per seed | val per seed | val mean +- sd | target | met |\n|---|---|---|---:|---|:-:|")
     for recipe, (model, overrides, check, bound, n_seeds) in RECIPES.items():
         if only not in recipe:
             continue
@@ -145,6 +121,16 @@ def recipes(words: list[str], *, quick: bool, only: str = "", split: str = "lect
               f"{check} val <= {bound} | {'yes' if met else 'NO'} |", flush=True)
         results[recipe] = {"train": train, "val": val, "met": met, "seconds": sum(r["seconds"] for r in runs)}
     return results
+
+
+def _value(text: str):
+    """A --set value: int, float, none/true/false, else the string."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"none": None, "true": True, "false": False}.get(text.lower(), text)
 
 
 def main(quick: bool = False, argv: list[str] | None = None) -> dict:
@@ -162,12 +148,12 @@ def main(quick: bool = False, argv: list[str] | None = None) -> dict:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config or TrainConfig field")
     parser.add_argument("--framework", choices=("jax", "torch"), default="jax")
     parser.add_argument("--out", default=None)
-    args = parser.parse_args(argv if argv is not None else [])
+    args = parser.parse_args(argv or [])
     path = args.data or shared_names() or data.DEFAULT_DATA
     if path == data.DEFAULT_DATA and not args.data:
         print("(makemore's original names.txt not found at ../shared/data: the bundled data)")
     words = data.load_words(path)
-    if not args.model:
+    if not args.model and args.framework == "jax":
         return recipes(words, quick=quick or args.quick, only=args.recipe, split=args.split or "lectures")
     common = {"split": args.split or "makemore", "seed": args.seed, "eval_every": args.eval_every,
               "split_seed": args.split_seed, "out": args.out}

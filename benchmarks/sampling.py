@@ -1,17 +1,14 @@
 """Sampling speed (names/s) of the lecture-2 MLP: the library's batched, jitted sampler against
-the lectures' one-name-at-a-time loop and a batched PyTorch sampler.
-
-All draw from the same trained parameters (the MLP after a few thousand steps, saved once by
-the JAX worker) and decode to strings; the table shows each side's mean name length, so one
-can see they generate the same kind of names. PyTorch at 1 and 2 threads, the faster counts.
-Target: the JAX sampler >= 50x the lectures' loop.
+the lectures' one-name-at-a-time loop and a batched PyTorch sampler, PyTorch at 1 and 2
+threads (the faster counts). All draw from the same parameters (the MLP after a few thousand
+steps, saved once by the JAX worker) and decode to strings; each side's mean name length
+shows they make the same kind of names. Target: the JAX sampler >= 50x the lectures' loop.
 
     python -m benchmarks sampling [--quick]
 """
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 
@@ -22,7 +19,7 @@ from benchmarks.harness import Pool, Side, best, compare, ratio, ratio_cell, tab
 
 TARGET = 50.0
 JAX = "JAX sample_ids (batched, jitted)"
-SIZES = {"full": (1000, 20_000, 5, 0.5), "quick": (1000, 1000, 3, 0.05), "toy": (50, 20, 1, 0.0)}
+SIZES = {"full": (1000, 20_000, 5, 0.5), "quick": (1000, 500, 2, 0.05), "toy": (50, 20, 1, 0.0)}
 
 
 def prepare(path: str, steps: int) -> dict:
@@ -34,9 +31,8 @@ def prepare(path: str, steps: int) -> dict:
     tc = TrainConfig(steps=steps, chunk_size=min(steps, 1000))
     ts, summary = fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(0)), quiet=True)
     p = jax.device_get(ts.params)
-    (hidden,), out = p["layers"], p["out"]
-    np.savez(path, C=p["C"], W1=hidden["linear"]["W"], b1=hidden["linear"]["b"], W2=out["linear"]["W"],
-             b2=out["linear"]["b"])
+    (hidden,), out = p["layers"], p["out"]["linear"]
+    np.savez(path, C=p["C"], W1=hidden["linear"]["W"], b1=hidden["linear"]["b"], W2=out["W"], b2=out["b"])
     return {"loss": summary["final_loss"], "max_len": 2 * max(map(len, sides.words()[0]))}
 
 
@@ -46,48 +42,48 @@ def _load(path: str) -> tuple[dict, int]:
     return p, p["W1"].shape[0] // p["C"].shape[1]  # (parameters, block_size)
 
 
+def _run(sample):
+    """run(n) -> (names, their mean length) over sample(call, still to draw) -> names (strings)."""
+    calls = [0]
+
+    def run(n):
+        names = []
+        while len(names) < n:
+            calls[0] += 1
+            names += sample(calls[0], n - len(names))
+        return len(names), float(np.mean([len(s) for s in names]))
+    return run
+
+
 def jax_sampler(path: str, batch: int, max_len: int):
     """The library's sampler: `sample.sample_ids` for `batch` names per call, then `decode`."""
     import jax
 
     from makemore_jax import models
     from makemore_jax.sample import decode, sample_ids
-    p, block_size = _load(path)
+    (p, block_size), apply, vocab = _load(path), models.get("mlp").apply, sides.words()[1]
     params = jax.device_put({"C": p["C"], "layers": [{"linear": {"W": p["W1"], "b": p["b1"]}}],
                              "out": {"linear": {"W": p["W2"], "b": p["b2"]}}})
-    apply, vocab, calls = models.get("mlp").apply, sides.words()[1], [0]
-
-    def run(n):
-        names = []
-        for _ in range(math.ceil(n / batch)):
-            calls[0] += 1
-            ids = sample_ids(apply, params, {}, jax.random.key(calls[0]), n=batch, block_size=block_size,
-                             max_len=max_len)
-            names += decode(jax.device_get(ids), vocab)
-        return len(names), float(np.mean([len(s) for s in names]))
-    return run, {"batch": batch}
+    return _run(lambda call, _: decode(jax.device_get(sample_ids(
+        apply, params, {}, jax.random.key(call), n=batch, block_size=block_size, max_len=max_len)), vocab)), \
+        {"batch": batch}
 
 
 def torch_sampler(path: str, threads: int, batch: int | None, max_len: int):
-    """The lectures' loop (batch None) or the batched PyTorch sampler, decoded to strings."""
+    """The lectures' loop (batch None: one name at a time) or the batched PyTorch sampler, decoded to strings."""
     import torch
 
     from benchmarks.references import torch_mlp
     torch.set_num_threads(threads)
-    (p, block_size), vocab, seed = _load(path), sides.words()[1], [0]
+    (p, block_size), vocab = _load(path), sides.words()[1]
+    p = {k: torch.as_tensor(v) for k, v in p.items()}
 
-    def run(n):
-        seed[0] += 1
+    def sample(call, n):
         if batch is None:
-            rows = torch_mlp.sample_lecture(p, n, block_size=block_size, seed=seed[0])
-            names = [vocab.decode([i for i in row if i != 0]) for row in rows]
-        else:
-            names = []
-            for _ in range(math.ceil(n / batch)):
-                ids = torch_mlp.sample_batched(p, batch, block_size=block_size, max_len=max_len, seed=seed[0]).numpy()
-                names += [vocab.decode(row[: (np.flatnonzero(row == 0)[:1].tolist() or [len(row)])[0]]) for row in ids]
-        return len(names), float(np.mean([len(s) for s in names]))
-    return run, {"threads": torch.get_num_threads(), "batch": batch}
+            return [vocab.decode(row[:-1]) for row in torch_mlp.sample_lecture(p, n, block_size=block_size, seed=call)]
+        ids = torch_mlp.sample_batched(p, batch, block_size=block_size, max_len=max_len, seed=call).tolist()
+        return [vocab.decode(row[:row.index(0)] if 0 in row else row) for row in ids]
+    return _run(sample), {"threads": torch.get_num_threads(), "batch": batch}
 
 
 def main(quick: bool = False, mode: str | None = None) -> dict:
@@ -100,11 +96,10 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
         common = {"path": path, "max_len": prep["max_len"]}
         side_set = {JAX: Side("jax", "benchmarks.sampling:jax_sampler", {**common, "batch": batch}, first_n=batch)}
         for t in (1, 2) if torch else ():
-            side_set[f"PyTorch, the lectures' loop (one name at a time), {threads_label(t)}"] = Side(
-                f"torch-{t}t", "benchmarks.sampling:torch_sampler", {**common, "threads": t, "batch": None}, first_n=20)
-            side_set[f"PyTorch batched, {batch} names per call, {threads_label(t)}"] = Side(
-                f"torch-{t}t", "benchmarks.sampling:torch_sampler", {**common, "threads": t, "batch": batch},
-                first_n=batch)
+            for label, b in ((f"PyTorch, the lectures' loop (one name at a time), {threads_label(t)}", None),
+                             (f"PyTorch batched, {batch} names per call, {threads_label(t)}", batch)):
+                side_set[label] = Side(f"torch-{t}t", "benchmarks.sampling:torch_sampler",
+                                       {**common, "threads": t, "batch": b}, first_n=b or 20)
         figures = compare(pool, side_set, repeats=repeats, seconds=seconds)
         rss = pool.peak_rss_mb()
     ratios = {kind: ratio(figures[JAX], best(figures, [s for s in side_set if key in s])[1])

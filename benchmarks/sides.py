@@ -1,10 +1,7 @@
-"""The timed training loops, built inside worker processes: JAX's fused engine, a per-step
-`jax.jit` loop, and the PyTorch references' loops, all on the same problem.
-
-Every factory returns (run, info): run(n) trains n more steps and returns (steps done, last
-loss); info carries compile time and, for JAX, the FLOPs of one step (XLA's cost analysis).
-`problem` builds data and config as the CLI does: the model's own dataset kind over the
-training split (80/10/10) of the bundled names.
+"""The timed loops, built inside worker processes (harness factories: `(run, info)`, run(n) ->
+(units done, last value)): JAX's fused engine, a per-step `jax.jit` loop and the PyTorch
+references' loops on the same problem, and both frameworks' whole-split loss. `problem`
+builds data and config as the CLI does: the model's dataset over the bundled names' split.
 """
 
 from __future__ import annotations
@@ -28,14 +25,10 @@ def words(path: str = data.DEFAULT_DATA) -> tuple[list[str], data.Vocab]:
     return ws, data.Vocab.from_words(ws)
 
 
-def problem(model_name: str, overrides: dict | None = None, *, split: str = "train", path: str = data.DEFAULT_DATA):
-    """(model, config, X, Y, vocab) for a registered model, built as the CLI builds them.
-
-    Args:
-        overrides: model config fields (e.g. {"n_hidden": 1024}).
-        split: "train", "dev" or "test" (80/10/10 of the shuffled words).
-    """
-    ws, vocab = words(path)
+def problem(model_name: str, overrides: dict | None = None, *, split: str = "train"):
+    """(model, config, X, Y, vocab) of a registered model as the CLI builds them; `overrides`:
+    config fields (e.g. {"n_hidden": 1024}); split: "train", "dev" or "test" (80/10/10)."""
+    ws, vocab = words()
     model = models.get(model_name)
     config = model.make_config(vocab_size=vocab.size, words=ws, **dict(overrides or {}))
     part = dict(zip(("train", "dev", "test"), data.split_words(ws)))[split]
@@ -43,10 +36,9 @@ def problem(model_name: str, overrides: dict | None = None, *, split: str = "tra
 
 
 def train_config(model: models.Model, batch_size: int | None = 0):
-    """The model's TrainConfig (its train_defaults); batch_size 0 keeps the model's own."""
+    """The model's TrainConfig (its train_defaults, the schedule over >= 200k steps); batch_size 0: its own."""
     from makemore_jax.train import TrainConfig
-    defaults = {"steps": 200_000, **model.train_defaults}
-    defaults["steps"] = max(defaults["steps"], 200_000)  # the schedule only; runs go on as long as asked
+    defaults = {**model.train_defaults, "steps": max(model.train_defaults.get("steps", 0), 200_000)}
     return TrainConfig(**defaults, **({} if batch_size == 0 else {"batch_size": batch_size}))
 
 
@@ -56,10 +48,9 @@ def trained_models() -> list[str]:
 
 
 def reference_module(model_name: str):
-    """The PyTorch reference module of a registered model, or None (benchmarks/references)."""
+    """The PyTorch reference module of a registered model (benchmarks/references)."""
     from benchmarks.references import REFERENCES
-    name = REFERENCES.get(model_name)
-    return None if name is None else importlib.import_module(f"benchmarks.references.{name}")
+    return importlib.import_module(f"benchmarks.references.{REFERENCES[model_name]}")
 
 
 # ----------------------------------------------------------------------------- JAX
@@ -92,26 +83,25 @@ def jax_training(model: str, loop: str = "fused", batch_size: int | None = 0, ov
                  seed: int = 0, chunk: int | None = None):
     """The engine's fused chunk ("fused") or a per-step `jax.jit` loop fed from the host ("per-step").
 
-    The per-step loop is what a JAX user writes first: one dispatch and one host round trip
-    of the batch per step, the rows drawn as the engine draws them (`train.batch_indices`, so
-    both loops take the same steps); the loss is read at the end. The fused chunk runs
-    `chunk` steps per dispatch: the CLI's 1000, or fewer where a step is slow (about a
-    quarter of a second per chunk, at least 10 steps), so repeats stay short.
+    The per-step loop is what a JAX user writes first: one dispatch and one host round trip of
+    the batch per step, its rows drawn as the engine draws them (`train.batch_indices`: both
+    loops take the same steps). The fused chunk runs `chunk` steps per dispatch: the CLI's
+    1000, or fewer (at least 10) where a chunk would take over a quarter of a second.
     """
     import jax
 
     from makemore_jax.train import batch_indices, make_train_chunk
     m, config, tc, ts, train_step, X, Y = jax_setup(model, batch_size, overrides, seed)
-    B = tc.batch_size
+    B, t = tc.batch_size, time.perf_counter()
     batch = (X, Y) if B is None else (X[:B], Y[:B])
-    t = time.perf_counter()
     step = jax.jit(train_step).lower(ts, batch).compile()
-    info = {"flops_per_step": _flops(step), "batch_size": B,
-            "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(ts.params))}
+    cost = step.cost_analysis()
+    info = {"flops_per_step": float((cost[0] if isinstance(cost, (list, tuple)) else cost or {}).get("flops", 0))
+            or None, "batch_size": B, "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(ts.params))}
     if loop == "fused":
         info["chunk"] = chunk = chunk or _chunk_size(step, ts, batch)
         run = fused_run(make_train_chunk(train_step, chunk, B).lower(ts, X, Y).compile(), ts, X, Y, chunk)
-    elif loop == "per-step":
+    else:
         state = {"ts": ts}
 
         def run(n):
@@ -121,19 +111,7 @@ def jax_training(model: str, loop: str = "fused", batch_size: int | None = 0, ov
                 ts, metrics = step(ts, batch if B is None else (X[rows[i]], Y[rows[i]]))
             state["ts"] = ts
             return n, float(metrics["loss"])
-    else:
-        raise ValueError(f"loop must be 'fused' or 'per-step', got {loop!r}")
-    info["compile_s"] = time.perf_counter() - t
-    return run, info
-
-
-def _flops(compiled) -> float | None:
-    """FLOPs of one call by XLA's cost analysis (None where the backend has none)."""
-    try:
-        cost = compiled.cost_analysis()
-        return float((cost[0] if isinstance(cost, (list, tuple)) else cost)["flops"])
-    except Exception:  # noqa: BLE001
-        return None
+    return run, {**info, "compile_s": time.perf_counter() - t}
 
 
 def _chunk_size(step, ts, batch, budget_s: float = 0.25) -> int:
@@ -145,6 +123,17 @@ def _chunk_size(step, ts, batch, budget_s: float = 0.25) -> int:
         jax.block_until_ready(step(ts, batch))
         times.append(time.perf_counter() - t)
     return int(min(CHUNK, max(10, budget_s / sorted(times)[3])))
+
+
+def jax_split_loss(model: str, split: str = "train"):
+    """`evaluate.split_loss` of a freshly initialised model over a whole split: run(n) -> (n * examples, loss)."""
+    import jax
+
+    from makemore_jax.evaluate import split_loss
+    m, config, X, Y, _ = problem(model, split=split)
+    params, state = m.init(jax.random.key(0), config)
+    return (lambda n: (n * len(X), [split_loss(m.apply, params, state, X, Y) for _ in range(n)][-1])), \
+        {"examples": len(X)}
 
 
 # ----------------------------------------------------------------------------- PyTorch
@@ -159,3 +148,12 @@ def torch_training(model: str, variant: str, threads: int, batch_size: int | Non
     B = train_config(m, batch_size).batch_size
     loop = reference_module(model).loops(X, Y, config, batch_size=B, seed=seed)[variant]
     return (lambda n: (n, loop(n))), {"threads": torch.get_num_threads(), "batch_size": B}
+
+
+def torch_split_loss(model: str, threads: int, split: str = "train"):
+    """The reference's `split_loss` (one no-grad pass over the whole split) at `threads` threads."""
+    import torch
+    torch.set_num_threads(threads)
+    _, config, X, Y, _ = problem(model, split=split)
+    run = reference_module(model).split_loss(X, Y, config)
+    return (lambda n: (n * len(X), [run() for _ in range(n)][-1])), {"threads": torch.get_num_threads()}

@@ -4,10 +4,9 @@ results.json (with the machine they ran on) to --out.
     python -m benchmarks [--quick] [--no-torch] [--out DIR] [NAME ...]
     makemore-jax bench [same flags]
 
-Each benchmark is a module here with `main(quick: bool = False) -> dict` that prints its
-markdown tables; the suite keeps what each printed and what each returned. Sides that are
-compared run in worker processes (benchmarks/harness.py); BENCH_INLINE=1 runs them in this
-process instead (the smoke tests: no figure from such a run means anything).
+Each benchmark is a module here with `main(quick=False, mode=None) -> dict` that prints its
+markdown tables (mode "toy", from $BENCH_MODE: the smoke tests' sizes); the suite keeps what
+each printed and returned. BENCH_INLINE=1 runs the compared sides in this process.
 """
 
 from __future__ import annotations
@@ -38,64 +37,55 @@ DEFAULT = ("micrograd", "training", "sampling", "evaluation", "scaling", "headli
 
 def available() -> dict[str, tuple[str, str]]:
     """The benchmarks whose modules exist in this checkout (others land with other branches)."""
-    return {name: entry for name, entry in BENCHMARKS.items()
-            if importlib.util.find_spec(f"benchmarks.{entry[0]}") is not None}
+    return {n: e for n, e in BENCHMARKS.items() if importlib.util.find_spec(f"benchmarks.{e[0]}") is not None}
 
 
-class _Tee(io.TextIOBase):
-    def __init__(self, *streams):
-        self.streams = streams
+class _Tee(io.StringIO):
+    """Keeps what is written and passes it on to `stream`."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self.stream = stream
 
     def write(self, text):
-        for s in self.streams:
-            s.write(text)
-        return len(text)
-
-    def flush(self):
-        for s in self.streams:
-            s.flush()
+        self.stream.write(text)
+        return super().write(text)
 
 
 def _plain(value):
     """JSON-ready: string keys, floats for numpy scalars, None for NaN."""
     if isinstance(value, dict):
-        return {str(k) if not isinstance(k, tuple) else " / ".join(map(str, k)): _plain(v) for k, v in value.items()}
+        return {" / ".join(map(str, k)) if isinstance(k, tuple) else str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
     have = available()
-    default = [n for n in DEFAULT if n in have]
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description="Run the speed benchmarks; write results.md and results.json.",
         epilog="benchmarks:\n" + "\n".join(f"  {n:10s} {d}" for n, (_, d) in have.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"default: {' '.join(default)}")
-    parser.add_argument("--quick", action="store_true", help="short repeats, fewer points and sizes (a few minutes at most)")
-    parser.add_argument("--out", default=os.path.join("out", "bench"), help="folder for results.md and "
-                        "results.json (default: out/bench)")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"default: {' '.join(n for n in DEFAULT if n in have)}")
+    parser.add_argument("--quick", action="store_true", help="few short repeats, fewer points and sizes (minutes)")
+    parser.add_argument("--out", default=os.path.join("out", "bench"), help="folder for results.md and results.json "
+                        "(default: out/bench)")
     parser.add_argument("--no-torch", action="store_true", help="skip every PyTorch column, as if torch were absent")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    have = available()
+    args, have = build_parser().parse_args(argv), available()
     unknown = [n for n in args.names if n not in have]
     if unknown:
         print(f"python -m benchmarks: error: unknown benchmark {unknown[0]!r}; choose from {', '.join(have)}",
               file=sys.stderr)
         return 2
-    names = args.names or [n for n in DEFAULT if n in have]
     if args.no_torch:
         os.environ["BENCH_NO_TORCH"] = "1"  # read by the benchmarks (machine.torch_available)
     os.environ["BENCH_OUT"] = args.out  # where benchmarks put their figures (scaling.png)
@@ -107,19 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     if not record["torch"]:
         md.append("PyTorch columns skipped: torch is not installed (pip install torch==2.13.0) or --no-torch.\n")
     print(header, flush=True)
-    start = time.perf_counter()
-    for name in names:
+    start, mode = time.perf_counter(), {"mode": os.environ["BENCH_MODE"]} if os.environ.get("BENCH_MODE") else {}
+    for name in args.names or [n for n in DEFAULT if n in have]:
         module, what = have[name]
         print(f"\n## {name}: {what}\n", flush=True)
-        buffer = io.StringIO()
-        t = time.perf_counter()
-        with contextlib.redirect_stdout(_Tee(sys.stdout, buffer)):
-            mode = {"mode": os.environ["BENCH_MODE"]} if os.environ.get("BENCH_MODE") else {}  # "toy": the tests
+        t, tee = time.perf_counter(), _Tee(sys.stdout)
+        with contextlib.redirect_stdout(tee):
             result = importlib.import_module(f"benchmarks.{module}").main(quick=args.quick, **mode)
         seconds = time.perf_counter() - t
         print(f"\n({name}: {seconds:.0f} s)", flush=True)
         record["benchmarks"][name] = {"seconds": seconds, "result": _plain(result)}
-        md.append(f"## {name}\n\n{what}; {seconds:.0f} s.\n\n{buffer.getvalue().strip()}\n")
+        md.append(f"## {name}\n\n{what}; {seconds:.0f} s.\n\n{tee.getvalue().strip()}\n")
         _write(args.out, md, record)  # after each benchmark: a partial run still leaves its files
     record["seconds"] = time.perf_counter() - start
     _write(args.out, md, record)

@@ -1,12 +1,9 @@
 """Sweep throughput: 8 lecture-2 MLP runs (mlp --init unit, batch 32) trained at once by
 `sweep.train_sweep` against the same 8 runs one after another on the fused engine (one chunk
-compiled per learning rate, as `train.fit` runs it).
-
-Every repeat of each side runs in a fresh worker process (the harness's fresh option): the
-swept side splits the CPU into one XLA host device per core before JAX starts, as
-`makemore-jax sweep` does; the other runs as `makemore-jax train` does, on one device.
-Aggregate steps/s = 8 runs x steps / training seconds, compile excluded; each process's
-whole life (start-up, data, compile, training) is reported too.
+compiled per learning rate, as `train.fit` runs it). Every repeat of each side is a fresh
+worker: the swept one splits the CPU into one XLA host device per core before JAX starts, as
+`makemore-jax sweep` does. Aggregate steps/s = 8 runs x steps / training seconds, compile
+excluded; each process's whole life (start-up, data, compile, training) is reported too.
 
     python -m benchmarks sweep [--quick]
 """
@@ -15,12 +12,13 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
 
 from benchmarks.harness import Pool, Side, compare
 
 LRS, SEEDS, BATCH = (0.05, 0.1), (1, 2, 3, 4), 32  # 2 x 4 = 8 runs
 SERIAL, SWEPT = "one after another", "swept at once"
-SIZES = {"full": (10_000, 5), "quick": (1_000, 2), "toy": (20, 1)}  # steps per run, repeats
+SIZES = {"full": (10_000, 5), "quick": (500, 1), "toy": (20, 1)}  # steps per run, repeats
 
 
 def side(swept: bool, chunk: int = 1000):
@@ -35,19 +33,14 @@ def side(swept: bool, chunk: int = 1000):
 
     from benchmarks.sides import fused_run, problem
     model, config, X, Y, _ = problem("mlp", {"init": "unit"})
+    runs = lambda n: sweep.grid(model, config, TrainConfig(steps=n, batch_size=BATCH, chunk_size=min(n, chunk)),  # noqa
+                                {"lr": list(LRS)}, list(SEEDS))
+    chunks = {}  # (lr, chunk) -> compiled chunk, reused over the seeds
 
-    def runs(n):
-        return sweep.grid(model, config, TrainConfig(steps=n, batch_size=BATCH, chunk_size=min(n, chunk)),
-                          {"lr": list(LRS)}, list(SEEDS))
-
-    def run_swept(n):
-        result = sweep.train_sweep(model, runs(n), X, Y, quiet=True)
-        return len(result.runs) * n, float(result.curves[0][-1]), result.seconds - result.compile_seconds
-
-    chunks = {}  # lr -> jitted chunk, compiled once and reused over the seeds
-
-    def run_serial(n):
-        import time
+    def run(n):
+        if swept:
+            result = sweep.train_sweep(model, runs(n), X, Y, quiet=True)
+            return len(result.runs) * n, float(result.curves[0][-1]), result.seconds - result.compile_seconds
         seconds, c = 0.0, min(n, chunk)
         for r in runs(n):
             ts = create_train_state(model, r.config, r.train_config, jax.random.key(r.seed))
@@ -58,13 +51,12 @@ def side(swept: bool, chunk: int = 1000):
             units, loss = fused_run(chunks[r.train_config.lr, c], ts, X, Y, c)(n)
             seconds += time.perf_counter() - t
         return len(LRS) * len(SEEDS) * units, loss, seconds
-
-    return (run_swept if swept else run_serial), {"devices": len(jax.devices())}
+    return run, {"devices": len(jax.devices())}
 
 
 def main(quick: bool = False, mode: str | None = None) -> dict:
+    """Time both sides in alternating fresh processes; print a table; return the figures and ratios."""
     steps, repeats = SIZES[mode or ("quick" if quick else "full")]
-    n_runs = len(LRS) * len(SEEDS)
     sides = {name: Side("jax", "benchmarks.sweep:side", {"swept": swept}, n=steps)
              for name, swept in ((SERIAL, False), (SWEPT, True))}
     with Pool() as pool:
@@ -73,14 +65,13 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
     wall = {s: statistics.median(f["process_s"]) if f.get("process_s") else None for s, f in figures.items()}
     compile_s = {s: f.get("first_call_s") for s, f in figures.items()}
     ratio = rate[SWEPT] / rate[SERIAL] if rate[SWEPT] and rate[SERIAL] else None
-    print(f"\n{n_runs} lecture-2 MLP runs (lr {'/'.join(map(str, LRS))} x {len(SEEDS)} seeds), batch {BATCH}, "
-          f"{steps:,} steps each; {repeats} alternating fresh processes per side (median); {os.cpu_count()} CPUs\n")
-    print("| side | devices | aggregate steps/s (training) | first call s (compile) | process s (all in) |")
-    print("|---|---:|---:|---:|---:|")
-    for s, f in figures.items():
-        print(f"| {s} | {f.get('devices', '—')} | {f.get('rate', 0):,.0f} | {compile_s[s] or 0:.1f} | "
-              f"{wall[s] or 0:.1f} |")
     e2e = wall[SERIAL] / wall[SWEPT] if wall[SERIAL] and wall[SWEPT] else None
+    print(f"\n{len(LRS) * len(SEEDS)} lecture-2 MLP runs (lr {'/'.join(map(str, LRS))} x {len(SEEDS)} seeds), batch "
+          f"{BATCH}, {steps:,} steps each; {repeats} alternating fresh processes per side (median); {os.cpu_count()} "
+          "CPUs\n\n| side | devices | aggregate steps/s (training) | first call s (compile) | process s (all in) |\n"
+          "|---|---:|---:|---:|---:|")
+    for s, f in figures.items():
+        print(f"| {s} | {f.get('devices', '—')} | {f.get('rate', 0):,.0f} | {compile_s[s] or 0:.1f} | {wall[s] or 0:.1f} |")
     if ratio:
         print(f"\nswept / one after another: {ratio:.2f}x aggregate training steps/s, {e2e:.2f}x end to end")
     return {"sides": figures, "steps_per_s": rate, "process_seconds": wall, "compile_seconds": compile_s,

@@ -1,13 +1,12 @@
 """Training steps/s of every registered model: the fused engine against a per-step `jax.jit`
-loop, the lectures' PyTorch eager code, the torch.nn + torch.optim version and torch.compile,
-with GFLOP/s against the machine's matmul peak and each process's peak memory.
+loop, the lectures' PyTorch eager code, torch.nn + torch.optim and torch.compile, with
+GFLOP/s against the machine's matmul peak and each process's peak memory.
 
-Models come from `makemore_jax.models.REGISTRY` (a new model joins by registering; one fitted
-in closed form gets no row) and their PyTorch code from `benchmarks/references` (REFERENCES);
-a model without a reference gets its JAX rows and the table says so. Each model has its own
-worker processes (with --quick one per framework serves all models and torch.compile, which
-compiles for tens of seconds per process, is skipped). The PyTorch figure in each ratio is
-its faster thread count.
+Models come from `models.REGISTRY` (one fitted in closed form gets no row), their PyTorch
+code from `benchmarks.references` (a model without one gets JAX rows, and the table says
+so). Each model has its own worker processes; with --quick one per framework serves every
+model, PyTorch runs at 1 thread only and torch.compile (tens of seconds of compiling per
+process) is skipped. The PyTorch figure in each ratio is its faster thread count.
 
     python -m benchmarks training [--quick]
 """
@@ -23,9 +22,8 @@ from benchmarks.references import REFERENCES
 from benchmarks.sides import trained_models
 
 FUSED, PER_STEP = "JAX fused engine (ours)", "JAX per-step jax.jit"
-VARIANTS = ("lecture eager", "torch.nn + torch.optim", "torch.compile")
 THREADS = {"lecture eager": (1, 2), "torch.nn + torch.optim": (1, 2), "torch.compile": (1,)}
-SIZES = {"full": (5, 0.5), "quick": (5, 0.05), "toy": (1, 0.0)}  # repeats, seconds per repeat
+SIZES = {"full": (5, 0.5), "quick": (2, 0.05), "toy": (1, 0.0)}  # repeats, seconds per repeat
 
 
 def torch_side(variant: str, threads: int) -> str:
@@ -36,11 +34,11 @@ def model_sides(name: str, *, torch: bool, quick: bool, chunk: int | None = None
     jax = {"model": name, "chunk": chunk}
     out = {FUSED: Side("jax", "benchmarks.sides:jax_training", {**jax, "loop": "fused"}, first_n=10),
            PER_STEP: Side("jax", "benchmarks.sides:jax_training", {**jax, "loop": "per-step"}, first_n=20)}
-    for variant in VARIANTS if torch and name in REFERENCES else ():
-        for threads in () if quick and variant == "torch.compile" else THREADS[variant]:
-            process = f"torch{'-compile' if variant == 'torch.compile' else ''}-{threads}t"
-            out[torch_side(variant, threads)] = Side(process, "benchmarks.sides:torch_training",
-                                                     {"model": name, "variant": variant, "threads": threads}, first_n=5)
+    for variant, threads in THREADS.items() if torch and name in REFERENCES else ():
+        for t in () if quick and variant == "torch.compile" else threads[:1] if quick else threads:
+            out[torch_side(variant, t)] = Side(f"torch{'-compile' * (variant == 'torch.compile')}-{t}t",
+                                               "benchmarks.sides:torch_training",
+                                               {"model": name, "variant": variant, "threads": t}, first_n=5)
     return out
 
 
@@ -52,8 +50,7 @@ def main(quick: bool = False, mode: str | None = None, names: list[str] | None =
          "peak_rss_mb", "missing": [columns]}}, "peak_gflops", "repeats", "seconds_per_repeat"}.
     """
     mode = mode or ("quick" if quick else "full")
-    (repeats, seconds), small = SIZES[mode], mode != "full"
-    torch = machine.torch_available()
+    (repeats, seconds), small, torch = SIZES[mode], mode != "full", machine.torch_available()
     peak = machine.matmul_peak(torch, n=512 if mode == "toy" else 2048)
     results = {"models": {}, "peak_gflops": peak, "repeats": repeats, "seconds_per_repeat": seconds, "torch": torch}
     with Pool() as shared:
@@ -62,25 +59,25 @@ def main(quick: bool = False, mode: str | None = None, names: list[str] | None =
             sides = model_sides(name, torch=torch, quick=small, chunk=10 if mode == "toy" else None)
             with contextlib.nullcontext(shared) if small else Pool() as pool:
                 figures = compare(pool, sides, repeats=repeats, seconds=seconds)
-                rss = pool.peak_rss_mb()
-            results["models"][name] = _summarise(name, figures, rss, peak, torch=torch, quick=small)
-            results["models"][name]["process"] = {side: s.process for side, s in sides.items()}
+                row = _summarise(name, figures, peak, torch=torch, quick=small)
+                results["models"][name] = {**row, "peak_rss_mb": pool.peak_rss_mb(),
+                                           "process": {side: s.process for side, s in sides.items()}}
     _print(results)
     return results
 
 
-def _summarise(name: str, figures: dict, rss: dict, peak: dict, *, torch: bool, quick: bool) -> dict:
-    fused = figures.get(FUSED, {})
-    ratios, missing = {"per-step jax.jit": ratio(fused, figures.get(PER_STEP))}, []
-    for variant in VARIANTS:
-        ratios[variant] = ratio(fused, best(figures, [torch_side(variant, t) for t in THREADS[variant]])[1])
-        if ratios[variant] is None:
-            missing.append(f"{variant} ({'torch not installed or --no-torch' if not torch else 'no reference' if name not in REFERENCES else 'skipped in --quick' if quick and variant == 'torch.compile' else 'failed'})")
+def _summarise(name: str, figures: dict, peak: dict, *, torch: bool, quick: bool) -> dict:
+    fused, ratios, missing = figures.get(FUSED, {}), {"per-step jax.jit": ratio(figures[FUSED], figures[PER_STEP])}, []
+    for variant, threads in THREADS.items():
+        ratios[variant] = ratio(fused, best(figures, [torch_side(variant, t) for t in threads])[1])
+        why = ("torch not installed or --no-torch" if not torch else "no reference" if name not in REFERENCES
+               else "skipped in --quick" if quick and variant == "torch.compile" else "failed")
+        missing += [] if ratios[variant] else [f"{variant} ({why})"]
     flops = fused.get("flops_per_step")
     gflops = fused["rate"] * flops / 1e9 if flops and "rate" in fused else None
-    return {"sides": figures, "ratios": ratios, "flops_per_step": flops, "gflops": gflops,
-            "peak_share": gflops / peak["best"] if gflops else None, "peak_rss_mb": rss, "missing": missing,
-            "batch_size": fused.get("batch_size"), "params": fused.get("params")}
+    return {"sides": figures, "ratios": ratios, "flops_per_step": flops, "gflops": gflops, "missing": missing,
+            "peak_share": gflops / peak["best"] if gflops else None, "batch_size": fused.get("batch_size"),
+            "params": fused.get("params")}
 
 
 def _print(results: dict) -> None:
@@ -89,13 +86,11 @@ def _print(results: dict) -> None:
           f"framework in its own process; PyTorch at its faster thread count. Matmul peak: XLA {peak['jax']:.0f} "
           f"GFLOP/s" + (f", PyTorch 2 threads {peak['torch']:.0f}" if peak.get("torch") else "") + ".\n")
     print("| model | params | batch | JAX fused steps/s | vs per-step jax.jit | vs lecture eager | vs torch.nn + optim "
-          "| vs torch.compile | GFLOP/s (of peak) | missing columns |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          "| vs torch.compile | GFLOP/s (of peak) | missing columns |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for name, r in results["models"].items():
         gf = f"{r['gflops']:.1f} ({r['peak_share']:.1%})" if r["gflops"] else "—"
         print(f"| {name} | {r['params'] or 0:,} | {r['batch_size'] or 'full'} | {rate_cell(r['sides'].get(FUSED))} | "
-              + " | ".join(ratio_cell(r["ratios"][k]) for k in ("per-step jax.jit", *VARIANTS))
-              + f" | {gf} | {'; '.join(r['missing']) or 'none'} |")
+              + " | ".join(ratio_cell(v) for v in r["ratios"].values()) + f" | {gf} | {'; '.join(r['missing']) or 'none'} |")
     for name, r in results["models"].items():
         print(f"\n{name}: one step {r['flops_per_step'] or 0:,.0f} FLOPs (XLA cost analysis)\n")
         table(r["sides"], FUSED, "steps/s", r["peak_rss_mb"], r["process"])

@@ -1,19 +1,9 @@
-"""PyTorch reference for bow: makemore.py's bag-of-words model, trained two ways.
+"""PyTorch reference for bow: makemore.py's bag-of-words model, eagerly and through torch.compile.
 
-The model as makemore.py defines it: token plus position embeddings, a causal bag of words
-(a [T, T] score matrix of zeros, masked to -inf above the diagonal and softmaxed: each
-position averages itself and the positions before it), added back to its input, then a
-residual tanh MLP (c_fc n_embd -> n_embd2, c_proj back) and a linear head.
-
-Training loops (`loops`, the benchmark interface), the models' recipe (AdamW lr 1e-2,
-weight decay 0.01; warmup and cosine left out: they change no step's cost), batch 32 drawn
-with torch.randint:
-  - "lecture eager": the module above, eagerly.
-  - "torch.compile": the same module through torch.compile (default mode).
-`split_loss` is the evaluation benchmark's PyTorch column; `load_jax_params` copies a JAX
-bow's parameters in, for the logits test.
-
-torch is not a project dependency: it comes from the optional ``bench`` extra.
+Token plus position embeddings, a causal bag of words (zero scores masked to -inf above the
+diagonal and softmaxed: each position averages itself and those before it) added back, a
+residual tanh MLP (n_embd -> n_embd2 -> n_embd) and a linear head; the models' AdamW recipe
+(lr 1e-2, weight decay 0.01; warmup and cosine left out: they change no step's cost).
 """
 
 from __future__ import annotations
@@ -25,7 +15,7 @@ import torch
 import torch.nn as tnn
 import torch.nn.functional as F
 
-from .torch_transformer import as_long_tensors, sequence_loop, sequence_loss  # makemore's loop, shared
+from . import copy_params, longs, loop, split_loss_of
 
 
 class MakemoreBoW(tnn.Module):
@@ -50,39 +40,25 @@ class MakemoreBoW(tnn.Module):
 
 
 def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32, seed: int = 0) -> dict[str, Callable[[int], float]]:
-    """{variant: run(n) -> last minibatch loss}: n AdamW steps each call.
-
-    Args:
-        X, Y: int [N, block_size] sequences and targets (-1 ignored), as build_sequence_dataset.
-        config: the JAX bow.Config (vocab_size, block_size, n_embd, n_embd2).
-    """
-    Xt, Yt = as_long_tensors(X, Y)
-
-    def make(compiled: bool) -> Callable[[int], float]:
+    """{variant: run(n) -> last loss}: n AdamW steps; X, Y int [N, block_size] sequences, targets (-1 ignored)."""
+    X, Y = longs(X, Y)
+    out = {}
+    for variant, compiled in (("lecture eager", False), ("torch.compile", True)):
         torch.manual_seed(seed)
-        return sequence_loop(MakemoreBoW(config), Xt, Yt, batch_size=batch_size, seed=seed, compiled=compiled,
-                             lr=1e-2, weight_decay=0.01)
-
-    return {"lecture eager": make(False), "torch.compile": make(True)}
+        model = MakemoreBoW(config)
+        out[variant] = loop(torch.compile(model) if compiled else model, X, Y, batch_size=batch_size, seed=seed,
+                            lr=1e-2, optimizer=torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01))
+    return out
 
 
 def split_loss(X: np.ndarray, Y: np.ndarray, config):
     """() -> the mean loss over every target of the split (-1 ignored) in one call."""
     torch.manual_seed(0)
-    model = MakemoreBoW(config).eval()
-    X, Y = as_long_tensors(X, Y)
-    return lambda: sequence_loss(model, X, Y, chunk=len(X))
+    return split_loss_of(MakemoreBoW(config), X, Y)
 
 
 def load_jax_params(model: MakemoreBoW, params: dict) -> MakemoreBoW:
     """Copy a JAX bow's parameters (makemore_jax.models.bow) into `model`."""
-    t = lambda a: torch.from_numpy(np.asarray(a, np.float32).copy())
-    with torch.no_grad():
-        model.wte.weight.copy_(t(params["wte"]))
-        model.wpe.weight.copy_(t(params["wpe"]))
-        for name, linear in (("c_fc", model.c_fc), ("c_proj", model.c_proj)):
-            linear.weight.copy_(t(params["mlp"][name]["W"]).T)
-            linear.bias.copy_(t(params["mlp"][name]["b"]))
-        model.lm_head.weight.copy_(t(params["lm_head"]["W"]).T)
-        model.lm_head.bias.copy_(t(params["lm_head"]["b"]))
+    copy_params([(model.wte.weight, params["wte"]), (model.wpe.weight, params["wpe"]), (model.c_fc, params["mlp"]["c_fc"]),
+                 (model.c_proj, params["mlp"]["c_proj"]), (model.lm_head, params["lm_head"])])
     return model.eval()

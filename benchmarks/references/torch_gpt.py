@@ -1,27 +1,16 @@
 """PyTorch reference for the gpt model: nanoGPT's model and training loop, written here.
 
-nanoGPT (karpathy/nanoGPT, model.py and train.py) as we read it, in our own code:
-  - `GPT`: token and position embeddings, dropout, pre-LayerNorm blocks of
-    `CausalSelfAttention` (one c_attn for q, k, v; F.scaled_dot_product_attention with
-    is_causal and dropout_p in train mode, which nanoGPT uses whenever torch has it;
-    resid_dropout after c_proj) and `MLP` (c_fc, GELU, c_proj, dropout), a final LayerNorm
-    and a bias-free lm_head tied to wte. `bias=False` drops every Linear and LayerNorm bias.
-    Init: Linear and Embedding weights N(0, 0.02), biases 0, LayerNorm 1 (and 0), then
-    every "c_proj.weight" N(0, 0.02 / sqrt(2 n_layer)). One difference: `forward` without
-    targets returns the logits of every position (nanoGPT's returns only the last one's).
-  - `configure_optimizers`: AdamW with two groups, weight decay on parameters with dim >= 2
-    (weights, embeddings), none on the rest (biases, LayerNorm gains).
-  - `get_lr`: linear warmup lr * (it + 1) / (warmup + 1), then cosine to min_lr at
-    lr_decay_iters, min_lr after.
-  - `get_batch`: batch_size windows of block_size + 1 at offsets torch.randint(len - block_size).
-  - `train_step`: forward, backward, clip_grad_norm_(grad_clip), step, zero_grad.
+nanoGPT (karpathy/nanoGPT, model.py and train.py) as we read it, in our own code: `GPT`
+(embeddings, dropout, pre-LayerNorm blocks of `CausalSelfAttention` with one c_attn and
+F.scaled_dot_product_attention(is_causal, dropout_p in train mode) and `MLP`, a final
+LayerNorm, lm_head tied to wte; `bias=False` drops every bias; init N(0, 0.02), every
+c_proj.weight N(0, 0.02 / sqrt(2 n_layer)); `forward` without targets returns every
+position's logits), `configure_optimizers` (AdamW, weight decay on dim >= 2 parameters
+only), `get_lr` (linear warmup, cosine to min_lr), `get_batch` (windows at torch.randint
+offsets) and `train_step` (forward, backward, clip_grad_norm_, step, zero_grad).
 
-Entry points: `from_jax_params(params, config)` (the torch model holding our parameters),
-`loops(X, Y, config, ...)` (the benchmark interface, variants "eager" and "compile") and
-`train(text_ids, config, ...)` (a whole nanoGPT run, then the exact validation loss).
-
-torch is not a project dependency: it comes from the optional ``bench`` extra (install the CPU
-build: ``pip install torch==2.13.0``).
+Entry points: `from_jax_params(params, config)`, `loops(X, Y, config, ...)` (the benchmark
+interface: "eager", "compile") and `train(text_ids, config, ...)` (a whole nanoGPT run).
 """
 
 from __future__ import annotations
@@ -35,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn as tnn
 import torch.nn.functional as F
+
+from . import copy_params
 
 
 class LayerNorm(tnn.Module):
@@ -176,28 +167,13 @@ def train_step(model: tnn.Module, optimizer, x, y, *, lr: float, grad_clip: floa
 def from_jax_params(params: dict, config) -> GPT:
     """The torch GPT holding a JAX transformer's parameters (makemore_jax.models.transformer)."""
     model = GPT(config)
-    t = lambda a: torch.from_numpy(np.array(a, np.float32))  # noqa: E731 (a writable copy)
-
-    def lin(m, p):
-        m.weight.copy_(t(np.asarray(p["W"]).reshape(m.in_features, -1).T))
-        if m.bias is not None:
-            m.bias.copy_(t(np.asarray(p["b"]).reshape(-1)))
-
-    def ln(m, p):
-        m.weight.copy_(t(p["gamma"]))
-        if m.bias is not None:
-            m.bias.copy_(t(p["beta"]))
-
-    with torch.no_grad():
-        model.wte.weight.copy_(t(params["wte"]))
-        model.wpe.weight.copy_(t(params["wpe"]))
-        for block, p in zip(model.h, params["blocks"]):
-            ln(block.ln_1, p["ln_1"]), ln(block.ln_2, p["ln_2"])
-            lin(block.attn.c_attn, p["attn"]["c_attn"]), lin(block.attn.c_proj, p["attn"]["c_proj"])
-            lin(block.mlp.c_fc, p["mlp"]["c_fc"]), lin(block.mlp.c_proj, p["mlp"]["c_proj"])
-        ln(model.ln_f, params["ln_f"])
-        if not config.tie_embeddings:
-            lin(model.lm_head, params["lm_head"])
+    pairs = [(model.wte.weight, params["wte"]), (model.wpe.weight, params["wpe"]), (model.ln_f, params["ln_f"])]
+    pairs += [] if config.tie_embeddings else [(model.lm_head, params["lm_head"])]
+    for block, p in zip(model.h, params["blocks"]):
+        pairs += [(block.ln_1, p["ln_1"]), (block.ln_2, p["ln_2"]), (block.attn.c_attn, p["attn"]["c_attn"]),
+                  (block.attn.c_proj, p["attn"]["c_proj"]), (block.mlp.c_fc, p["mlp"]["c_fc"]),
+                  (block.mlp.c_proj, p["mlp"]["c_proj"])]
+    copy_params(pairs)
     return model
 
 

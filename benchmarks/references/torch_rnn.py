@@ -1,20 +1,11 @@
 """PyTorch references for rnn and gru: makemore.py's recurrent models, trained three ways.
 
-Training loops (`loops`, the benchmark interface), each with the models' recipe (AdamW
-lr 1e-2, weight decay 0.01, betas 0.9/0.999; the schedule's warmup and cosine are left
-out: they change no step's cost), batch 32 drawn with torch.randint:
-  - "lecture eager": makemore.py's RNN as written there: a learned start state, the cell
-    (RNNCell, or GRUCell with its reset gate applied before the candidate's matmul) called
-    once per time step from a Python loop over the [B, T] sequences, nn.Linear head.
-  - "torch.nn + torch.optim": what a PyTorch user would write: nn.RNN(tanh) / nn.GRU over the
-    whole sequence at once (one fused library kernel per layer). nn.RNN computes makemore's
-    recurrence exactly; nn.GRU applies its reset gate after the hidden state's matmul
-    (r * (W_hn h + b_hn)), a variant of the same cost.
-  - "torch.compile": makemore's eager model through torch.compile (default mode).
-`split_loss` is the evaluation benchmark's PyTorch column.
-
-torch is not a project dependency: it comes from the optional ``bench`` extra (install the CPU
-build: ``pip install torch==2.13.0``).
+The models' AdamW recipe (lr 1e-2, weight decay 0.01; warmup and cosine change no step's
+cost, so they are left out), batch 32. "lecture eager": makemore.py's RNN, a learned start
+state and the cell (RNNCell, or GRUCell with the reset gate before the candidate's matmul)
+stepped from a Python loop; "torch.nn + torch.optim": nn.RNN(tanh) / nn.GRU over the whole
+sequence (nn.GRU applies its reset gate after the hidden matmul: a variant of the same
+cost); "torch.compile": makemore's eager model compiled.
 """
 
 from __future__ import annotations
@@ -25,27 +16,22 @@ import numpy as np
 import torch
 import torch.nn as tnn
 
-from .torch_transformer import as_long_tensors, sequence_loop, sequence_loss  # makemore's loop, shared
+from . import copy_params, longs, loop, split_loss_of
 
 
-class _RNNCell(tnn.Module):
-    def __init__(self, n_embd: int, n_embd2: int):
+class _Cell(tnn.Module):
+    """makemore's RNNCell (xh_to_h) or GRUCell (xh_to_z, xh_to_r, xh_to_hbar)."""
+
+    def __init__(self, n_embd: int, n_embd2: int, cell: str):
         super().__init__()
-        self.xh_to_h = tnn.Linear(n_embd + n_embd2, n_embd2)
-
-    def forward(self, xt, hprev):
-        return torch.tanh(self.xh_to_h(torch.cat([xt, hprev], dim=1)))
-
-
-class _GRUCell(tnn.Module):
-    def __init__(self, n_embd: int, n_embd2: int):
-        super().__init__()
-        self.xh_to_z = tnn.Linear(n_embd + n_embd2, n_embd2)
-        self.xh_to_r = tnn.Linear(n_embd + n_embd2, n_embd2)
-        self.xh_to_hbar = tnn.Linear(n_embd + n_embd2, n_embd2)
+        self.gru = cell == "gru"
+        for name in ("xh_to_z", "xh_to_r", "xh_to_hbar") if self.gru else ("xh_to_h",):
+            setattr(self, name, tnn.Linear(n_embd + n_embd2, n_embd2))
 
     def forward(self, xt, hprev):
         xh = torch.cat([xt, hprev], dim=1)
+        if not self.gru:
+            return torch.tanh(self.xh_to_h(xh))
         r = torch.sigmoid(self.xh_to_r(xh))
         hbar = torch.tanh(self.xh_to_hbar(torch.cat([xt, r * hprev], dim=1)))
         z = torch.sigmoid(self.xh_to_z(xh))
@@ -53,80 +39,53 @@ class _GRUCell(tnn.Module):
 
 
 class MakemoreRNN(tnn.Module):
-    """makemore.py's RNN: the cell stepped from Python over time."""
+    """makemore.py's RNN: the cell stepped from Python over time; `library` uses nn.RNN / nn.GRU."""
 
-    def __init__(self, config):
+    def __init__(self, config, library: bool = False):
         super().__init__()
+        self.library = library
         self.start = tnn.Parameter(torch.zeros(1, config.n_embd2))
         self.wte = tnn.Embedding(config.vocab_size, config.n_embd)
-        cell = _RNNCell if config.cell == "rnn" else _GRUCell
-        self.cell = cell(config.n_embd, config.n_embd2)
+        if library:
+            kind = {"nonlinearity": "tanh"} if config.cell == "rnn" else {}
+            self.rnn = (tnn.RNN if config.cell == "rnn" else tnn.GRU)(config.n_embd, config.n_embd2, batch_first=True,
+                                                                      **kind)
+        else:
+            self.cell = _Cell(config.n_embd, config.n_embd2, config.cell)
         self.lm_head = tnn.Linear(config.n_embd2, config.vocab_size)
 
     def forward(self, idx):
-        b, t = idx.size()
-        emb = self.wte(idx)
-        h = self.start.expand((b, -1))
+        emb, h = self.wte(idx), self.start.expand((idx.size(0), -1))
+        if self.library:
+            return self.lm_head(self.rnn(emb, h[None].contiguous())[0])
         hiddens = []
-        for i in range(t):
+        for i in range(idx.size(1)):
             h = self.cell(emb[:, i, :], h)
             hiddens.append(h)
         return self.lm_head(torch.stack(hiddens, 1))
 
 
-class LibraryRNN(tnn.Module):
-    """The same model on torch's fused recurrent layers (nn.RNN / nn.GRU, batch first)."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.start = tnn.Parameter(torch.zeros(1, 1, config.n_embd2))
-        self.wte = tnn.Embedding(config.vocab_size, config.n_embd)
-        layer = (lambda i, h: tnn.RNN(i, h, nonlinearity="tanh", batch_first=True)) if config.cell == "rnn" else \
-            (lambda i, h: tnn.GRU(i, h, batch_first=True))
-        self.rnn = layer(config.n_embd, config.n_embd2)
-        self.lm_head = tnn.Linear(config.n_embd2, config.vocab_size)
-
-    def forward(self, idx):
-        hs, _ = self.rnn(self.wte(idx), self.start.expand(1, idx.size(0), -1).contiguous())
-        return self.lm_head(hs)
-
-
 def loops(X: np.ndarray, Y: np.ndarray, config, *, batch_size: int = 32, seed: int = 0) -> dict[str, Callable[[int], float]]:
-    """{variant: run(n) -> last minibatch loss}: n AdamW steps each call.
-
-    Args:
-        X, Y: int [N, block_size] sequences and targets (-1 ignored), as build_sequence_dataset.
-        config: the JAX rnn.Config (vocab_size, n_embd, n_embd2, cell).
-    """
-    Xt, Yt = as_long_tensors(X, Y)
-
-    def make(module: type, compiled: bool = False) -> Callable[[int], float]:
+    """{variant: run(n) -> last loss}: n AdamW steps; X, Y int [N, block_size] sequences, targets (-1 ignored)."""
+    X, Y = longs(X, Y)
+    out = {}
+    for variant, library, compiled in (("lecture eager", False, False), ("torch.nn + torch.optim", True, False),
+                                       ("torch.compile", False, True)):
         torch.manual_seed(seed)
-        return sequence_loop(module(config), Xt, Yt, batch_size=batch_size, seed=seed, compiled=compiled,
-                             lr=1e-2, weight_decay=0.01)
-
-    return {"lecture eager": make(MakemoreRNN), "torch.nn + torch.optim": make(LibraryRNN),
-            "torch.compile": make(MakemoreRNN, compiled=True)}
+        model = MakemoreRNN(config, library)
+        out[variant] = loop(torch.compile(model) if compiled else model, X, Y, batch_size=batch_size, seed=seed,
+                            lr=1e-2, optimizer=torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.01))
+    return out
 
 
 def split_loss(X: np.ndarray, Y: np.ndarray, config):
     """() -> the mean loss over every target of the split (-1 ignored) in one call."""
     torch.manual_seed(0)
-    model = LibraryRNN(config).eval()
-    X, Y = as_long_tensors(X, Y)
-    return lambda: sequence_loss(model, X, Y, chunk=len(X))
+    return split_loss_of(MakemoreRNN(config, library=True), X, Y)
 
 
 def load_jax_params(model: MakemoreRNN, params: dict) -> MakemoreRNN:
     """Copy a JAX rnn/gru's parameters (makemore_jax.models.rnn) into makemore's `model`."""
-    t = lambda a: torch.from_numpy(np.asarray(a, np.float32).copy())
-    with torch.no_grad():
-        model.start.copy_(t(params["start"])[None])
-        model.wte.weight.copy_(t(params["wte"]))
-        for name, layer in params["cell"].items():
-            linear = getattr(model.cell, name)
-            linear.weight.copy_(t(layer["W"]).T)
-            linear.bias.copy_(t(layer["b"]))
-        model.lm_head.weight.copy_(t(params["lm_head"]["W"]).T)
-        model.lm_head.bias.copy_(t(params["lm_head"]["b"]))
+    copy_params([(model.start, params["start"]), (model.wte.weight, params["wte"]), (model.lm_head, params["lm_head"]),
+                 *((getattr(model.cell, name), p) for name, p in params["cell"].items())])
     return model.eval()

@@ -164,7 +164,11 @@ def test_sweep_command_tables_checkpoints_and_eval(capsys, tmp_path, small_data)
     (["train", "--devices", "64"], "--devices 64: only"),
     (["train", "--coordinator", "127.0.0.1:1234"], "go together"),
 ])
-def test_bad_sweep_and_device_flags_give_one_line_and_status_2(capsys, tmp_path, small_data, argv, message):
+def test_bad_sweep_and_device_flags_give_one_line_and_status_2(capsys, monkeypatch, tmp_path, small_data, argv,
+                                                               message):
+    # The CPU stays as it is (main would split it into --devices host devices were JAX not started yet).
+    monkeypatch.setenv("XLA_FLAGS", f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count="
+                                    f"{len(jax.devices())}")
     with pytest.raises(SystemExit) as info:
         raise SystemExit(main([*argv, "--data", small_data, "--out", str(tmp_path), "--steps", "2"]))
     err = capsys.readouterr().err

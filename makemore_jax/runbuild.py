@@ -244,7 +244,7 @@ def train(model: str = "mlp", *, data=None, steps: int | None = None, seed: int 
           stop=None, tensorboard: bool = False, **overrides) -> Run:
     """run.train_model: build the run (new or resumed), fit it, evaluate it, save it."""
     from . import parallel
-    from .run import fit_run
+    from .fitrun import fit_run
     spec = get_model(model)
     split_overrides(spec, overrides)
     try:

@@ -32,7 +32,10 @@ BENCHMARKS = {  # name -> (module, what it measures)
     "headline": ("headline", "the lecture path through the CLI, 200k steps per model, against PyTorch"),
     "sweep": ("sweep", "many runs at once (makemore_jax.sweep)"),
     "reproduce": ("reproduce", "the lectures' 200k-step losses over several seeds (long)"),
+    "gpt": ("gpt", "GPT on Shakespeare: steps/s, whole runs, scaling; --parity: the losses (long)"),
+    "gpu": ("gpu", "the prepared GPU check (needs JAX's CUDA build; --dry-run: toy sizes on the CPU)"),
 }
+OWN_FLAGS = {"gpt": ("--parity",), "gpu": ("--dry-run",)}  # passed to that benchmark's main(argv=...)
 DEFAULT = ("micrograd", "training", "sampling", "evaluation", "scaling", "headline", "sweep")
 
 
@@ -88,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     have = available()
+    if extra and not (len(args.names) == 1 and set(extra) <= set(OWN_FLAGS.get(args.names[0], ()))):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     unknown = [n for n in args.names if n not in have]
     if unknown:
         print(f"python -m benchmarks: error: unknown benchmark {unknown[0]!r}; choose from {', '.join(have)}",
@@ -115,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         with contextlib.redirect_stdout(_Tee(sys.stdout, buffer)):
             mode = {"mode": os.environ["BENCH_MODE"]} if os.environ.get("BENCH_MODE") else {}  # "toy": the tests
+            mode.update({"argv": extra} if extra else {})
             result = importlib.import_module(f"benchmarks.{module}").main(quick=args.quick, **mode)
         seconds = time.perf_counter() - t
         print(f"\n({name}: {seconds:.0f} s)", flush=True)

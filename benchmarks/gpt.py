@@ -1,14 +1,14 @@
 """GPT on Shakespeare: reproduction of nanoGPT's character-level CPU run, and its speed.
 
-    python -m benchmarks gpt --parity [--seeds 3] [--steps 2000]   # exact val loss, both loops
-    python -m benchmarks gpt [--quick]                                 # steps/s, whole runs, scaling
-    python -m benchmarks.gpt reference --seed S [--steps N]             # one nanoGPT run, a fresh process
+    python -m benchmarks gpt --parity    # exact val loss of both loops, 3 seeds each (long)
+    python -m benchmarks gpt [--quick]   # steps/s, whole runs, the n_embd x block_size grid
 
 Parity runs our real command (`makemore-jax train --model gpt --seed S`) and nanoGPT's loop
 (benchmarks/references/torch_gpt.train) on the same characters (the sorted character set of
 the corpus, the first 90% training, the last 10% validating), each its own process, and
-compares the mean exact validation loss over the seeds. The reference process imports no
-JAX: its model sizes come from the `gpt` registry entry, passed in as JSON.
+compares the mean exact validation loss over the seeds. A reference process
+(`python -m benchmarks.gpt reference --spec JSON`) imports no JAX: its sizes and recipe come
+from the `gpt` registry entry, read here and passed in.
 """
 
 from __future__ import annotations
@@ -57,33 +57,23 @@ def recipe() -> dict:
             "grad_clip": t["clip_norm"]}
 
 
-def reference_run(config: dict, train: dict, *, seed: int, corpus: str = CORPUS, threads: int = 1,
-                  device: str = "cpu", compiled: bool = False) -> dict:
-    """One whole nanoGPT run (torch_gpt.train) on `corpus`: its figures plus the process's wall time."""
+def reference_command(config: dict, train: dict, seed: int, corpus: str = CORPUS, threads: int = 1) -> list[str]:
+    """The command line of one fresh nanoGPT run (torch_gpt.train on `corpus`), which prints its figures as JSON."""
+    spec = json.dumps({"config": config, "train": train, "seed": seed, "corpus": corpus, "threads": threads})
+    return [sys.executable, "-m", "benchmarks.gpt", "reference", "--spec", spec]
+
+
+def _reference_main(spec: str) -> None:
     import types
 
     import torch
 
     from benchmarks.references import torch_gpt
-    torch.set_num_threads(threads)
-    ids, _ = text_ids(corpus)
-    out = torch_gpt.train(ids, types.SimpleNamespace(**config), seed=seed, device=device, compiled=compiled,
-                          **{**train, "betas": tuple(train["betas"])})
-    return {**out, "seed": seed}
-
-
-def reference_command(config: dict, train: dict, seed: int, **kw) -> list[str]:
-    """The command line of one fresh reference process (what parity and the whole-run timing start)."""
-    spec = json.dumps({"config": config, "train": train, "seed": seed, **kw})
-    return [sys.executable, "-m", "benchmarks.gpt", "reference", "--spec", spec]
-
-
-def _reference_main(spec: str) -> int:
     s = json.loads(spec)
-    t = time.perf_counter()
-    out = reference_run(s.pop("config"), s.pop("train"), **s)
-    print(json.dumps({**out, "run_s": time.perf_counter() - t}))
-    return 0
+    torch.set_num_threads(s.get("threads", 1))
+    train = {**s["train"], "betas": tuple(s["train"]["betas"])}
+    out = torch_gpt.train(text_ids(s.get("corpus", CORPUS))[0], types.SimpleNamespace(**s["config"]), seed=s["seed"], **train)
+    print(json.dumps({**out, "seed": s["seed"]}))
 
 
 def ours_command(seed: int, out: str, *, corpus: str = CORPUS, steps: int | None = None, extra=()) -> list[str]:
@@ -230,5 +220,5 @@ def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = 
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["reference"]:
-        sys.exit(_reference_main(sys.argv[sys.argv.index("--spec") + 1]))
+    if sys.argv[1:3] == ["reference", "--spec"]:
+        _reference_main(sys.argv[3])

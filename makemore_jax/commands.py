@@ -83,7 +83,7 @@ def _join_processes(args) -> None:
 
 def cmd_sweep(args) -> None:
     from . import sweep
-    from .evaluate import split_loss
+    from .evaluate import kind_loss
     from .run import checkpoint_metadata
     from .runbuild import data_info, prepare
 
@@ -105,19 +105,20 @@ def cmd_sweep(args) -> None:
     result = sweep.train_sweep(model, runs, *p.splits["train"], devices=args.devices, quiet=args.quiet)
     os.makedirs(args.out, exist_ok=True)
     losses, kept = [], []
+    select = model.kind.splits[1]  # the split runs are chosen on: dev (text: val)
     for i, run in enumerate(runs):
         ts = sweep.unstack(result.states, i)
-        apply = model.bind(run.config)
-        run_losses = ({name: split_loss(apply, ts.params, ts.model_state, *model.kind.eval_arrays(a, run.config.block_size))
+        run_losses = ({name: kind_loss(model, run.config, ts.params, ts.model_state, a)
                        for name, a in p.splits.items() if len(a[0])}
-                      if result.diverged[i] is None else {"train": math.nan, "dev": math.nan})
+                      if result.diverged[i] is None else {"train": math.nan, select: math.nan})
         losses.append(run_losses)
         if args.keep and result.diverged[i] is None:
-            info = {**data_info(p.loaded, run.seed), "results": {f"{k}_loss": round(v, 6) for k, v in run_losses.items()}}
+            info = {**data_info(p.loaded, run.seed, model.kind), "results": {f"{k}_loss": round(v, 6) for k, v in run_losses.items()}}
             meta = checkpoint_metadata(model, run.config, run.train_config, p.vocab, info)
             kept.append(checkpoint.save(os.path.join(args.out, "runs", run.dirname), ts, meta))
-    written = sweep.write_report(args.out, result, losses, title=f"sweep of {model.name}, {tc.steps:,} steps")
-    print(sweep.markdown(*sweep.summarize(runs, losses)), end="")
+    written = sweep.write_report(args.out, result, losses, title=f"sweep of {model.name}, {tc.steps:,} steps",
+                                 select=select)
+    print(sweep.markdown(*sweep.summarize(runs, losses, select=select), select=select), end="")
     if kept:
         written.append(f"{len(kept)} checkpoints under {os.path.join(args.out, 'runs')} (use with eval/sample --out)")
     n_diverged = sum(d is not None for d in result.diverged)

@@ -1,12 +1,9 @@
-"""Words in, integer arrays out: loading, the vocabulary, the split and the datasets.
+"""Files in, integer arrays out: loading, the vocabulary, the words' split and datasets.
 
-A model says which data kind it trains on (`Model.dataset`, a record in kinds.py) and
-the kind builds its arrays with the functions here: "context" (X [N, block_size] -> Y [N],
-one example per character) or "sequence" (X, Y [N, block_size], one example per word,
-targets -1 where ignored).
-
-Everything here runs on the host with numpy; the training loop moves the finished int32
-arrays to the device once.
+A model says which data kind it trains on (`Model.dataset`, a record in kinds.py); the
+words kinds build their arrays here: "context" (X [N, block_size] -> Y [N], one example per
+character) or "sequence" (X, Y [N, block_size], one per word, targets -1 where ignored);
+running text ("text") has its own module, text.py. All on the host with numpy.
 """
 
 from __future__ import annotations
@@ -22,11 +19,17 @@ import numpy as np
 
 BOUNDARY = "."  # start/end token, always index 0
 IGNORE = -1  # target value the loss skips (padding in sequence datasets)
-DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "names.txt")
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+DEFAULT_DATA = os.path.join(DATA_DIR, "names.txt")  # the words models' default
+DEFAULT_TEXT = os.path.join(DATA_DIR, "shakespeare.txt")  # the text models' default
 
 
 class DataError(ValueError):
     """A problem with the user's data: the message names the file and line where it can."""
+
+
+class NotWordsError(DataError):
+    """A words file holding whitespace inside a line: running text, perhaps (runbuild names the text model)."""
 
 
 # ----------------------------------------------------------------------------- loading
@@ -36,7 +39,7 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     """The file's bytes, read once (so a pipe or FIFO works); DataError if it cannot be read."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise DataError(f"{path}: is a directory, expected a text file with one word per line")
+        raise DataError(f"{path}: is a directory, expected a text file")
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -69,7 +72,7 @@ def parse_words(raw: bytes, path: str = "<data>") -> list[str]:
         if BOUNDARY in word:
             raise DataError(f"{path}:{lineno}: word {word!r} contains the boundary token {BOUNDARY!r}")
         if any(ch.isspace() for ch in word):
-            raise DataError(f"{path}:{lineno}: word {word!r} contains whitespace; expected one word per line")
+            raise NotWordsError(f"{path}:{lineno}: word {word!r} contains whitespace; expected one word per line")
         words.append(word)
     if not words:
         raise DataError(f"{path}: contains no words")
@@ -87,20 +90,26 @@ def load_words(path: str | os.PathLike) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-    words: list[str]
+    items: list[str] | str  # the data kind's items: the words, or (kind "text") the whole text
     source: str | None  # absolute path of the file, or None for words given in Python
     sha256: str  # of the file's bytes (words given in Python: of their lines joined by "\n")
 
+    words = property(lambda self: self.items)  # the items' name from when every kind read words
 
-def read_data(data=None) -> Data:
-    """A file path (default: the bundled names) or a list of words -> Data.
+
+def read_data(data=None, kind=None) -> Data:
+    """A file path (default: the kind's bundled data), or a list of words, read by `kind.parse` (default words).
 
     The file is read once and hashed from those bytes, so a pipe or FIFO works.
     """
+    parse = parse_words if kind is None else kind.parse
     if data is None or isinstance(data, (str, os.PathLike)):
-        path = os.fspath(DEFAULT_DATA if data is None else data)
+        default = DEFAULT_DATA if kind is None else kind.default_data
+        path = os.fspath(default if data is None else data)
         raw = read_bytes(path)
-        return Data(parse_words(raw, path), os.path.abspath(path), hashlib.sha256(raw).hexdigest())
+        return Data(parse(raw, path), os.path.abspath(path), hashlib.sha256(raw).hexdigest())
+    if parse is not parse_words:
+        raise DataError("running text is read from a file: pass its path")
     raw = "\n".join(data).encode("utf-8")
     words = parse_words(raw, "<words>")
     if len(words) != len(data):
@@ -113,9 +122,14 @@ def read_data(data=None) -> Data:
 
 @dataclasses.dataclass(frozen=True)
 class Vocab:
-    """Characters of the data set: the boundary token "." at index 0, the rest sorted."""
+    """Characters of the data set: the boundary token "." at index 0, the rest sorted.
+
+    With `boundary=False` (running text, `from_text`) there is no boundary token: the
+    characters are the text's sorted set, as nanoGPT's, and "." is a character like any.
+    """
 
     chars: tuple[str, ...]
+    boundary: bool = True
 
     @classmethod
     def from_words(cls, words: Sequence[str]) -> Vocab:
@@ -124,8 +138,15 @@ class Vocab:
             raise DataError(f"a word contains the boundary token {BOUNDARY!r}")
         return cls((BOUNDARY, *sorted(chars)))
 
+    @classmethod
+    def from_text(cls, text: str) -> Vocab:
+        """The text's sorted set of characters (whitespace and newlines included), no boundary token."""
+        return cls(tuple(sorted(set(text))), boundary=False)
+
     def __post_init__(self):
-        if not self.chars or self.chars[0] != BOUNDARY:
+        if not self.chars:
+            raise DataError("vocabulary is empty")
+        if self.boundary and self.chars[0] != BOUNDARY:
             raise DataError(f"vocabulary must start with the boundary token {BOUNDARY!r}")
         if len(set(self.chars)) != len(self.chars) or any(len(c) != 1 for c in self.chars):
             raise DataError("vocabulary must be distinct single characters")
@@ -154,11 +175,13 @@ class Vocab:
         return "".join(self.chars[int(i)] for i in ids)
 
     def to_json(self) -> str:
-        return json.dumps({"chars": "".join(self.chars)}, ensure_ascii=False)
+        extra = {} if self.boundary else {"boundary": False}
+        return json.dumps({"chars": "".join(self.chars), **extra}, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> Vocab:
-        return cls(tuple(json.loads(text)["chars"]))
+        record = json.loads(text)
+        return cls(tuple(record["chars"]), boundary=record.get("boundary", True))
 
 
 # ----------------------------------------------------------------------------- split
@@ -258,17 +281,13 @@ def build_sequence_dataset(words: Sequence[str], vocab: Vocab, max_len: int | No
     return X, Y
 
 
-DATASETS = ("context", "sequence")  # the kinds' names (kinds.KINDS holds their records)
+DATASETS = ("context", "sequence", "text")  # the kinds' names (kinds.KINDS holds their records)
 
 
 def build_dataset(kind: str, words: Sequence[str], vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The arrays a model of this data `kind` trains on: `kinds.get(kind).build(words, vocab, block_size)`.
 
-    "context": X int32 [N, block_size] and Y int32 [N], N = sum(len(w) + 1); "sequence":
-    X and Y int32 [len(words), block_size], Y = -1 where ignored.
-
-    Raises:
-        DataError: a bad block_size, or (sequence) a word longer than block_size - 1.
+    Raises DataError: a bad block_size, or (sequence) a word longer than block_size - 1.
     """
     from . import kinds
     return kinds.get(kind).build(words, vocab, block_size)

@@ -42,6 +42,13 @@ def split_loss(apply: Callable, params, state, X: np.ndarray, Y: np.ndarray, *, 
     return total / max(count, 1)
 
 
+def kind_loss(model, config, params, state, arrays, **kwargs) -> float:
+    """`split_loss` of a split's arrays as the model's data kind evaluates them (eval_arrays, eval_batch)."""
+    kind = model.kind
+    X, Y = kind.eval_arrays(arrays, config.block_size)
+    return split_loss(model.bind(config), params, state, X, Y, batch_size=kind.eval_batch(config.block_size), **kwargs)
+
+
 def bits(nats: float) -> float:
     """Nats to bits per character."""
     return nats / math.log(2)

@@ -10,6 +10,7 @@ training chunk, evaluation and sampling call the record's functions.
     kind      items              a split's arrays                          a batch
     context   words, 80/10/10    X [N, block_size] -> Y [N]                rows of X, Y
     sequence  words, 80/10/10    X, Y [N, block_size], Y -1 where ignored  rows of X, Y
+    text      one string, 90/10  X = ids[:-1], Y = ids[1:] [n - 1]         windows X[o:o+T], Y[o:o+T]
 
 Batches are drawn from `fold_in(key, step)`, so chunking and resuming never change a number.
 """
@@ -21,20 +22,33 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 
-from .data import (DataError, Vocab, build_context_dataset, build_sequence_dataset, parse_words,
-                   sequence_block_size, split_words)
+from . import text
+from .data import (DEFAULT_DATA, DEFAULT_TEXT, DataError, Vocab, build_context_dataset, build_sequence_dataset,
+                   parse_words, sequence_block_size, split_words)
+from .settings import UsageError
+
+EVAL_ROWS = 8192  # rows of one evaluation batch of the words kinds
 
 
 class DataKind(NamedTuple):
     name: str
-    parse: Callable  # (raw bytes, path) -> items (a list of words)
-    split: Callable  # items -> (train, dev, test) items
+    parse: Callable  # (raw bytes, path) -> items (a list of words, or the text)
+    split: Callable  # items -> a tuple of items, one per name in `splits`
     build: Callable  # (items, vocab, block_size) -> arrays, a tuple of numpy int32 arrays
-    batch: Callable  # (arrays on device, key, steps int32 [S], batch_size) -> (x [S, B, ...], y [S, B, ...])
+    batch: Callable  # (arrays on device, key, steps int32 [S], batch_size, block_size) -> (x [S, B, ...], y [S, B, ...])
     eval_arrays: Callable  # (arrays, block_size) -> (X, Y): every target of the split once
     default_block_size: Callable  # items -> block_size the data needs, or None (the Config's own)
-    sample: str  # how sampling feeds the model: "window" (the last block_size tokens) or "prefix"
+    sample: str  # how sampling feeds the model: "window" (the last block_size tokens), "prefix" or "text"
+    splits: tuple[str, ...]  # the splits' names; the second is the one runs are chosen on
+    vocab: Callable  # items -> Vocab
+    boundary: bool  # whether the Vocab has the boundary token "." at index 0
+    default_data: str  # the bundled file read when no data is given
+    check: Callable  # (items, config, TrainConfig, where) -> None; raises UsageError on data too small for the run
+    unit: str  # what the items are counted in ("words", "characters")
+    info: Callable  # items -> what a checkpoint records about them ({"max_word_len": ...})
+    eval_batch: Callable  # block_size -> rows of one evaluation batch
 
 
 def batch_rows(key: jax.Array, steps: jax.Array, batch_size: int, n: int) -> jax.Array:
@@ -43,11 +57,24 @@ def batch_rows(key: jax.Array, steps: jax.Array, batch_size: int, n: int) -> jax
     return jax.vmap(draw)(steps)
 
 
-def row_batch(arrays, key: jax.Array, steps: jax.Array, batch_size: int):
+def row_batch(arrays, key: jax.Array, steps: jax.Array, batch_size: int, block_size: int | None = None):
     """Random rows of (X, Y), drawn per step (`batch_rows`), gathered at once: X[rows], Y[rows]."""
     X, Y = arrays
     rows = batch_rows(key, steps, batch_size, X.shape[0])
     return X[rows], Y[rows]
+
+
+def text_batch(arrays, key: jax.Array, steps: jax.Array, batch_size: int, block_size: int):
+    """Windows of the text's streams at random offsets: x, y int32 [S, batch_size, block_size].
+
+    Step s's offsets are randint(fold_in(key, s), (batch_size,), 0, n - block_size) for a
+    split of n characters (nanoGPT's get_batch); the window at offset o is the block_size + 1
+    characters ids[o:o + block_size + 1], as x = X[o:o + T] = w[:-1] and y = Y[o:o + T] = w[1:].
+    """
+    X, Y = arrays  # int32 [n - 1] each
+    offsets = batch_rows(key, steps, batch_size, X.shape[0] - block_size + 1)  # [S, B]
+    at = offsets[..., None] + jnp.arange(block_size)  # [S, B, T]
+    return X[at], Y[at]
 
 
 def _whole(arrays, block_size: int):
@@ -64,12 +91,30 @@ def build_sequence(words: Sequence[str], vocab: Vocab, block_size: int):
     return build_sequence_dataset(words, vocab, block_size - 1)
 
 
-CONTEXT = DataKind("context", parse_words, split_words, build_context_dataset, row_batch, _whole,
-                   lambda words: None, "window")
-SEQUENCE = DataKind("sequence", parse_words, split_words, build_sequence, row_batch, _whole,
-                    sequence_block_size, "prefix")
+def check_words(words: Sequence[str], config, tc, where: str) -> None:
+    """Refuse words too few for a training split."""
+    if len(split_words(words)[0]) == 0:
+        raise UsageError(f"{where}: {len(words)} word is too few: the training split (80%) would be "
+                         f"empty; give at least 2 words")
 
-KINDS = MappingProxyType({k.name: k for k in (CONTEXT, SEQUENCE)})
+
+def words_info(words: Sequence[str]) -> dict:
+    return {"max_word_len": max(map(len, words))}
+
+
+WORDS = {"splits": ("train", "dev", "test"), "vocab": Vocab.from_words, "boundary": True,
+         "default_data": DEFAULT_DATA, "check": check_words, "unit": "words", "info": words_info,
+         "eval_batch": lambda block_size: EVAL_ROWS}
+CONTEXT = DataKind("context", parse_words, split_words, build_context_dataset, row_batch, _whole,
+                   lambda words: None, "window", **WORDS)
+SEQUENCE = DataKind("sequence", parse_words, split_words, build_sequence, row_batch, _whole,
+                    sequence_block_size, "prefix", **WORDS)
+TEXT = DataKind("text", text.parse_text, text.split_text, text.build_text, text_batch, text.eval_windows,
+                lambda text: None, "text", splits=("train", "val"), vocab=Vocab.from_text, boundary=False,
+                default_data=DEFAULT_TEXT, check=text.check_text, unit="characters", info=text.info,
+                eval_batch=text.eval_batch)
+
+KINDS = MappingProxyType({k.name: k for k in (CONTEXT, SEQUENCE, TEXT)})
 
 
 def get(name: str) -> DataKind:

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import checkpoint, models
 from .checkpoint import CheckpointError
-from .data import DataError, Vocab, read_data, split_words
+from .data import DataError, Vocab, read_data
 from .models import ClosedForm, Model, mlp
 from .optim import TrainConfig
 from .settings import SettingError, UsageError  # noqa: F401 (run's public names)
@@ -49,20 +49,21 @@ class Stopped(RuntimeError):
 # ----------------------------------------------------------------------------- the data
 
 
-def build_splits(model: Model, config, words: list[str], vocab: Vocab) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The lectures' 80/10/10 split (seed 42), each part as the model's (X, Y) numpy arrays.
+def build_splits(model: Model, config, words, vocab: Vocab) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The data kind's split (words: the lectures' 80/10/10, seed 42; text: 90/10 by position),
+    each part as the model's (X, Y) numpy arrays, by the kind's split names.
 
     The one place a run builds its datasets.
     """
     kind = model.kind
-    parts = dict(zip(SPLITS, kind.split(words)))
+    parts = dict(zip(kind.splits, kind.split(words)))
     return {name: kind.build(w, vocab, config.block_size) for name, w in parts.items()}
 
 
 def checkpoint_metadata(model: Model, config, tc: TrainConfig, vocab: Vocab, info: dict) -> dict:
     """What a checkpoint records besides the arrays (the one place it is built)."""
-    return {"model": model.name, "config": dataclasses.asdict(config), "train": dataclasses.asdict(tc),
-            "vocab": list(vocab.chars), **info}
+    return {"model": model.name, "dataset": model.dataset, "config": dataclasses.asdict(config),
+            "train": dataclasses.asdict(tc), "vocab": list(vocab.chars), **info}
 
 
 # ----------------------------------------------------------------------------- the run
@@ -73,7 +74,9 @@ class Run:
     """A model, its data and its TrainState, with what a checkpoint records about them.
 
     `info` holds the rest of the checkpoint's metadata: "data" (the file's path or None),
-    "data_sha256", "seed" and "max_word_len", and "results" once evaluated by train_model.
+    "data_sha256", "seed" and the kind's own ("max_word_len"; text: "characters"), and
+    "results" once evaluated by train_model. `words` holds the data kind's items: the
+    words, or (kind "text") the whole text as one string.
     `data_sha256` is the hash of the data loaded now (None if none could be).
     """
 
@@ -81,7 +84,7 @@ class Run:
     config: Any
     train_config: TrainConfig
     vocab: Vocab
-    words: list[str]
+    words: list[str] | str
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
     state: TrainState
     summary: dict = dataclasses.field(default_factory=dict)
@@ -90,14 +93,13 @@ class Run:
 
     @property
     def train_words(self) -> list[str]:
-        return split_words(self.words)[0]
+        return self.model.kind.split(self.words)[0] if self.words else []
 
     def evaluate(self) -> dict[str, float]:
-        """Exact mean loss (nats) of every non-empty split: {"train": ..., "dev": ..., "test": ...}."""
-        from .evaluate import split_loss
+        """Exact mean loss (nats) of every non-empty split: {"train": ..., "dev": ..., "test": ...} (text: "val")."""
+        from .evaluate import kind_loss
         ts = self.state
-        apply, kind = self.model.bind(self.config), self.model.kind
-        return {name: split_loss(apply, ts.params, ts.model_state, *kind.eval_arrays(arrays, self.config.block_size))
+        return {name: kind_loss(self.model, self.config, ts.params, ts.model_state, arrays)
                 for name, arrays in self.splits.items() if len(arrays[0])}
 
     def sample(self, n: int = 10, *, seed: int = 0, temperature: float = 1.0, top_k: int | None = None,
@@ -109,6 +111,8 @@ class Run:
         import jax
 
         from .sample import decode, sample_ids
+        if self.model.kind.sample == "text":
+            raise UsageError(f"{self.model.name} continues running text: use run.generate(prompt=..., length=...)")
         if top_k is not None and not 1 <= top_k <= self.vocab.size:
             raise SettingError("top_k", f"{top_k} must be in 1..{self.vocab.size} (the vocabulary)")
         if not temperature > 0:
@@ -143,8 +147,8 @@ def load_run(out_dir: str, *, data=None) -> Run:
     """
     run = from_checkpoint(out_dir)
     try:
-        loaded = read_data(data if data is not None else run.info.get("data"))
-        if Vocab.from_words(loaded.words) != run.vocab:
+        loaded = read_data(data if data is not None else run.info.get("data"), run.model.kind)
+        if run.model.kind.vocab(loaded.items) != run.vocab:
             raise DataError(f"{loaded.source or '<words>'}: its characters differ from the checkpoint's vocabulary")
     except DataError:
         if data is not None:
@@ -166,12 +170,14 @@ def from_checkpoint(out_dir: str) -> Run:
         model = models.get(meta["model"])
         config = model.Config(**mlp.upgrade_config(meta["config"]))  # old field names renamed (a no-op for others)
         tc = TrainConfig(**meta["train"])
-        vocab = Vocab(tuple(meta["vocab"]))
+        if meta.get("dataset", model.dataset) != model.dataset:
+            raise ValueError(f"a {model.name} reads {model.dataset} data, not {meta['dataset']}")
+        vocab = Vocab(tuple(meta["vocab"]), boundary=model.kind.boundary)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: metadata is not usable ({e})") from None
     ts = checkpoint.restore(create_train_state(model, config, tc, jax.random.key(0)), raw, path)
-    info = {k: v for k, v in meta.items() if k not in ("model", "config", "train", "vocab", "format", "step",
-                                                       "state_sha256")}
+    info = {k: v for k, v in meta.items() if k not in ("model", "dataset", "config", "train", "vocab", "format",
+                                                       "step", "state_sha256")}
     return Run(model, config, tc, vocab, [], {}, ts, info=info)
 
 

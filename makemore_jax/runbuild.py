@@ -12,7 +12,7 @@ import dataclasses
 import os
 
 from . import checkpoint, memory, models
-from .data import Data, DataError, Vocab, read_data, split_words
+from .data import Data, DataError, NotWordsError, Vocab, read_data
 from .models import ClosedForm, Model
 from .optim import TrainConfig
 from .run import METRICS, Run, build_splits
@@ -32,6 +32,7 @@ class Prepared:
     loaded: Data
     vocab: Vocab
     splits: dict
+    memory: tuple[int, int]  # (bytes the run needs, estimated; bytes available)
 
 
 def get_model(name: str) -> Model:
@@ -60,6 +61,21 @@ def make_settings(model: Model, words, vocab: Vocab, config_over: dict, train_ov
     return config, TrainConfig(**{**model.train_defaults, **train_over})
 
 
+def load_data(model: Model, data=None) -> Data:
+    """The model's data (`data`, else its kind's bundled file), read by its kind.
+
+    A words file holding running text is refused with the name of a text model to use.
+    """
+    try:
+        return read_data(data, model.kind)
+    except NotWordsError as e:
+        text_models = models.text_models()
+        if not text_models:
+            raise
+        raise UsageError(str(e).replace("{", "{{").replace("}", "}}") + " (for running text use {model:word})",
+                         model=("model", text_models[0])) from None
+
+
 def prepare(model: str | Model, *, data=None, overrides: dict | None = None, loaded: Data | None = None) -> Prepared:
     """Check `overrides` against the model, load and split the data, check the run fits.
 
@@ -68,34 +84,50 @@ def prepare(model: str | Model, *, data=None, overrides: dict | None = None, loa
     """
     model = get_model(model) if isinstance(model, str) else model
     config_over, train_over = split_overrides(model, dict(overrides or {}))
-    loaded = loaded or read_data(data)
-    vocab = Vocab.from_words(loaded.words)
-    config, tc = make_settings(model, loaded.words, vocab, config_over, train_over)
-    return Prepared(model, config, tc, loaded, vocab, checked_splits(model, config, tc, loaded, vocab))
+    loaded = loaded or load_data(model, data)
+    vocab = model.kind.vocab(loaded.items)
+    config, tc = make_settings(model, loaded.items, vocab, config_over, train_over)
+    splits, need = checked_splits(model, config, tc, loaded, vocab)
+    return Prepared(model, config, tc, loaded, vocab, splits, need)
 
 
-def checked_splits(model: Model, config, tc: TrainConfig, loaded: Data, vocab: Vocab) -> dict:
-    """The splits, once the training split is known usable and the run known to fit in memory."""
-    where = loaded.source or "<words>"
-    if len(split_words(loaded.words)[0]) == 0:
-        raise UsageError(f"{where}: {len(loaded.words)} word is too few: the training split (80%) would be "
-                         f"empty; give at least 2 words")
-    splits = build_splits(model, config, loaded.words, vocab)
+def checked_splits(model: Model, config, tc: TrainConfig, loaded: Data, vocab: Vocab) -> tuple[dict, tuple[int, int]]:
+    """(the splits, (bytes needed, bytes available)), once the data is known usable and the run known to fit."""
+    model.kind.check(loaded.items, config, tc, loaded.source or "<words>")
+    splits = build_splits(model, config, loaded.items, vocab)
     X, Y = splits["train"]
     if not model.ability(ClosedForm):
         check_batch_size(tc.batch_size, len(X))
-    batch = len(X) if tc.batch_size is None else tc.batch_size
-    need = memory.estimate_bytes(model, config, tc, (batch, *X.shape[1:]), (batch, *Y.shape[1:]))
-    have = memory.available_bytes()
+    need, have = memory_need(model, config, tc, (X, Y)), memory.available_bytes()
     if need > have:
         raise UsageError(f"{model.name} needs about {memory.format_bytes(need)} (parameters, optimiser state and "
                          f"one batch's activations), more than the {memory.format_bytes(have)} of memory available")
-    return splits
+    return splits, (need, have)
 
 
-def data_info(loaded: Data, seed: int) -> dict:
+def memory_need(model: Model, config, tc: TrainConfig, arrays) -> int:
+    """memory.estimate_bytes at the shapes of one training batch, as the data kind draws it."""
+    import jax
+    import jax.numpy as jnp
+    if tc.batch_size is None:  # the whole split every step
+        return memory.estimate_bytes(model, config, tc, *(a.shape for a in arrays))
+    shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in arrays]
+    x, y = jax.eval_shape(lambda *a: model.kind.batch(a, jax.random.key(0), jnp.zeros(1, jnp.int32), tc.batch_size,
+                                                      config.block_size), *shapes)  # [1, B, ...]
+    return memory.estimate_bytes(model, config, tc, x.shape[1:], y.shape[1:])
+
+
+def memory_line(need_have: tuple[int, int]) -> str:
+    need, have = need_have
+    return (f"memory: about {memory.format_bytes(need)} needed (parameters, optimiser state, one batch's "
+            f"activations), {memory.format_bytes(have)} available")
+
+
+def data_info(loaded: Data, seed: int, kind=None) -> dict:
+    """What a checkpoint records about the data: file, hash, seed, and the kind's own (default: words)."""
+    from .kinds import CONTEXT
     return {"data": loaded.source, "data_sha256": loaded.sha256, "seed": seed,
-            "max_word_len": max(map(len, loaded.words))}
+            **(kind or CONTEXT).info(loaded.items)}
 
 
 def new_run(p: Prepared, seed: int) -> Run:
@@ -103,15 +135,15 @@ def new_run(p: Prepared, seed: int) -> Run:
 
     from .train import create_train_state
     ts = create_train_state(p.model, p.config, p.train_config, jax.random.key(seed))
-    return Run(p.model, p.config, p.train_config, p.vocab, p.loaded.words, p.splits, ts,
-               info=data_info(p.loaded, seed), data_sha256=p.loaded.sha256)
+    return Run(p.model, p.config, p.train_config, p.vocab, p.loaded.items, p.splits, ts,
+               info=data_info(p.loaded, seed, p.model.kind), data_sha256=p.loaded.sha256)
 
 
-def resumed_run(model: Model, out: str, loaded: Data, overrides: dict) -> Run:
-    """The run saved in `out`, continued on `loaded` with the training settings in `overrides`."""
+def resumed_run(model: Model, out: str, loaded: Data, overrides: dict) -> tuple[Run, tuple[int, int]]:
+    """(the run saved in `out`, continued on `loaded` with the training settings in `overrides`; its memory)."""
     from .run import from_checkpoint
     config_over, train_over = split_overrides(model, overrides)
-    vocab = Vocab.from_words(loaded.words)
+    vocab = model.kind.vocab(loaded.items)
     meta, _ = checkpoint.load(out)
     if meta.get("model") != model.name:
         raise UsageError(f"{out}: the checkpoint there is a {meta.get('model')}, not a {model.name}")
@@ -132,10 +164,10 @@ def resumed_run(model: Model, out: str, loaded: Data, overrides: dict) -> Run:
     if not model.ability(ClosedForm) and run.train_config.steps <= at:
         raise SettingError("steps", f"{run.train_config.steps:,}: the run in {out} is at step {at:,} already; to "
                                     f"train it further, give a number above {at}")
-    run.splits = checked_splits(model, run.config, run.train_config, loaded, vocab)
-    run.words, run.data_sha256 = loaded.words, loaded.sha256
+    run.splits, need_have = checked_splits(model, run.config, run.train_config, loaded, vocab)
+    run.words, run.data_sha256 = loaded.items, loaded.sha256
     run.info.update(data=loaded.source, data_sha256=loaded.sha256)  # the run's own seed stays
-    return run
+    return run, need_have
 
 
 def check_out(out: str | None, *, resume: bool, overwrite: bool) -> bool:
@@ -166,13 +198,14 @@ def clear_out(out: str) -> None:
 
 def describe(run: Run, loaded: Data) -> str:
     import jax
+    kind = run.model.kind
     sizes = {name: len(X) for name, (X, _) in run.splits.items()}
     line = (f"{run.model.name}: {sum(x.size for x in jax.tree.leaves(run.state.params)):,} parameters, "
-            f"{len(run.words):,} words from {loaded.source or 'Python'}, vocabulary {run.vocab.size}, "
-            f"train/dev/test {sizes['train']:,}/{sizes['dev']:,}/{sizes['test']:,} examples")
-    empty = [name for name in ("train", "dev", "test") if not sizes[name]]
+            f"{len(run.words):,} {kind.unit} from {loaded.source or 'Python'}, vocabulary {run.vocab.size}, "
+            f"{'/'.join(kind.splits)} {'/'.join(f'{sizes[k]:,}' for k in kind.splits)} examples")
+    empty = [name for name in kind.splits if not sizes[name]]
     if empty:
-        line += f" ({' and '.join(empty)} empty: too few words; losses on the other splits only)"
+        line += f" ({' and '.join(empty)} empty: too few {kind.unit}; losses on the other splits only)"
     return line
 
 
@@ -193,18 +226,19 @@ def train(model: str = "mlp", *, data=None, steps: int | None = None, seed: int 
     if steps is not None:
         overrides["steps"] = steps
     saved = check_out(out, resume=resume, overwrite=overwrite)
-    loaded = read_data(data)
+    loaded = load_data(spec, data)
     if resume:
-        run = resumed_run(spec, out, loaded, overrides)
+        run, need_have = resumed_run(spec, out, loaded, overrides)
     else:
-        run = new_run(prepare(spec, overrides=overrides, loaded=loaded), seed)
+        p = prepare(spec, overrides=overrides, loaded=loaded)
+        run, need_have = new_run(p, seed), p.memory
     batch_size = run.train_config.batch_size
     if mesh is not None and batch_size is not None and batch_size % mesh.size:
         raise SettingError("batch_size", f"{batch_size} does not split evenly over {mesh.size} devices")
     if saved and overwrite and writer:
         clear_out(out)
     if not quiet:
-        print(describe(run, loaded), flush=True)
+        print(describe(run, loaded), memory_line(need_have), sep="\n", flush=True)
     fit_run(run, out if writer else None, quiet=quiet, resume=resume, mesh=mesh)
     run.info["results"] = {f"{k}_loss": round(v, 6) for k, v in run.evaluate().items()}
     if out is not None and writer:

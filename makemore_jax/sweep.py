@@ -15,6 +15,7 @@ one program share them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import os
@@ -120,7 +121,8 @@ def make_sweep_chunk(model: Model, runs: Sequence[SweepRun], n_steps: int, mesh)
             branches = [lambda p, c=c: penalty.penalty(p, c) for c in configs]
             run_model = model.with_ability(Penalty(lambda p, _: jax.lax.switch(config_index, branches, p)))
         step = make_train_step(run_model, configs[0], make_optimizer(tc, lr=lr, weight_decay=weight_decay))
-        return make_train_chunk(step, n_steps, tc.batch_size, batch=model.kind.batch)(ts, X, Y)
+        batch = functools.partial(model.kind.batch, block_size=configs[0].block_size)  # shapes are not swept
+        return make_train_chunk(step, n_steps, tc.batch_size, batch=batch)(ts, X, Y)
 
     by_run = NamedSharding(mesh, P(parallel.RUNS))
     replicated = NamedSharding(mesh, P())
@@ -212,11 +214,13 @@ def _progress(step: int, total: int, chunk_losses: np.ndarray, runs, n_dev: int,
 # ----------------------------------------------------------------------------- results
 
 
-def summarize(runs: Sequence[SweepRun], losses: Sequence[Mapping[str, float]]) -> tuple[list[dict], list[dict]]:
+def summarize(runs: Sequence[SweepRun], losses: Sequence[Mapping[str, float]], *,
+              select: str = "dev") -> tuple[list[dict], list[dict]]:
     """Per run and per configuration (the runs that differ only in seed) results, best first.
 
     Args:
         losses: per run {"train": loss, "dev": loss} (NaN for a diverged run).
+        select: the split the runs are chosen on, "dev" (running text: "val"), named so in the rows.
     Returns:
         (runs: [{"label", "seed", <swept>, "train", "dev"}],
          configs: [{"label", <swept>, "seeds", "train_mean", "train_sd", "dev_mean", "dev_sd"}]),
@@ -229,41 +233,43 @@ def summarize(runs: Sequence[SweepRun], losses: Sequence[Mapping[str, float]]) -
     config_rows = []
     for swept, members in groups.items():
         row = {"label": " ".join(f"{k}={v}" for k, v in swept) or "(base)", **dict(swept), "seeds": len(members)}
-        for split in ("train", "dev"):
+        for split in ("train", select):
             values = np.array([losses[i][split] for i in members], dtype=np.float64)
             with np.errstate(invalid="ignore"):  # a diverged run: inf or NaN, shown as such
                 row[f"{split}_mean"] = float(values.mean())
                 row[f"{split}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         config_rows.append(row)
-    return sorted(run_rows, key=_by_dev), sorted(config_rows, key=_by_dev)
+    by = lambda row: _by_split(row, select)  # noqa: E731
+    return sorted(run_rows, key=by), sorted(config_rows, key=by)
 
 
-def _by_dev(row: dict) -> tuple[bool, float]:
-    """Sort key: lowest dev loss first, NaN last."""
-    dev = row["dev"] if "dev" in row else row["dev_mean"]
-    return math.isnan(dev), dev
+def _by_split(row: dict, select: str) -> tuple[bool, float]:
+    """Sort key: lowest loss on `select` first, NaN last."""
+    loss = row[select] if select in row else row[f"{select}_mean"]
+    return math.isnan(loss), loss
 
 
-def markdown(run_rows: list[dict], config_rows: list[dict]) -> str:
+def markdown(run_rows: list[dict], config_rows: list[dict], *, select: str = "dev") -> str:
     """The two tables of `summarize` as Markdown."""
-    lines = ["| configuration | seeds | train (mean ± sd) | dev (mean ± sd) |", "|---|---:|---:|---:|"]
+    d = select
+    lines = [f"| configuration | seeds | train (mean ± sd) | {d} (mean ± sd) |", "|---|---:|---:|---:|"]
     lines += [f"| {r['label']} | {r['seeds']} | {r['train_mean']:.4f} ± {r['train_sd']:.4f} | "
-              f"{r['dev_mean']:.4f} ± {r['dev_sd']:.4f} |" for r in config_rows]
-    lines += ["", "| run | train | dev |", "|---|---:|---:|"]
-    lines += [f"| {r['label']} | {r['train']:.4f} | {r['dev']:.4f} |" for r in run_rows]
+              f"{r[f'{d}_mean']:.4f} ± {r[f'{d}_sd']:.4f} |" for r in config_rows]
+    lines += ["", f"| run | train | {d} |", "|---|---:|---:|"]
+    lines += [f"| {r['label']} | {r['train']:.4f} | {r[d]:.4f} |" for r in run_rows]
     return "\n".join(lines) + "\n"
 
 
 def write_report(out_dir: str, result: SweepResult, losses: Sequence[Mapping[str, float]], *,
-                 title: str = "sweep") -> list[str]:
+                 title: str = "sweep", select: str = "dev") -> list[str]:
     """sweep.md and sweep.json (the tables of `summarize`, the loss curves) and, with
     matplotlib, sweep.png (every run's loss curve); returns the paths written."""
     from .checkpoint import atomic_write
-    run_rows, config_rows = summarize(result.runs, losses)
+    run_rows, config_rows = summarize(result.runs, losses, select=select)
     for row in run_rows:
         row["diverged_at"] = result.diverged[[r.label for r in result.runs].index(row["label"])]
     paths = [os.path.join(out_dir, "sweep.md"), os.path.join(out_dir, "sweep.json")]
-    atomic_write(paths[0], f"# {title}\n\n{markdown(run_rows, config_rows)}".encode())
+    atomic_write(paths[0], f"# {title}\n\n{markdown(run_rows, config_rows, select=select)}".encode())
     report = {"title": title, "configs": config_rows, "runs": run_rows, "steps": result.steps.tolist(),
               "curves": {r.label: c.tolist() for r, c in zip(result.runs, result.curves)},
               "seconds": result.seconds, "compile_seconds": result.compile_seconds, "devices": result.devices}

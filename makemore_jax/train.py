@@ -127,7 +127,8 @@ def make_train_chunk(train_step: Callable, n_steps: int, batch_size: int | None,
     The arrays ("context", "sequence": X [N, ...] and Y [N, ...]) stay on the device. The
     minibatches of all n_steps are drawn up front by the data kind's sampler,
     `batch(arrays, key, steps, batch_size) -> (x [n_steps, B, ...], y [n_steps, B, ...])`
-    (kinds.row_batch: rows from fold_in(key, step), gathered once), and the scan then only
+    (kinds.row_batch: rows from fold_in(key, step), gathered once; kinds.text_batch, its
+    block_size bound: windows at offsets from fold_in(key, step)), and the scan then only
     trains, which is faster than a gather inside every step (benchmarks/ABLATIONS.md). The
     scan is not unrolled, so every chunking of a run compiles the same step and gives
     bit-identical numbers. With `all_metrics` the chunk returns every metric of the step,
@@ -188,8 +189,9 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
         X, Y, ts = replicate((X, Y, ts), mesh)
 
     def compile_chunk(n: int):
+        batch = functools.partial(model.kind.batch, block_size=config.block_size)
         compiled = make_train_chunk(train_step, n, tc.batch_size, all_metrics=metrics_fn is not None,
-                                    batch=model.kind.batch).lower(ts, X, Y).compile()
+                                    batch=batch).lower(ts, X, Y).compile()
         return lambda state: compiled(state, X, Y)
 
     start = int(ts.step)

@@ -76,7 +76,7 @@ SEQ = models.Model("seq-bigram", SeqConfig, seq_init, seq_apply, dataset="sequen
 
 def test_model_defaults_to_context_and_checks_its_kind():
     assert models.get("mlp").dataset == "context"
-    assert {m.dataset for m in models.REGISTRY.values()} <= {"context", "sequence"}
+    assert {m.dataset for m in models.REGISTRY.values()} <= {"context", "sequence", "text"}
     with pytest.raises(ValueError, match="dataset must be one of"):
         models.Model("x", SeqConfig, seq_init, seq_apply, dataset="tokens")
 

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from ..kinds import KINDS
-from . import bigram, bow, mlp, rnn, transformer, wavenet
+from . import bigram, bow, gpt, mlp, rnn, transformer, wavenet
 
 # ----------------------------------------------------------------------------- abilities
 
@@ -166,10 +166,20 @@ REGISTRY = _registry(
           abilities=(Decoder(transformer.init_cache, transformer.decode_step),),
           train_defaults=transformer.TRAIN_DEFAULTS,
           description="makemore's GPT: 4 pre-LayerNorm blocks, 4 heads, n_embd 64, sampled with a key/value cache"),
+    Model("gpt", transformer.Config, transformer.init, transformer.apply, dataset="text",
+          abilities=(Decoder(transformer.init_cache, transformer.decode_step),),
+          config_defaults=gpt.GPT_CONFIG, train_defaults=gpt.GPT_TRAIN,
+          description="nanoGPT's character-level GPT on running text (default: data/shakespeare.txt): 4 blocks, "
+                      "4 heads, n_embd 128, block 64"),
     Model("wavenet", wavenet.Config, wavenet.init, wavenet.apply, abilities=(Calibration(wavenet.calibrate),),
           description="lecture 5's hierarchical net: 3 x [pair up positions -> linear -> batchnorm -> tanh], block 8",
           train_defaults={"lr_decay_step": 150_000}),
 )
+
+
+def text_models() -> tuple[str, ...]:
+    """The models that read running text (data kind "text"), by name."""
+    return tuple(name for name, m in REGISTRY.items() if m.dataset == "text")
 
 
 def get(name: str) -> Model:

@@ -57,6 +57,11 @@ def recipe() -> dict:
             "grad_clip": t["clip_norm"]}
 
 
+def _recipe(steps: int | None) -> dict:
+    r = recipe()
+    return {**r, "steps": steps, "warmup": min(steps, r["warmup"])} if steps else r
+
+
 def reference_command(config: dict, train: dict, seed: int, corpus: str = CORPUS, threads: int = 1) -> list[str]:
     """The command line of one fresh nanoGPT run (torch_gpt.train on `corpus`), which prints its figures as JSON."""
     spec = json.dumps({"config": config, "train": train, "seed": seed, "corpus": corpus, "threads": threads})
@@ -71,15 +76,16 @@ def _reference_main(spec: str) -> None:
     from benchmarks.references import torch_gpt
     s = json.loads(spec)
     torch.set_num_threads(s.get("threads", 1))
-    train = {**s["train"], "betas": tuple(s["train"]["betas"])}
-    out = torch_gpt.train(text_ids(s.get("corpus", CORPUS))[0], types.SimpleNamespace(**s["config"]), seed=s["seed"], **train)
+    train, ids = {**s["train"], "betas": tuple(s["train"]["betas"])}, text_ids(s.get("corpus", CORPUS))[0]
+    out = torch_gpt.train(ids, types.SimpleNamespace(**s["config"]), seed=s["seed"], **train)
     print(json.dumps({**out, "seed": s["seed"]}))
 
 
 def ours_command(seed: int, out: str, *, corpus: str = CORPUS, steps: int | None = None, extra=()) -> list[str]:
     """`makemore-jax train --model gpt` as a user runs it (the recipe's steps unless `steps`)."""
+    short = ["--steps", str(steps), "--warmup-steps", str(min(steps, recipe()["warmup"]))] if steps else []
     return [sys.executable, "-m", "makemore_jax", "train", "--model", "gpt", "--seed", str(seed), "--data", corpus,
-            "--out", out, "--overwrite", "--quiet", "-n", "0", *(["--steps", str(steps)] if steps else []), *extra]
+            "--out", out, "--overwrite", "--quiet", "-n", "0", *short, *extra]
 
 
 def _ours_run(seed: int, corpus: str, steps: int | None, nice: int) -> dict:
@@ -111,7 +117,7 @@ def parity(seeds=(0, 1, 2), *, steps: int | None = None, corpus: str = CORPUS, c
          "difference", "agree" (|difference| <= TOLERANCE), "commands"}.
     """
     _, vocab = text_ids(corpus)
-    config, train = gpt_config(vocab), {**recipe(), **({"steps": steps} if steps else {})}
+    config, train = gpt_config(vocab), _recipe(steps)
     runs = {"ours": lambda s: _ours_run(s, corpus, steps, nice)}
     if torch:
         runs["reference"] = lambda s: _reference_process(reference_command(config, train, s, corpus=corpus), 1, nice)
@@ -120,14 +126,15 @@ def parity(seeds=(0, 1, 2), *, steps: int | None = None, corpus: str = CORPUS, c
     difference = mean["ours"] - mean["reference"] if torch else None
     print(f"Exact validation loss (nats/char) after {train['steps']:,} steps of the `gpt` recipe on "
           f"{os.path.basename(corpus)} (90/10 split), seeds {', '.join(map(str, seeds))}; {machine.cpu_model()}.\n")
-    print("| seed | ours val | nanoGPT val | ours - nanoGPT | ours train | nanoGPT train |\n|---:|---:|---:|---:|---:|---:|")
+    print("| seed | ours val | nanoGPT val | ours - nanoGPT | ours train | nanoGPT train |\n" + "|---:" * 6 + "|")
     cell = lambda r, side, k: f"{r[side][k]:.4f}" if side in r else "—"  # noqa: E731
     for s, r in rows.items():
         d = f"{r['ours']['val_loss'] - r['reference']['val_loss']:+.4f}" if torch else "—"
         print(f"| {s} | {cell(r, 'ours', 'val_loss')} | {cell(r, 'reference', 'val_loss')} | {d} | "
               f"{cell(r, 'ours', 'train_loss')} | {cell(r, 'reference', 'train_loss')} |")
     ref = f"{mean['reference']:.4f}" if torch else "—"
-    print(f"| **mean** | **{mean['ours']:.4f}** | **{ref}** | " + (f"**{difference:+.4f}** | | |" if torch else "— | | |"))
+    print(f"| **mean** | **{mean['ours']:.4f}** | **{ref}** | "
+          + (f"**{difference:+.4f}** | | |" if torch else "— | | |"))
     agree = torch and abs(difference) <= TOLERANCE
     print(f"\nMeans agree within {TOLERANCE}: {'yes' if agree else 'NO' if torch else '— (no torch)'}.")
     commands = {"ours": " ".join(ours_command(seeds[0], "OUT", corpus=corpus, steps=steps)[1:]),
@@ -154,10 +161,10 @@ def _cached(cache: str | None, name: str, run) -> dict:
 def whole_runs(*, repeats: int, steps: int | None, threads: int, corpus: str = CORPUS) -> dict:
     """Wall seconds of whole runs in fresh processes, alternating: our command against nanoGPT's run."""
     _, vocab = text_ids(corpus)
-    train = {**recipe(), **({"steps": steps} if steps else {})}
-    spec = reference_command(gpt_config(vocab), train, 0, corpus=corpus, threads=threads)
+    spec = reference_command(gpt_config(vocab), _recipe(steps), 0, corpus=corpus, threads=threads)
     sides = {"makemore-jax train --model gpt": lambda: _ours_run(0, corpus, steps, 0)["wall_s"],
-             f"nanoGPT loop (torch_gpt.train), {threads} thread(s)": lambda: _reference_process(spec, threads, 0)["wall_s"]}
+             f"nanoGPT's run (torch_gpt.train), {threads} thread(s)":
+                 lambda: _reference_process(spec, threads, 0)["wall_s"]}
     walls = {name: [] for name in sides}
     for r in range(repeats):
         for name in list(sides)[r % 2:] + list(sides)[:r % 2]:
@@ -173,7 +180,8 @@ def scaling(mode: str, torch: bool) -> list[dict]:
         for n_embd in widths:
             for block in blocks:
                 args = {"model": "gpt", "overrides": {"n_embd": n_embd, "block_size": block}}
-                sides = {"JAX": Side("jax", "benchmarks.sides:jax_training", {**args, "chunk": 10 if mode == "toy" else None})}
+                chunk = 10 * (mode == "toy") or None
+                sides = {"JAX": Side("jax", "benchmarks.sides:jax_training", {**args, "chunk": chunk})}
                 for t in (1, 2) if torch else ():
                     sides[f"torch {t}t"] = Side(f"torch-{t}t", "benchmarks.sides:torch_training",
                                                 {**args, "variant": "lecture eager", "threads": t}, first_n=2)

@@ -25,7 +25,10 @@ from benchmarks.harness import Pool, Side, compare, process_env, rate_cell, rati
 
 GPU_RECIPE = {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2}
 DRY_RECIPE = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 16, "dropout": 0.2}
-SIZES = {"full": (GPU_RECIPE, 64, 500, None, 3, 2.0), "dry": (DRY_RECIPE, 4, 5, 5, 1, 0.0)}  # batch, steps, CPU recipe steps, repeats, s
+# recipe, batch, its steps, steps of the CPU recipe (None: its own), repeats, seconds per repeat
+TESTS = ("tests/test_parallel.py", "tests/test_gpt.py")  # the tests that touch devices
+DTYPES = ("float32", "bfloat16")
+SIZES = {"full": (GPU_RECIPE, 64, 500, None, 3, 2.0), "dry": (DRY_RECIPE, 4, 5, 5, 1, 0.0)}
 
 
 def flags(config: dict) -> list[str]:
@@ -72,6 +75,18 @@ def torch_device_training(overrides: dict, batch_size: int, device: str, seed: i
     return run, {"device": str(next(model.parameters()).device)}
 
 
+def speed_sides(overrides: dict, batch: int, dry: bool, repeats: int, seconds: float) -> dict:
+    """Steps/s of our fused engine and nanoGPT's loop at `overrides`, each in its own process, alternating."""
+    args = {"overrides": overrides, "batch_size": batch}
+    sides = {"JAX fused": Side("jax", "benchmarks.sides:jax_training",
+                               {**args, "model": "gpt", "chunk": dry * 10 or None})}
+    if machine.torch_available():
+        sides["PyTorch nanoGPT"] = Side("torch-1t", "benchmarks.gpu:torch_device_training",
+                                        {**args, "device": "cpu" if dry else "cuda"}, first_n=2)
+    with Pool() as pool:
+        return compare(pool, sides, repeats=repeats, seconds=seconds)
+
+
 def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = None) -> dict:
     """Run the check; print one table of steps and one of steps/s; return {"steps": rows, "speed": {...}}."""
     dry = "--dry-run" in (argv or ()) or mode == "toy"
@@ -81,27 +96,17 @@ def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = 
     if dry:  # a small text, so the exact evaluation takes seconds on the CPU
         with open(gpt.CORPUS, encoding="utf-8") as f, open(corpus := os.path.join(tmp, "small.txt"), "w") as g:
             g.write(f.read(20_000))
-    tests = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "tests/test_parallel.py", "tests/test_gpt.py"]
-    train = lambda name, *a: [py, "-m", "makemore_jax", "train", "--out", os.path.join(tmp, name), "--quiet", "-n", "0", *a]  # noqa: E731
-    gpu_run = [*flags(recipe), "--batch-size", str(batch), "--lr", "1e-3", "--min-lr-ratio", "0.1", "--steps", str(steps)]
-    plan = {"device tests": tests + (["--collect-only"] if dry else []),
-            "lecture MLP": train("mlp", "--model", "mlp", *(["--steps", "50"] if dry else [])),
+    tests = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", *TESTS, *["--collect-only"] * dry]
+    mlp = [py, "-m", "makemore_jax", "train", "--model", "mlp", "--out", os.path.join(tmp, "mlp"), "--quiet", "-n", "0"]
+    gpu_run = [*flags(recipe), "--batch-size", str(batch), "--lr", "1e-3", "--min-lr-ratio", "0.1",
+               "--steps", str(steps)]
+    plan = {"device tests": tests, "lecture MLP": mlp + ["--steps", "50"] * dry,
             "gpt, CPU recipe": gpt.ours_command(0, os.path.join(tmp, "gpt-cpu"), corpus=corpus, steps=cpu_steps),
             "gpt, GPU recipe": gpt.ours_command(0, os.path.join(tmp, "gpt-gpu"), corpus=corpus, extra=gpu_run)}
     rows = [_command(name, argv_, argv_[argv_.index("--out") + 1] if "--out" in argv_ else tmp)
             for name, argv_ in plan.items()]
-    device = "cpu" if dry else "cuda"
-    speed = {}
-    for dtype in ("float32", "bfloat16"):
-        over = {**recipe, "dtype": dtype}
-        sides = {"JAX fused": Side("jax", "benchmarks.sides:jax_training", {"model": "gpt", "overrides": over,
-                                                                             "batch_size": batch, "chunk": 10 if dry else None}),
-                 **{"PyTorch nanoGPT": Side("torch-1t", "benchmarks.gpu:torch_device_training",
-                                         {"overrides": over, "batch_size": batch, "device": device}, first_n=2)}
-                    for _ in range(machine.torch_available())}}
-        with Pool() as pool:
-            speed[dtype] = compare(pool, sides, repeats=repeats, seconds=seconds)
-    print(f"GPU check{' (--dry-run: toy sizes on the CPU)' if dry else ''}; JAX device {machine.info()['jax_device']}.\n")
+    speed = {dtype: speed_sides({**recipe, "dtype": dtype}, batch, dry, repeats, seconds) for dtype in DTYPES}
+    print(f"GPU check{' (--dry-run: toy sizes on the CPU)' * dry}; JAX device {machine.info()['jax_device']}.\n")
     print("| step | exit | wall s | losses |\n|---|---:|---:|---|")
     for r in rows:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in (r.get("losses") or {}).items()) or " ".join(r["tail"])[:80]

@@ -4,7 +4,7 @@
 Every factory returns (run, info): run(n) trains n more steps and returns (steps done, last
 loss); info carries compile time and, for JAX, the FLOPs of one step (XLA's cost analysis).
 `problem` builds data and config as the CLI does: the model's own dataset kind over the
-training split (80/10/10) of the bundled names.
+training split of its bundled data (80/10/10 of the names; the first 90% of running text).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from makemore_jax import data, models
+from makemore_jax import data, kinds, models
 
 CHUNK = 1000  # steps per dispatch of the fused engine (the CLI's default chunk_size)
 
@@ -28,18 +28,27 @@ def words(path: str = data.DEFAULT_DATA) -> tuple[list[str], data.Vocab]:
     return ws, data.Vocab.from_words(ws)
 
 
-def problem(model_name: str, overrides: dict | None = None, *, split: str = "train", path: str = data.DEFAULT_DATA):
+@functools.lru_cache(maxsize=None)
+def corpus(kind: str, path: str | None = None) -> tuple:
+    """The items of `path` (default: the kind's bundled file) as data `kind` reads them, and their vocabulary."""
+    k = kinds.get(kind)
+    items = data.read_data(path, k).items
+    return items, k.vocab(items)
+
+
+def problem(model_name: str, overrides: dict | None = None, *, split: str = "train", path: str | None = None):
     """(model, config, X, Y, vocab) for a registered model, built as the CLI builds them.
 
     Args:
         overrides: model config fields (e.g. {"n_hidden": 1024}).
-        split: "train", "dev" or "test" (80/10/10 of the shuffled words).
+        split: a name of the model's data kind's splits ("train", "dev", "test" of the words; "train", "val").
+        path: the data file (default: the kind's bundled one).
     """
-    ws, vocab = words(path)
     model = models.get(model_name)
-    config = model.make_config(vocab_size=vocab.size, words=ws, **dict(overrides or {}))
-    part = dict(zip(("train", "dev", "test"), data.split_words(ws)))[split]
-    return (model, config, *data.build_dataset(model.dataset, part, vocab, config.block_size), vocab)
+    items, vocab = corpus(model.dataset, path)
+    config = model.make_config(vocab_size=vocab.size, words=items, **dict(overrides or {}))
+    part = dict(zip(model.kind.splits, model.kind.split(items)))[split]
+    return (model, config, *model.kind.build(part, vocab, config.block_size), vocab)
 
 
 def train_config(model: models.Model, batch_size: int | None = 0):
@@ -93,32 +102,33 @@ def jax_training(model: str, loop: str = "fused", batch_size: int | None = 0, ov
     """The engine's fused chunk ("fused") or a per-step `jax.jit` loop fed from the host ("per-step").
 
     The per-step loop is what a JAX user writes first: one dispatch and one host round trip
-    of the batch per step, the rows drawn as the engine draws them (`train.batch_indices`, so
-    both loops take the same steps); the loss is read at the end. The fused chunk runs
+    of the batch per step, the batches drawn as the engine draws them (the data kind's
+    `batch`, so both loops take the same steps); the loss is read at the end. The fused chunk runs
     `chunk` steps per dispatch: the CLI's 1000, or fewer where a step is slow (about a
     quarter of a second per chunk, at least 10 steps), so repeats stay short.
     """
     import jax
 
-    from makemore_jax.train import batch_indices, make_train_chunk
+    from makemore_jax.train import make_train_chunk
     m, config, tc, ts, train_step, X, Y = jax_setup(model, batch_size, overrides, seed)
-    B = tc.batch_size
-    batch = (X, Y) if B is None else (X[:B], Y[:B])
+    B, draw = tc.batch_size, functools.partial(m.kind.batch, block_size=config.block_size)
+    steps = lambda first, n: jax.numpy.arange(n) + first  # noqa: E731
+    batch = (X, Y) if B is None else tuple(a[0] for a in draw((X, Y), ts.key, steps(0, 1), B))
     t = time.perf_counter()
     step = jax.jit(train_step).lower(ts, batch).compile()
     info = {"flops_per_step": _flops(step), "batch_size": B,
             "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(ts.params))}
     if loop == "fused":
         info["chunk"] = chunk = chunk or _chunk_size(step, ts, batch)
-        run = fused_run(make_train_chunk(train_step, chunk, B).lower(ts, X, Y).compile(), ts, X, Y, chunk)
+        run = fused_run(make_train_chunk(train_step, chunk, B, batch=draw).lower(ts, X, Y).compile(), ts, X, Y, chunk)
     elif loop == "per-step":
         state = {"ts": ts}
 
         def run(n):
             ts = state["ts"]
-            rows = None if B is None else np.asarray(batch_indices(ts.key, ts.step + np.arange(n), B, len(X)))
+            xs, ys = (None, None) if B is None else (np.asarray(a) for a in draw((X, Y), ts.key, steps(ts.step, n), B))
             for i in range(n):
-                ts, metrics = step(ts, batch if B is None else (X[rows[i]], Y[rows[i]]))
+                ts, metrics = step(ts, batch if B is None else (xs[i], ys[i]))
             state["ts"] = ts
             return n, float(metrics["loss"])
     else:

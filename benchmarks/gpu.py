@@ -99,7 +99,7 @@ def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = 
     tests = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", *TESTS, *["--collect-only"] * dry]
     mlp = [py, "-m", "makemore_jax", "train", "--model", "mlp", "--out", os.path.join(tmp, "mlp"), "--quiet", "-n", "0"]
     gpu_run = [*flags(recipe), "--batch-size", str(batch), "--lr", "1e-3", "--min-lr-ratio", "0.1",
-               "--steps", str(steps)]
+               "--steps", str(steps), "--warmup-steps", str(min(100, steps))]
     plan = {"device tests": tests, "lecture MLP": mlp + ["--steps", "50"] * dry,
             "gpt, CPU recipe": gpt.ours_command(0, os.path.join(tmp, "gpt-cpu"), corpus=corpus, steps=cpu_steps),
             "gpt, GPU recipe": gpt.ours_command(0, os.path.join(tmp, "gpt-gpu"), corpus=corpus, extra=gpu_run)}

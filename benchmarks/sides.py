@@ -56,7 +56,7 @@ def train_config(model: models.Model, batch_size: int | None = 0):
     from makemore_jax.train import TrainConfig
     defaults = {"steps": 200_000, **model.train_defaults}
     defaults["steps"] = max(defaults["steps"], 200_000)  # the schedule only; runs go on as long as asked
-    return TrainConfig(**defaults, **({} if batch_size == 0 else {"batch_size": batch_size}))
+    return TrainConfig(**{**defaults, **({} if batch_size == 0 else {"batch_size": batch_size})})
 
 
 def trained_models() -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from . import models
 from .checkpoint import WRITE_LOCK, CheckpointError
-from .commands import EMPTY, PROG, Stopped, commands
+from .commands import EMPTY, PROG, TEXT_LENGTH, Stopped, commands
 from .data import DataError
 from .flags import add_flags, config_flags, devices_flag, non_negative_int, positive_int, train_flags, values_flag
 from .parallel import request_host_devices
@@ -32,11 +32,13 @@ class _Parser(argparse.ArgumentParser):
 def _add_common(p: argparse.ArgumentParser, *, data: bool = True, seed: str = "random seed (default 42)") -> None:
     p.add_argument("--out", default="out", help="checkpoint folder (default: out)")
     if data:
-        p.add_argument("--data", default=None, help="one word per line, UTF-8 (default: the bundled data/names.txt)")
+        p.add_argument("--data", default=None, help=DATA_HELP)
     p.add_argument("--seed", type=int, default=42, help=seed)
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+DATA_HELP = (f"UTF-8, one word per line, or running text for {', '.join(models.text_models())} (default: the "
+             f"bundled data/names.txt; for running text data/shakespeare.txt)")
 EXAMPLES = f"""examples:
   {PROG} train --model mlp-bn --steps 20000 --out out/bn
   {PROG} sample --out out/bn -n 10
@@ -62,7 +64,8 @@ def _train_parser(sub) -> None:
                          "--resume the run keeps its own seed and this changes only the samples")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out (same model and settings)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already saved in --out")
-    p.add_argument("-n", "--num-samples", type=non_negative_int, default=10, help="names to print at the end (default 10)")
+    p.add_argument("-n", "--num-samples", type=non_negative_int, default=10,
+                   help="names to print at the end (default 10); a text model prints one text sample, none with 0")
     add_flags(p.add_argument_group("training (each model's default shown; a closed-form model such as bigram "
                                    "ignores these)"), train_flags())
     add_flags(p.add_argument_group("model settings (each applies to the models named in its default)"), config_flags())
@@ -79,7 +82,7 @@ def _sweep_parser(sub) -> None:
                                    "every combination is one run, and all runs train in one program.")
     p.add_argument("--model", default="mlp", choices=list(models.REGISTRY), help="default: mlp")
     p.add_argument("--out", default=os.path.join("out", "sweep"), help="report folder (default: out/sweep)")
-    p.add_argument("--data", default=None, help="one word per line (default: the bundled data/names.txt)")
+    p.add_argument("--data", default=None, help=DATA_HELP)
     p.add_argument("--seed", type=values_flag(int), default=[42], help="sweepable: random seeds (default 42)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--devices", type=devices_flag, default=None,
@@ -90,11 +93,15 @@ def _sweep_parser(sub) -> None:
 
 
 def _sample_parser(sub) -> None:
-    p = sub.add_parser("sample", help="generate names from a checkpoint",
+    p = sub.add_parser("sample", help="generate names (or continue text) from a checkpoint",
                        description="Generate names, one per line; a name the model ended at once is shown as "
-                                   f"{EMPTY}.")
+                                   f"{EMPTY}. A text model continues --prompt by --length characters.")
     _add_common(p, data=False, seed="seed of the draws (default 42)")
-    p.add_argument("-n", "--num-samples", type=positive_int, default=20, help="how many names (default 20)")
+    p.add_argument("-n", "--num-samples", type=positive_int, default=None,
+                   help="how many names (default 20), or text streams sampled at once (default 1)")
+    p.add_argument("--prompt", default=None, help="text models: the text to continue (default a newline)")
+    p.add_argument("--length", type=positive_int, default=None,
+                   help=f"text models: characters to add (default {TEXT_LENGTH})")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="divide the logits by this: below 1 safer names, above 1 wilder (default 1)")
     p.add_argument("--top-k", type=positive_int, default=None, help="draw only from the k likeliest characters")

@@ -59,7 +59,9 @@ def cmd_train(args) -> None:
         return
     losses = {k.removesuffix("_loss"): v for k, v in run.info["results"].items()}
     print("loss (nats, bits/char): " + "  ".join(f"{k} {v:.4f} ({bits(v):.3f})" for k, v in losses.items()))
-    if args.num_samples > 0:
+    if args.num_samples > 0 and model.kind.sample == "text":
+        print(f"sample ({SUMMARY_LENGTH} characters after a newline):\n{run.generate(length=SUMMARY_LENGTH, seed=args.seed)[0]}")
+    elif args.num_samples > 0:
         names = run.sample(args.num_samples, seed=args.seed)
         print(f"samples ({novelty(names, run.train_words):.0%} not in the training set): "
               + ", ".join(map(shown, names)))
@@ -162,15 +164,39 @@ def cmd_eval(args) -> None:
               + "  ".join(f"{k} {losses[k]:.4f} -> {v:.4f}" for k, v in run.evaluate().items()))
 
 
+TEXT_LENGTH = 500  # characters `sample` adds to a text model's prompt by default
+SUMMARY_LENGTH = 200  # characters of the text sample at the end of `train`
+
+
 def cmd_sample(args) -> None:
     from .run import load_run
     from .sample import novelty
     run = load_run(args.out)
-    names = run.sample(args.num_samples, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
+    if run.model.kind.sample == "text":
+        return _sample_text(args, run)
+    for name in ("prompt", "length"):
+        if getattr(args, name) is not None:
+            raise UsageError(f"{{flag:name}} applies to text models; --model {run.model.name} generates names",
+                             flag=(name, None))
+    names = run.sample(args.num_samples or 20, seed=args.seed, temperature=args.temperature, top_k=args.top_k,
                        max_len=args.max_len)
     print("\n".join(map(shown, names)))
     known = f", {novelty(names, run.train_words):.0%} not in the training set" if run.words else ""
     say(args, f"({len(names)} samples{known}{_empty_note(names)})")
+
+
+def _sample_text(args, run) -> None:
+    """K continuations of --prompt, each printed with its prompt, separated by a rule line (nanoGPT's sample.py)."""
+    if args.max_len is not None:
+        raise UsageError(f"{{flag:name}} applies to names; continue text for {{length:name}} characters",
+                         flag=("max_len", None), length=("length", None))
+    prompt = "\n" if args.prompt is None else args.prompt
+    texts = run.generate(prompt, args.length or TEXT_LENGTH, args.num_samples or 1, seed=args.seed,
+                         temperature=args.temperature, top_k=args.top_k)
+    print(f"\n{TEXT_RULE}\n".join(prompt + text for text in texts))
+
+
+TEXT_RULE = "-" * 16
 
 
 def cmd_micrograd(args) -> None:

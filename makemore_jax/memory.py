@@ -4,10 +4,10 @@ The estimate (a documented approximation, meant to catch the hopeless cases, not
 
     parameters + optimiser state      the TrainState's arrays (jax.eval_shape of its init)
   + gradients                         one more copy of the parameters
-  + one batch's activations           the sum of every intermediate array of one training
-                                      step (forward and backward) at the training batch size,
-                                      read from the step's jaxpr: an upper bound, since XLA
-                                      frees and reuses buffers
+  + one batch's activations           twice the forward pass's residuals at the training batch
+                                      size: the arrays `jax.vjp` keeps for the backward pass
+                                      (read with jax.eval_shape, nothing computed), and as much
+                                      again for the backward's cotangents at their peak
 
 It is compared with the memory there is: the default device's `bytes_limit` where the
 backend reports one (GPUs); else the host's MemAvailable (/proc/meminfo, or
@@ -33,18 +33,6 @@ def _nbytes(tree) -> int:
                if hasattr(x, "shape") and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key))
 
 
-def _jaxpr_bytes(jaxpr) -> int:
-    """Every equation's outputs, sub-jaxprs (jit, cond, custom_vjp) included."""
-    total = 0
-    for eqn in jaxpr.eqns:
-        total += sum(_nbytes(v.aval) for v in eqn.outvars if hasattr(v.aval, "shape"))
-        for param in eqn.params.values():
-            inner = getattr(param, "jaxpr", param)
-            if hasattr(inner, "eqns"):
-                total += _jaxpr_bytes(inner)
-    return total
-
-
 def estimate_bytes(model, config, tc, example_shape: tuple[int, ...], target_shape: tuple[int, ...]) -> int:
     """Bytes a training run needs, estimated from shapes (see the module docstring).
 
@@ -57,9 +45,11 @@ def estimate_bytes(model, config, tc, example_shape: tuple[int, ...], target_sha
     ts = jax.eval_shape(create_train_state, model, config, tc, jax.random.key(0))  # shapes only
     x = jax.ShapeDtypeStruct(example_shape, jnp.int32)
     y = jax.ShapeDtypeStruct(target_shape, jnp.int32)
-    grad_fn = jax.value_and_grad(lambda p, s, x, y: loss_fn(model, config, p, s, x, y), has_aux=True)
-    step = jax.make_jaxpr(grad_fn)(ts.params, ts.model_state, x, y)
-    return _nbytes(ts) + _nbytes(ts.params) + _jaxpr_bytes(step.jaxpr)
+    # The sum of every intermediate of the step's jaxpr would count each fused elementwise op
+    # (dropout's random bits, softmax's steps) as its own array: tens of times too much.
+    residuals = jax.eval_shape(lambda p, s, x, y: jax.vjp(lambda p: loss_fn(model, config, p, s, x, y), p,
+                                                          has_aux=True)[1], ts.params, ts.model_state, x, y)
+    return _nbytes(ts) + _nbytes(ts.params) + 2 * _nbytes(residuals)
 
 
 def available_bytes() -> int:

@@ -113,10 +113,7 @@ class Run:
         from .sample import decode, sample_ids
         if self.model.kind.sample == "text":
             raise UsageError(f"{self.model.name} continues running text: use run.generate(prompt=..., length=...)")
-        if top_k is not None and not 1 <= top_k <= self.vocab.size:
-            raise SettingError("top_k", f"{top_k} must be in 1..{self.vocab.size} (the vocabulary)")
-        if not temperature > 0:
-            raise SettingError("temperature", f"{temperature} must be positive")
+        self._check_draws(temperature, top_k)
         max_len = max_len or 2 * self.info.get("max_word_len", DEFAULT_MAX_LEN // 2)
         if self.model.dataset == "sequence":  # a sequence model has no positions past its block
             max_len = min(max_len, self.config.block_size)
@@ -124,6 +121,39 @@ class Run:
                          block_size=self.config.block_size, max_len=max_len, temperature=temperature, top_k=top_k,
                          config=self.config)
         return decode(jax.device_get(ids), self.vocab)
+
+    def generate(self, prompt: str = "\n", length: int = 500, n: int = 1, *, seed: int = 0, temperature: float = 1.0,
+                 top_k: int | None = None) -> list[str]:
+        """n continuations of `prompt`, `length` characters each (the prompt not repeated), a text model's.
+
+        Each new character's logits are the model's on the last block_size characters, as
+        nanoGPT's generate (generate.py); the n streams run batched, with the key/value cache.
+        """
+        import jax
+
+        from .generate import generate_ids
+        if self.model.kind.sample != "text":
+            raise UsageError(f"{self.model.name} generates words: use run.sample(n)")
+        self._check_draws(temperature, top_k)
+        for name, value in (("length", length), ("num_samples", n)):
+            if not (isinstance(value, int) and value >= 1):
+                raise SettingError(name, f"{value!r} must be a positive integer")
+        if not prompt:
+            raise SettingError("prompt", "is empty; give at least one character (the default is a newline)")
+        try:
+            ids = self.vocab.encode(prompt)
+        except DataError as e:
+            raise SettingError("prompt", f"{prompt[:40]!r}: {e}") from None
+        new = generate_ids(self.model, self.state.params, self.state.model_state, jax.random.key(seed),
+                           jax.numpy.asarray(ids), n=n, length=length, temperature=temperature, top_k=top_k,
+                           config=self.config)
+        return [self.vocab.decode(row) for row in jax.device_get(new)]
+
+    def _check_draws(self, temperature: float, top_k: int | None) -> None:
+        if top_k is not None and not 1 <= top_k <= self.vocab.size:
+            raise SettingError("top_k", f"{top_k} must be in 1..{self.vocab.size} (the vocabulary)")
+        if not temperature > 0:
+            raise SettingError("temperature", f"{temperature} must be positive")
 
     def metadata(self) -> dict:
         """What a checkpoint records besides the arrays."""

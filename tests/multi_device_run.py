@@ -35,9 +35,10 @@ def small_config(model, vocab, block_size):
     return model.make_config(vocab_size=vocab.size, **overrides)
 
 
-def losses_of(model, ts, X, Y):
+def losses_of(model, ts, X, Y, config=None):
     from makemore_jax.evaluate import split_loss
-    return split_loss(model.apply, ts.params, ts.model_state, X, Y)
+    apply = model.apply if config is None else model.bind(config)
+    return split_loss(apply, ts.params, ts.model_state, X, Y)
 
 
 def train_alone(model, config, tc, seed, X, Y, mesh=None):
@@ -68,7 +69,7 @@ def main():
         four, s4 = train_alone(model, config, tc, 0, X, Y, mesh=mesh)
         out["data_parallel"][name] = {
             "final_loss": [s1["final_loss"], s4["final_loss"]],
-            "dev_loss": [losses_of(model, one, Xd, Yd), losses_of(model, four, Xd, Yd)],
+            "dev_loss": [losses_of(model, one, Xd, Yd, config), losses_of(model, four, Xd, Yd, config)],
             "leaves": [leaves(one), leaves(four)]}
 
     # the batch really is split: the compiled chunk all-reduces (the gradients, BatchNorm's statistics)
@@ -92,7 +93,38 @@ def main():
         out["sweep"]["runs"].append({"label": run.label, "dev_loss": [losses_of(model, alone, Xd, Yd),
                                                                       losses_of(model, swept, Xd, Yd)],
                                      "leaves": [leaves(alone), leaves(swept)]})
+    gpt_on_text(out, mesh)
     json.dump(out, sys.stdout)
+
+
+def gpt_on_text(out, mesh):
+    """A tiny gpt on running text: 1 device against 4, and a sweep over 2 devices against runs alone."""
+    from makemore_jax import text
+    from makemore_jax.evaluate import kind_loss
+    model = models.get("gpt")
+    with open(data.DEFAULT_TEXT, encoding="utf-8") as f:
+        corpus = f.read(3000)
+    vocab = data.Vocab.from_text(corpus)
+    config = model.make_config(vocab_size=vocab.size, n_layer=1, n_head=2, n_embd=16, block_size=8)
+    train_text, val_text = text.split_text(corpus)
+    X, Y = text.build_text(train_text, vocab, 8)
+    val = text.build_text(val_text, vocab, 8)
+    tc = TrainConfig(**{**model.train_defaults, "steps": 6, "warmup_steps": 2, "batch_size": 8, "chunk_size": 3})
+    one, s1 = train_alone(model, config, tc, 0, X, Y)
+    four, s4 = train_alone(model, config, tc, 0, X, Y, mesh=mesh)
+    val_loss = lambda c, ts: kind_loss(model, c, ts.params, ts.model_state, val)  # noqa: E731
+    out["data_parallel"]["gpt"] = {"final_loss": [s1["final_loss"], s4["final_loss"]],
+                                   "dev_loss": [val_loss(config, one), val_loss(config, four)],
+                                   "leaves": [leaves(one), leaves(four)]}
+    runs = sweep.grid(model, config, tc, {"lr": [1e-3, 3e-3]}, [1])
+    result = sweep.train_sweep(model, runs, X, Y, devices=2, quiet=True)
+    out["gpt_sweep"] = {"devices": result.devices, "runs": []}
+    for i, run in enumerate(runs):
+        alone, _ = train_alone(model, run.config, run.train_config, run.seed, X, Y)
+        swept = sweep.unstack(result.states, i)
+        out["gpt_sweep"]["runs"].append({"label": run.label, "dev_loss": [val_loss(run.config, alone),
+                                                                          val_loss(run.config, swept)],
+                                         "leaves": [leaves(alone), leaves(swept)]})
 
 
 if __name__ == "__main__":

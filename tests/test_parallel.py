@@ -41,7 +41,7 @@ def _assert_leaves_close(a, b, rtol=1e-4, atol=1e-5):
 
 def test_four_devices_train_as_one(four_devices):
     assert four_devices["devices"] == 4
-    assert {"mlp", "mlp-bn"} <= set(four_devices["data_parallel"])  # and the transformer, once registered
+    assert {"mlp", "mlp-bn", "gpt"} <= set(four_devices["data_parallel"])  # and the transformer, once registered
     for name, result in four_devices["data_parallel"].items():
         one, four = result["final_loss"]
         assert one == pytest.approx(four, rel=RTOL), name
@@ -54,9 +54,10 @@ def test_data_parallel_chunk_all_reduces(four_devices):
     assert four_devices["all_reduce_in_chunk"]
 
 
-def test_sharded_sweep_runs_as_if_alone(four_devices):
-    result = four_devices["sweep"]
-    assert result["devices"] == 2 and len(result["runs"]) == 3
+@pytest.mark.parametrize("which, n_runs", [("sweep", 3), ("gpt_sweep", 2)])  # mlp-bn on words, gpt on text
+def test_sharded_sweep_runs_as_if_alone(four_devices, which, n_runs):
+    result = four_devices[which]
+    assert result["devices"] == 2 and len(result["runs"]) == n_runs
     for run in result["runs"]:
         alone, swept = run["dev_loss"]
         assert swept == pytest.approx(alone, rel=RTOL), run["label"]

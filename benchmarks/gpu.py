@@ -26,7 +26,7 @@ from benchmarks.harness import Pool, Side, compare, process_env, rate_cell, rati
 GPU_RECIPE = {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2}
 DRY_RECIPE = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 16, "dropout": 0.2}
 # recipe, batch, its steps, steps of the CPU recipe (None: its own), repeats, seconds per repeat
-TESTS = ("tests/test_parallel.py", "tests/test_gpt.py")  # the tests that touch devices
+TESTS = ("tests/test_parallel.py", "tests/test_gpt.py", "tests/test_text.py")  # the tests that touch devices
 DTYPES = ("float32", "bfloat16")
 SIZES = {"full": (GPU_RECIPE, 64, 500, None, 3, 2.0), "dry": (DRY_RECIPE, 4, 5, 5, 1, 0.0)}
 

@@ -24,7 +24,7 @@ import time
 from benchmarks import machine
 from benchmarks.harness import Pool, Side, best, compare, process_env, ratio_cell
 
-CORPUS = os.path.join(machine.ROOT, "data", "shakespeare.txt")
+CORPUS = os.path.join(machine.ROOT, "data", "shakespeare.txt")  # data.DEFAULT_TEXT, without importing JAX
 TORCH_FIELDS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias",
                 "tie_embeddings", "gelu", "dtype")
 GRID = {"full": ((128, 256, 512), (64, 128, 256), 3, 0.5), "quick": ((128, 512), (64, 256), 3, 0.1),
@@ -137,7 +137,8 @@ def parity(seeds=(0, 1, 2), *, steps: int | None = None, corpus: str = CORPUS, c
           + (f"**{difference:+.4f}** | | |" if torch else "— | | |"))
     agree = torch and abs(difference) <= TOLERANCE
     print(f"\nMeans agree within {TOLERANCE}: {'yes' if agree else 'NO' if torch else '— (no torch)'}.")
-    commands = {"ours": " ".join(ours_command(seeds[0], "OUT", corpus=corpus, steps=steps)[1:]),
+    ours = ours_command(seeds[0], "OUT", corpus=os.path.relpath(corpus, machine.ROOT), steps=steps)
+    commands = {"ours": "makemore-jax " + " ".join(ours[3:]),
                 "reference": "python -m benchmarks.gpt reference --spec '{...}' (torch_gpt.train, 1 thread)"}
     return {"rows": rows, "mean_ours": mean["ours"], "mean_reference": mean.get("reference"),
             "difference": difference, "agree": agree, "commands": commands}

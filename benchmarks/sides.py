@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from makemore_jax import data, models
+from makemore_jax import data, kinds, models
 
 CHUNK = 1000  # steps per dispatch of the fused engine (the CLI's default chunk_size)
 
@@ -25,21 +25,35 @@ def words(path: str = data.DEFAULT_DATA) -> tuple[list[str], data.Vocab]:
     return ws, data.Vocab.from_words(ws)
 
 
-def problem(model_name: str, overrides: dict | None = None, *, split: str = "train"):
-    """(model, config, X, Y, vocab) of a registered model as the CLI builds them; `overrides`:
-    config fields (e.g. {"n_hidden": 1024}); split: "train", "dev" or "test" (80/10/10)."""
-    ws, vocab = words()
+@functools.lru_cache(maxsize=None)
+def corpus(kind: str, path: str | None = None) -> tuple:
+    """The items of `path` (default: the kind's bundled file) as data `kind` reads them, and their vocabulary."""
+    k = kinds.get(kind)
+    items = data.read_data(path, k).items
+    return items, k.vocab(items)
+
+
+def problem(model_name: str, overrides: dict | None = None, *, split: str = "train", path: str | None = None):
+    """(model, config, X, Y, vocab) for a registered model, built as the CLI builds them.
+
+    Args:
+        overrides: model config fields (e.g. {"n_hidden": 1024}).
+        split: a name of the model's data kind's splits ("train", "dev", "test" of the words; "train", "val").
+        path: the data file (default: the kind's bundled one).
+    """
     model = models.get(model_name)
-    config = model.make_config(vocab_size=vocab.size, words=ws, **dict(overrides or {}))
-    part = dict(zip(("train", "dev", "test"), data.split_words(ws)))[split]
-    return (model, config, *data.build_dataset(model.dataset, part, vocab, config.block_size), vocab)
+    items, vocab = corpus(model.dataset, path)
+    config = model.make_config(vocab_size=vocab.size, words=items, **dict(overrides or {}))
+    part = dict(zip(model.kind.splits, model.kind.split(items)))[split]
+    return (model, config, *model.kind.build(part, vocab, config.block_size), vocab)
 
 
 def train_config(model: models.Model, batch_size: int | None = 0):
     """The model's TrainConfig (its train_defaults, the schedule over >= 200k steps); batch_size 0: its own."""
     from makemore_jax.train import TrainConfig
-    defaults = {**model.train_defaults, "steps": max(model.train_defaults.get("steps", 0), 200_000)}
-    return TrainConfig(**defaults, **({} if batch_size == 0 else {"batch_size": batch_size}))
+    defaults = {"steps": 200_000, **model.train_defaults}
+    defaults["steps"] = max(defaults["steps"], 200_000)  # the schedule only; runs go on as long as asked
+    return TrainConfig(**{**defaults, **({} if batch_size == 0 else {"batch_size": batch_size})})
 
 
 def trained_models() -> list[str]:
@@ -84,31 +98,33 @@ def jax_training(model: str, loop: str = "fused", batch_size: int | None = 0, ov
     """The engine's fused chunk ("fused") or a per-step `jax.jit` loop fed from the host ("per-step").
 
     The per-step loop is what a JAX user writes first: one dispatch and one host round trip of
-    the batch per step, its rows drawn as the engine draws them (`train.batch_indices`: both
-    loops take the same steps). The fused chunk runs `chunk` steps per dispatch: the CLI's
-    1000, or fewer (at least 10) where a chunk would take over a quarter of a second.
+    the batch per step, the batches drawn as the engine draws them (the data kind's `batch`:
+    both loops take the same steps). The fused chunk runs `chunk` steps per dispatch: the
+    CLI's 1000, or fewer (at least 10) where a chunk would take over a quarter of a second.
     """
     import jax
 
-    from makemore_jax.train import batch_indices, make_train_chunk
+    from makemore_jax.train import make_train_chunk
     m, config, tc, ts, train_step, X, Y = jax_setup(model, batch_size, overrides, seed)
-    B, t = tc.batch_size, time.perf_counter()
-    batch = (X, Y) if B is None else (X[:B], Y[:B])
+    B, draw = tc.batch_size, functools.partial(m.kind.batch, block_size=config.block_size)
+    steps = lambda first, n: jax.numpy.arange(n) + first  # noqa: E731
+    batch = (X, Y) if B is None else tuple(a[0] for a in draw((X, Y), ts.key, steps(0, 1), B))
+    t = time.perf_counter()
     step = jax.jit(train_step).lower(ts, batch).compile()
     cost = step.cost_analysis()
     info = {"flops_per_step": float((cost[0] if isinstance(cost, (list, tuple)) else cost or {}).get("flops", 0))
             or None, "batch_size": B, "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(ts.params))}
     if loop == "fused":
         info["chunk"] = chunk = chunk or _chunk_size(step, ts, batch)
-        run = fused_run(make_train_chunk(train_step, chunk, B).lower(ts, X, Y).compile(), ts, X, Y, chunk)
+        run = fused_run(make_train_chunk(train_step, chunk, B, batch=draw).lower(ts, X, Y).compile(), ts, X, Y, chunk)
     else:
         state = {"ts": ts}
 
         def run(n):
             ts = state["ts"]
-            rows = None if B is None else np.asarray(batch_indices(ts.key, ts.step + np.arange(n), B, len(X)))
+            xs, ys = (None, None) if B is None else (np.asarray(a) for a in draw((X, Y), ts.key, steps(ts.step, n), B))
             for i in range(n):
-                ts, metrics = step(ts, batch if B is None else (X[rows[i]], Y[rows[i]]))
+                ts, metrics = step(ts, batch if B is None else (xs[i], ys[i]))
             state["ts"] = ts
             return n, float(metrics["loss"])
     return run, {**info, "compile_s": time.perf_counter() - t}

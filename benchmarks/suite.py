@@ -31,7 +31,10 @@ BENCHMARKS = {  # name -> (module, what it measures)
     "headline": ("headline", "the lecture path through the CLI, 200k steps per model, against PyTorch"),
     "sweep": ("sweep", "many runs at once (makemore_jax.sweep)"),
     "reproduce": ("reproduce", "the lectures' 200k-step losses over several seeds (long)"),
+    "gpt": ("gpt", "GPT on Shakespeare: steps/s, whole runs, scaling; --parity: the losses (long)"),
+    "gpu": ("gpu", "the prepared GPU check (needs JAX's CUDA build; --dry-run: toy sizes on the CPU)"),
 }
+OWN_FLAGS = {"gpt": ("--parity",), "gpu": ("--dry-run",)}  # passed to that benchmark's main(argv=...)
 DEFAULT = ("micrograd", "training", "sampling", "evaluation", "scaling", "headline", "sweep")
 
 
@@ -80,7 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, have = build_parser().parse_args(argv), available()
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    have = available()
+    if extra and not (len(args.names) == 1 and set(extra) <= set(OWN_FLAGS.get(args.names[0], ()))):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     unknown = [n for n in args.names if n not in have]
     if unknown:
         print(f"python -m benchmarks: error: unknown benchmark {unknown[0]!r}; choose from {', '.join(have)}",
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n## {name}: {what}\n", flush=True)
         t, tee = time.perf_counter(), _Tee(sys.stdout)
         with contextlib.redirect_stdout(tee):
+            mode.update({"argv": extra} if extra else {})
             result = importlib.import_module(f"benchmarks.{module}").main(quick=args.quick, **mode)
         seconds = time.perf_counter() - t
         print(f"\n({name}: {seconds:.0f} s)", flush=True)

@@ -10,7 +10,7 @@ only), `get_lr` (linear warmup, cosine to min_lr), `get_batch` (windows at torch
 offsets) and `train_step` (forward, backward, clip_grad_norm_, step, zero_grad).
 
 Entry points: `from_jax_params(params, config)`, `loops(X, Y, config, ...)` (the benchmark
-interface: "eager", "compile") and `train(text_ids, config, ...)` (a whole nanoGPT run).
+interface: "lecture eager", "torch.compile") and `train(text_ids, config, ...)` (a whole nanoGPT run).
 """
 
 from __future__ import annotations
@@ -150,8 +150,9 @@ def get_batch(data: torch.Tensor, block_size: int, batch_size: int, generator: t
 
 
 def train_step(model: tnn.Module, optimizer, x, y, *, lr: float, grad_clip: float = 1.0, forward=None,
-               autocast=contextlib.nullcontext) -> float:
-    """One nanoGPT iteration at learning rate lr: forward, backward, clip, AdamW step; returns the loss."""
+               autocast=contextlib.nullcontext, sync: bool = True):
+    """One nanoGPT iteration at learning rate lr: forward, backward, clip, AdamW step; returns the loss
+    (a float, or with sync=False the loss tensor, so a GPU loop need not wait for each step)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     with autocast():
@@ -161,7 +162,7 @@ def train_step(model: tnn.Module, optimizer, x, y, *, lr: float, grad_clip: floa
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss.item()  # a sync point
+    return loss.item() if sync else loss.detach()  # .item(): a sync point
 
 
 def from_jax_params(params: dict, config) -> GPT:
@@ -199,8 +200,8 @@ def loops(X: np.ndarray, Y: np.ndarray | None, config, *, batch_size: int = 32, 
         X, Y: the training tokens int [N] (Y unused: windows at random offsets, nanoGPT's
             get_batch), or windows int [N, block_size] and their targets (random rows).
         config: the JAX transformer's Config.
-    Variants: "eager" (nanoGPT's model as written) and "compile" (through torch.compile,
-    default mode; its first call compiles).
+    Variants: "lecture eager" (nanoGPT's model and loop as written) and "torch.compile"
+    (the same through torch.compile, default mode; its first call compiles).
     """
     def make(compiled: bool) -> Callable[[int], float]:
         torch.manual_seed(seed)
@@ -216,7 +217,7 @@ def loops(X: np.ndarray, Y: np.ndarray | None, config, *, batch_size: int = 32, 
             return loss
         return run
 
-    return {"eager": make(False), "compile": make(True)}
+    return {"lecture eager": make(False), "torch.compile": make(True)}
 
 
 @torch.no_grad()

@@ -1,0 +1,119 @@
+"""A prepared GPU check, for a machine whose JAX has its CUDA build (under 8 minutes there):
+
+    python -m benchmarks gpu [--dry-run] [--out DIR]     (writes DIR/results.md and results.json)
+
+It runs the tests that touch devices (test_parallel and the gpt tests), the lecture MLP
+through `makemore-jax train --model mlp` (its 200,000 steps), `gpt` with the CPU recipe,
+`gpt` with nanoGPT's GPU recipe (6 layers, 6 heads, n_embd 384, block 256, batch 64,
+dropout 0.2, lr 1e-3 -> 1e-4) for 500 steps, and steps/s of that recipe against nanoGPT's
+loop on the same device, in float32 and bfloat16 (ours `--dtype bfloat16`, torch autocast).
+`--dry-run` runs every step at toy sizes on the CPU (tests collected, not run), so the
+check itself is tested without a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks import gpt, machine
+from benchmarks.harness import Pool, Side, compare, process_env, rate_cell, ratio, ratio_cell
+
+GPU_RECIPE = {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2}
+DRY_RECIPE = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 16, "dropout": 0.2}
+# recipe, batch, its steps, steps of the CPU recipe (None: its own), repeats, seconds per repeat
+TESTS = ("tests/test_parallel.py", "tests/test_gpt.py", "tests/test_text.py")  # the tests that touch devices
+DTYPES = ("float32", "bfloat16")
+SIZES = {"full": (GPU_RECIPE, 64, 500, None, 3, 2.0), "dry": (DRY_RECIPE, 4, 5, 5, 1, 0.0)}
+
+
+def flags(config: dict) -> list[str]:
+    return [a for k, v in config.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def _command(name: str, argv: list[str], out: str) -> dict:
+    """One fresh process of `argv`; its wall time, exit status, and the losses it saved in `out`, if any."""
+    t = time.perf_counter()
+    proc = subprocess.run(argv, cwd=machine.ROOT, env=process_env("jax-xla-threads"), capture_output=True, text=True)
+    row = {"step": name, "command": " ".join(argv[1:]), "status": proc.returncode, "wall_s": time.perf_counter() - t,
+           "tail": (proc.stdout + proc.stderr).strip().splitlines()[-1:]}
+    meta = os.path.join(out, "checkpoint.json")
+    if os.path.isfile(meta):
+        with open(meta) as f:
+            row["losses"] = json.load(f).get("results")
+    print(f"  gpu: {name}: exit {proc.returncode}, {row['wall_s']:.1f} s", file=sys.stderr, flush=True)
+    return row
+
+
+def torch_device_training(overrides: dict, batch_size: int, device: str, seed: int = 0):
+    """nanoGPT's loop on `device` at the `gpt` recipe's optimiser (constant lr), no per-step host sync."""
+    import contextlib
+    import types
+
+    import torch
+
+    from benchmarks.references import torch_gpt
+    ids, vocab = gpt.text_ids()
+    config, train = types.SimpleNamespace(**gpt.gpt_config(vocab, **overrides)), gpt.recipe()
+    torch.manual_seed(seed)
+    model = torch_gpt.GPT(config).to(device)
+    opt = torch_gpt.configure_optimizers(model, train["weight_decay"], train["lr"], train["betas"])
+    data, g = torch.as_tensor(ids[:int(0.9 * len(ids))]).to(device), torch.Generator(device=device).manual_seed(seed)
+    autocast = contextlib.nullcontext
+    if config.dtype == "bfloat16":
+        autocast = lambda: torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)  # noqa: E731
+
+    def run(n):
+        for _ in range(n):
+            loss = torch_gpt.train_step(model, opt, *torch_gpt.get_batch(data, config.block_size, batch_size, g),
+                                        lr=train["lr"], autocast=autocast, sync=False)
+        return n, loss.item()  # the host waits here
+    return run, {"device": str(next(model.parameters()).device)}
+
+
+def speed_sides(overrides: dict, batch: int, dry: bool, repeats: int, seconds: float) -> dict:
+    """Steps/s of our fused engine and nanoGPT's loop at `overrides`, each in its own process, alternating."""
+    args = {"overrides": overrides, "batch_size": batch}
+    sides = {"JAX fused": Side("jax", "benchmarks.sides:jax_training",
+                               {**args, "model": "gpt", "chunk": dry * 10 or None})}
+    if machine.torch_available():
+        sides["PyTorch nanoGPT"] = Side("torch-1t", "benchmarks.gpu:torch_device_training",
+                                        {**args, "device": "cpu" if dry else "cuda"}, first_n=2)
+    with Pool() as pool:
+        return compare(pool, sides, repeats=repeats, seconds=seconds)
+
+
+def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = None) -> dict:
+    """Run the check; print one table of steps and one of steps/s; return {"steps": rows, "speed": {...}}."""
+    dry = "--dry-run" in (argv or ()) or mode == "toy"
+    recipe, batch, steps, cpu_steps, repeats, seconds = SIZES["dry" if dry else "full"]
+    py, tmp = sys.executable, tempfile.mkdtemp(prefix="gpu-check-")
+    corpus = gpt.CORPUS
+    if dry:  # a small text, so the exact evaluation takes seconds on the CPU
+        with open(gpt.CORPUS, encoding="utf-8") as f, open(corpus := os.path.join(tmp, "small.txt"), "w") as g:
+            g.write(f.read(20_000))
+    tests = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", *TESTS, *["--collect-only"] * dry]
+    mlp = [py, "-m", "makemore_jax", "train", "--model", "mlp", "--out", os.path.join(tmp, "mlp"), "--quiet", "-n", "0"]
+    gpu_run = [*flags(recipe), "--batch-size", str(batch), "--lr", "1e-3", "--min-lr-ratio", "0.1",
+               "--steps", str(steps), "--warmup-steps", str(min(100, steps))]
+    plan = {"device tests": tests, "lecture MLP": mlp + ["--steps", "50"] * dry,
+            "gpt, CPU recipe": gpt.ours_command(0, os.path.join(tmp, "gpt-cpu"), corpus=corpus, steps=cpu_steps),
+            "gpt, GPU recipe": gpt.ours_command(0, os.path.join(tmp, "gpt-gpu"), corpus=corpus, extra=gpu_run)}
+    rows = [_command(name, argv_, argv_[argv_.index("--out") + 1] if "--out" in argv_ else tmp)
+            for name, argv_ in plan.items()]
+    speed = {dtype: speed_sides({**recipe, "dtype": dtype}, batch, dry, repeats, seconds) for dtype in DTYPES}
+    print(f"GPU check{' (--dry-run: toy sizes on the CPU)' * dry}; JAX device {machine.info()['jax_device']}.\n")
+    print("| step | exit | wall s | losses |\n|---|---:|---:|---|")
+    for r in rows:
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in (r.get("losses") or {}).items()) or " ".join(r["tail"])[:80]
+        print(f"| {r['step']} | {r['status']} | {r['wall_s']:.1f} | {losses} |")
+    print(f"\nsteps/s of the GPU recipe (batch {batch}), median of {repeats} alternating repeats:\n")
+    print("| dtype | JAX fused | PyTorch nanoGPT | JAX is |\n|---|---:|---:|---:|")
+    for dtype, fig in speed.items():
+        print(f"| {dtype} | {rate_cell(fig['JAX fused'])} | {rate_cell(fig.get('PyTorch nanoGPT'))} | "
+              f"{ratio_cell(ratio(fig['JAX fused'], fig.get('PyTorch nanoGPT')))} |")
+    return {"dry_run": dry, "steps": rows, "speed": speed}

@@ -66,7 +66,9 @@ def test_gpt_joins_the_training_rows(inline):
     r = training.main(mode="toy", names=["gpt"])["models"]["gpt"]
     assert r["batch_size"] == 12 and r["flops_per_step"] > 0
     sides = r["sides"]
-    for side in (training.FUSED, training.torch_side("lecture eager", 1), training.torch_side("lecture eager", 2)):
+    eager = [s for s in sides if s.startswith(training.torch_side("lecture eager", 1).rsplit(",", 1)[0])]
+    assert eager, sorted(sides)  # nanoGPT's eager loop, at each thread count the mode times
+    for side in (training.FUSED, *eager):
         assert sides[side]["rate"] > 0 and math.isfinite(sides[side]["value"]), side
 
 

@@ -207,8 +207,9 @@ def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = 
     """`--parity`: the reproduction (3 seeds, the recipe's steps); else the speed figures.
 
     Speed: the `training` benchmark's rows for gpt (fused engine against nanoGPT's eager loop
-    at 1 and 2 threads and torch.compile, GFLOP/s against the matmul peak), whole runs in
-    fresh processes (median of alternating repeats), and the scaling grid.
+    and the same with fused AdamW at 1 and 2 threads, and torch.compile, GFLOP/s against the
+    matmul peak), whole runs in fresh processes (median of alternating repeats), and the
+    scaling grid.
     """
     mode, torch = mode or ("quick" if quick else "full"), machine.torch_available()
     out = os.environ.get("BENCH_OUT", os.path.join("out", "bench"))

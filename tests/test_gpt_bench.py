@@ -1,12 +1,15 @@
 """The GPT benchmarks' pieces at toy sizes: the parity driver (both loops end in an exact
-validation loss on the same windows), the scaling grid, the training rows of gpt and the GPU
-check's dry run (both files and every row). No timing claims; skipped without torch."""
+validation loss on the same windows), the scaling grid, the training rows of gpt (every
+PyTorch variant; nanoGPT's step through a torch.compile'd module, dynamo's "eager" backend, as
+inductor's compile takes tens of seconds even at toy sizes) and the GPU check's dry run (both
+files and every row). No timing claims; skipped without torch."""
 
 from __future__ import annotations
 
 import json
 import math
 
+import numpy as np
 import pytest
 
 from benchmarks import gpt, suite, training
@@ -68,8 +71,49 @@ def test_gpt_joins_the_training_rows(inline):
     sides = r["sides"]
     eager = [s for s in sides if s.startswith(training.torch_side("lecture eager", 1).rsplit(",", 1)[0])]
     assert eager, sorted(sides)  # nanoGPT's eager loop, at each thread count the mode times
-    for side in (training.FUSED, *eager):
+    for side in (training.FUSED, *eager, training.torch_side("torch.nn + torch.optim", 1)):
         assert sides[side]["rate"] > 0 and math.isfinite(sides[side]["value"]), side
+    assert r["missing"] == ["torch.compile (skipped in --quick)"]  # toy mode skips compiling only
+
+
+def _toy_gpt_config():
+    import types
+    return types.SimpleNamespace(**gpt.gpt_config(20, n_embd=16, n_head=2, n_layer=1, block_size=8))
+
+
+def test_gpt_row_offers_every_pytorch_variant():
+    from benchmarks.references import torch_gpt
+    full = training.model_sides("gpt", torch=True, quick=False)
+    assert full[training.torch_side("torch.compile", 1)].process == "torch-compile-1t"
+    ids = np.arange(400) % 20  # a cycle: each next token is learnable
+    loops = torch_gpt.loops(ids, None, _toy_gpt_config(), batch_size=4, seed=0, lr=1e-2)
+    assert set(loops) == set(training.THREADS)  # so no column of the row is missing ("failed")
+    first, fused_first = loops["lecture eager"](1), loops["torch.nn + torch.optim"](1)
+    eager, fused = loops["lecture eager"](30), loops["torch.nn + torch.optim"](30)
+    # the same init, batches and update; fused AdamW differs only in float rounding
+    assert fused_first == pytest.approx(first, abs=1e-6) and fused == pytest.approx(eager, abs=1e-4)
+    assert eager < first - 0.3, (first, eager)
+
+
+def test_train_step_takes_a_compiled_forward():
+    """A torch.compile'd module raises on bool()/len(); the step must call it, not test it. The
+    "eager" backend traces through dynamo (the same wrapper) without inductor's minutes of compiling."""
+    import torch
+
+    from benchmarks.references import torch_gpt
+    config, ids = _toy_gpt_config(), torch.randint(0, 20, (3, 9), generator=torch.Generator().manual_seed(0))
+    x, y = ids[:, :-1].contiguous(), ids[:, 1:].contiguous()  # [3, 8] inputs and next-token targets
+    losses, weights = [], []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = torch_gpt.GPT(config)
+        opt = torch_gpt.configure_optimizers(model, 0.1, 1e-2, (0.9, 0.99))
+        forward = torch.compile(model, backend="eager", fullgraph=True) if compiled else None
+        losses.append([torch_gpt.train_step(model, opt, x, y, lr=1e-2, forward=forward)
+                       for _ in range(3)])
+        weights.append(model.lm_head.weight.detach().clone())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5) and losses[0][2] < losses[0][0]
+    assert torch.allclose(weights[0], weights[1], atol=1e-6)
 
 
 def test_gpu_check_dry_run_writes_both_files(inline):

@@ -10,7 +10,8 @@ only), `get_lr` (linear warmup, cosine to min_lr), `get_batch` (windows at torch
 offsets) and `train_step` (forward, backward, clip_grad_norm_, step, zero_grad).
 
 Entry points: `from_jax_params(params, config)`, `loops(X, Y, config, ...)` (the benchmark
-interface: "lecture eager", "torch.compile") and `train(text_ids, config, ...)` (a whole nanoGPT run).
+interface: "lecture eager", "torch.nn + torch.optim", "torch.compile") and
+`train(text_ids, config, ...)` (a whole nanoGPT run).
 """
 
 from __future__ import annotations
@@ -123,12 +124,14 @@ class GPT(tnn.Module):
         return logits, F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.view(-1), ignore_index=-1)
 
 
-def configure_optimizers(model: tnn.Module, weight_decay: float, lr: float, betas: tuple[float, float]):
-    """nanoGPT's AdamW: weight decay on dim >= 2 parameters only (named_parameters lists a tied one once)."""
+def configure_optimizers(model: tnn.Module, weight_decay: float, lr: float, betas: tuple[float, float], *,
+                         fused: bool = False):
+    """nanoGPT's AdamW: weight decay on dim >= 2 parameters only (named_parameters lists a tied one once);
+    `fused` is torch's single-kernel AdamW (nanoGPT turns it on for CUDA only, it runs on the CPU too)."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, betas=betas)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, **({"fused": True} if fused else {}))
 
 
 def get_lr(it: int, *, lr: float, min_lr: float, warmup: int, decay_iters: int) -> float:
@@ -156,7 +159,7 @@ def train_step(model: tnn.Module, optimizer, x, y, *, lr: float, grad_clip: floa
     for group in optimizer.param_groups:
         group["lr"] = lr
     with autocast():
-        _, loss = (forward or model)(x, y)
+        _, loss = (model if forward is None else forward)(x, y)  # no `or`: a compiled module has no truth value
     loss.backward()
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -200,13 +203,16 @@ def loops(X: np.ndarray, Y: np.ndarray | None, config, *, batch_size: int = 32, 
         X, Y: the training tokens int [N] (Y unused: windows at random offsets, nanoGPT's
             get_batch), or windows int [N, block_size] and their targets (random rows).
         config: the JAX transformer's Config.
-    Variants: "lecture eager" (nanoGPT's model and loop as written) and "torch.compile"
-    (the same through torch.compile, default mode; its first call compiles).
+    Variants: "lecture eager" (nanoGPT's model and loop as written for the CPU: its AdamW
+    unfused), "torch.nn + torch.optim" (the same with AdamW(fused=True), as nanoGPT runs on
+    CUDA; the model already is torch.nn with SDPA) and "torch.compile" (that one with the
+    model through torch.compile, default mode; its first call compiles). All start from the
+    same initialisation and draw the same batches.
     """
-    def make(compiled: bool) -> Callable[[int], float]:
+    def make(fused: bool, compiled: bool) -> Callable[[int], float]:
         torch.manual_seed(seed)
         model = GPT(config)
-        opt = configure_optimizers(model, weight_decay, lr, betas)
+        opt = configure_optimizers(model, weight_decay, lr, betas, fused=fused)
         forward = torch.compile(model) if compiled else model
         batch = _batches(X, Y, config, batch_size, torch.Generator().manual_seed(seed))
 
@@ -217,7 +223,8 @@ def loops(X: np.ndarray, Y: np.ndarray | None, config, *, batch_size: int = 32, 
             return loss
         return run
 
-    return {"lecture eager": make(False), "torch.compile": make(True)}
+    return {"lecture eager": make(False, False), "torch.nn + torch.optim": make(True, False),
+            "torch.compile": make(True, True)}
 
 
 @torch.no_grad()

@@ -72,7 +72,8 @@ FIELD_HELP = {  # model config field -> what it means (defaults and models are a
     "n_embd": "embedding size per character",
     "n_hidden": "width of every hidden layer",
     "n_layers": "number of hidden layers",
-    "norm": "normalisation after each hidden linear layer: batch, layer, group, rms or none",
+    "norm": "normalisation after each hidden linear layer: batch, layer, group, rms or none "
+            "(transformer, gpt: layer, or rms = RMSNorm without a gain)",
     "out_norm": "the same norm after the output layer (lecture 3's deep net; group becomes layer there)",
     "groups": "channel groups of --norm group; must divide n_hidden",
     "init": "weight initialisation: unit = every weight N(0, 1) (lecture 2, initial loss ~27); scaled = "
@@ -85,6 +86,11 @@ FIELD_HELP = {  # model config field -> what it means (defaults and models are a
     "attn_dropout": "dropout on the attention weights too (nanoGPT)",
     "dtype": "float32, or bfloat16: matmuls and activations in bfloat16, parameters and optimiser in float32",
     "dropout": "dropout rate in train mode",
+    "pos": "positions: learned (a wpe table) or rotary (RoPE on queries and keys)",
+    "qk_norm": "RMS-normalise each head's queries and keys (no gain) before the attention scores",
+    "activation": "the MLP's nonlinearity: gelu (flavour from --gelu) or relu2 (relu(x)^2)",
+    "zero_init_proj": "the residual projections (attention's and the MLP's c_proj) start at zero",
+    "softcap": "when > 0, logits = softcap * tanh(logits / softcap)",
     "smoothing": "count added to every character pair before normalising",
     "reg": "L2 penalty reg * mean(W**2) added to the training loss; the lecture uses 0.01",
 }
@@ -100,7 +106,8 @@ def all_inits() -> tuple[str, ...]:
 def choices() -> dict[str, tuple]:
     from .models import norm, transformer
     return {"optimizer": OPTIMIZERS, "decay": DECAYS, "init": all_inits(), "norm": norm.NORMS,
-            "gelu": tuple(transformer.GELUS), "dtype": tuple(transformer.DTYPES)}
+            "gelu": tuple(transformer.GELUS), "dtype": tuple(transformer.DTYPES), "pos": transformer.POSITIONS,
+            "activation": transformer.ACTIVATIONS}
 
 
 def _flag_type(hint) -> type:

@@ -14,7 +14,7 @@ import types
 import typing
 
 from . import models
-from .optim import DECAYS, OPTIMIZERS, TrainConfig
+from .optim import DECAYS, OPTIMIZERS, SCHEDULES, TrainConfig
 
 
 def _int(text: str, what: str) -> int:
@@ -105,7 +105,7 @@ def all_inits() -> tuple[str, ...]:
 
 def choices() -> dict[str, tuple]:
     from .models import norm, transformer
-    return {"optimizer": OPTIMIZERS, "decay": DECAYS, "init": all_inits(), "norm": norm.NORMS,
+    return {"optimizer": OPTIMIZERS, "decay": DECAYS, "schedule": SCHEDULES, "init": all_inits(), "norm": norm.NORMS,
             "gelu": tuple(transformer.GELUS), "dtype": tuple(transformer.DTYPES), "pos": transformer.POSITIONS,
             "activation": transformer.ACTIVATIONS}
 

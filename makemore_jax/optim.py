@@ -3,6 +3,12 @@
 Every TrainConfig field carries its help text (`metadata["help"]`); the command line's
 training flags are derived from these fields, with each model's defaults from its registry
 entry (flags.py).
+
+Three optimisers: sgd (the lectures'), adamw, and muon: the modded-nanogpt speedrun's
+split, Muon (momentum orthogonalised by Newton-Schulz) on the transformer's hidden weight
+matrices and AdamW on every other leaf; `param_groups` names each leaf's group. adamw and
+muon share one schedule shape (`schedule`: warmup + cosine, or warmup-stable-decay), each
+group scaled to its own peak (lr, matrix_lr).
 """
 
 from __future__ import annotations
@@ -11,12 +17,15 @@ import dataclasses
 import math
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from .settings import SettingError
 
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("sgd", "adamw", "muon")
 DECAYS = ("all", "matrices")
+SCHEDULES = ("cosine", "wsd")
+MUON, ADAMW = "muon", "adamw"  # param_groups' labels
 
 
 def _field(default, help: str):
@@ -28,24 +37,36 @@ def _field(default, help: str):
 class TrainConfig:
     steps: int = _field(200_000, "training steps")
     batch_size: int | None = _field(32, "minibatch size, or 'full' for every example every step, in order")
-    optimizer: str = _field("sgd", "sgd (plain, as the lectures) or adamw")
-    lr: float = _field(0.1, "(peak) learning rate")
+    optimizer: str = _field("sgd", "sgd (plain, as the lectures), adamw, or muon (Muon on the transformer "
+                                   "blocks' weight matrices at --matrix-lr, AdamW on the rest at --lr)")
+    lr: float = _field(0.1, "(peak) learning rate; muon: its AdamW group's")
     lr_decay_step: int | None = _field(100_000, "sgd: multiply the learning rate by --lr-decay from this step on "
                                                 "(the lectures: 0.1 -> 0.01 at 100k)")
     lr_decay: float = _field(0.1, "sgd: the factor applied at --lr-decay-step")
-    warmup_steps: int = _field(0, "adamw: linear warmup steps before the cosine decay")
-    min_lr_ratio: float = _field(0.1, "adamw: the cosine ends at lr x this at the last step; 1 holds lr constant")
-    weight_decay: float = _field(0.01, "adamw: decoupled weight decay")
-    decay: str = _field("all", "adamw: which leaves weight decay shrinks: all, or matrices (weights and "
+    schedule: str = _field("cosine", "adamw, muon: the learning rate's shape after the warmup: cosine (to lr x "
+                                     "--min-lr-ratio at the last step) or wsd (warmup-stable-decay: constant, then "
+                                     "linear to lr x --min-lr-ratio over the last --decay-fraction of the steps)")
+    decay_fraction: float = _field(0.2, "wsd: the fraction of the steps, at the end, over which the learning rate "
+                                        "decays, in (0, 1]")
+    warmup_steps: int = _field(0, "adamw, muon: linear warmup steps from 0 to the peak, before the decay")
+    min_lr_ratio: float = _field(0.1, "adamw, muon: the schedule ends at lr x this at the last step; 1 holds lr "
+                                      "constant")
+    weight_decay: float = _field(0.01, "adamw, muon (both groups): decoupled weight decay, times the learning rate")
+    decay: str = _field("all", "adamw, muon: which leaves weight decay shrinks: all, or matrices (weights and "
                                "embeddings, not biases or norm gains, as nanoGPT)")
-    b1: float = _field(0.9, "adamw: decay rate of the gradient's first moment")
-    b2: float = _field(0.999, "adamw: decay rate of the gradient's second moment")
+    b1: float = _field(0.9, "adamw: decay rate of the gradient's first moment (muon: its AdamW group's)")
+    b2: float = _field(0.999, "adamw: decay rate of the gradient's second moment (muon: its AdamW group's)")
+    matrix_lr: float = _field(0.02, "muon: peak learning rate of the Muon group (the transformer blocks' weight "
+                                    "matrices); the same schedule shape as --lr's")
+    muon_momentum: float = _field(0.95, "muon: the Muon group's Nesterov momentum")
     clip_norm: float | None = _field(None, "clip the global gradient norm to this")
     chunk_size: int = _field(1000, "steps per device dispatch and per log line")
     save_every_seconds: float = _field(60.0, "--out: checkpoint after the first chunk that ends this many seconds "
                                              "after the last checkpoint (besides every 10,000 steps)")
 
     def __post_init__(self):
+        fraction_ok = 0 < self.decay_fraction <= 1
+        room = self.steps - decay_steps(self) if fraction_ok else self.steps  # wsd's last step before its decay
         checks = [
             ("steps", self.steps >= 1, f"must be at least 1, got {self.steps}"),
             ("batch_size", self.batch_size is None or self.batch_size >= 1, f"must be at least 1, got {self.batch_size}"),
@@ -54,11 +75,19 @@ class TrainConfig:
             ("lr_decay_step", self.lr_decay_step is None or self.lr_decay_step >= 0,
              f"must be >= 0, got {self.lr_decay_step}"),
             ("lr_decay", self.lr_decay > 0, f"must be positive, got {self.lr_decay}"),
+            ("schedule", self.schedule in SCHEDULES, f"must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
+            ("decay_fraction", fraction_ok, f"must be in (0, 1], got {self.decay_fraction}"),
             ("warmup_steps", 0 <= self.warmup_steps <= self.steps, f"must be in [0, steps], got {self.warmup_steps}"),
+            ("warmup_steps", self.optimizer == "sgd" or self.schedule != "wsd" or self.warmup_steps <= room,
+             f"must end before wsd's decay (the last {self.steps - room} of {self.steps} steps): at most {room}, "
+             f"got {self.warmup_steps}"),
             ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, f"must be in [0, 1], got {self.min_lr_ratio}"),
             ("weight_decay", self.weight_decay >= 0, f"must be >= 0, got {self.weight_decay}"),
             ("decay", self.decay in DECAYS, f"must be one of {', '.join(DECAYS)}, got {self.decay!r}"),
             ("b1", 0 <= self.b1 < 1 and 0 <= self.b2 < 1, f"and b2 must be in [0, 1), got {self.b1}, {self.b2}"),
+            ("matrix_lr", self.matrix_lr > 0 and math.isfinite(self.matrix_lr),
+             f"must be a positive number, got {self.matrix_lr}"),
+            ("muon_momentum", 0 <= self.muon_momentum < 1, f"must be in [0, 1), got {self.muon_momentum}"),
             ("clip_norm", self.clip_norm is None or self.clip_norm > 0, f"must be positive, got {self.clip_norm}"),
             ("chunk_size", self.chunk_size >= 1, f"must be at least 1, got {self.chunk_size}"),
             ("save_every_seconds", self.save_every_seconds > 0, f"must be positive, got {self.save_every_seconds}"),
@@ -68,30 +97,62 @@ class TrainConfig:
                 raise SettingError(name, message)
 
 
-# ----------------------------------------------------------------------------- optimiser
+# ----------------------------------------------------------------------------- schedules
+
+
+def decay_steps(tc: TrainConfig) -> int:
+    """wsd: how many of the last steps the linear decay takes: decay_fraction x steps, rounded, at least 1."""
+    return max(1, round(tc.decay_fraction * tc.steps))
 
 
 def make_schedule(tc: TrainConfig) -> optax.Schedule:
+    """step -> learning rate, peaking at tc.lr: sgd's step decay, or adamw's / muon's warmup + cosine or wsd."""
     if tc.optimizer == "sgd":
         if tc.lr_decay_step is None:
             return optax.constant_schedule(tc.lr)
         return optax.piecewise_constant_schedule(tc.lr, {tc.lr_decay_step: tc.lr_decay})
+    if tc.schedule == "wsd":
+        return wsd_schedule(tc.lr, tc.warmup_steps, tc.steps, decay_steps(tc), tc.lr * tc.min_lr_ratio)
     return optax.warmup_cosine_decay_schedule(
         0.0, tc.lr, tc.warmup_steps, max(tc.steps, tc.warmup_steps + 1), end_value=tc.lr * tc.min_lr_ratio)
 
 
+def wsd_schedule(peak: float, warmup_steps: int, steps: int, decay_steps: int, end_value: float) -> optax.Schedule:
+    """Warmup-stable-decay: count -> peak * count / warmup_steps while count < warmup_steps, then
+    peak until count = steps - decay_steps, then linear to end_value at count = steps (the
+    count after the last update, as the cosine's end), end_value after. Needs
+    warmup_steps <= steps - decay_steps (TrainConfig checks it)."""
+    decay_start = steps - decay_steps
+
+    def schedule(count):
+        count = jnp.asarray(count)
+        warm = peak * (count / max(warmup_steps, 1))
+        decayed = jnp.clip((count - decay_start) / decay_steps, 0.0, 1.0)
+        return jnp.where(count < warmup_steps, warm, peak + (end_value - peak) * decayed)
+    return schedule
+
+
+# ----------------------------------------------------------------------------- optimisers
+
+
 def make_optimizer(tc: TrainConfig, *, lr=None, weight_decay=None) -> optax.GradientTransformation:
-    """tc's optimiser; `lr` / `weight_decay` replace tc's and may be traced (a sweep vmaps over them)."""
+    """tc's optimiser; `lr` / `weight_decay` replace tc's and may be traced (a sweep vmaps over them).
+
+    Under muon, `lr` is the AdamW group's peak (the Muon group keeps tc.matrix_lr) and
+    `weight_decay` applies to both groups.
+    """
     schedule = make_schedule(tc)
     if lr is not None:  # tc's schedule, rescaled to peak at `lr`
         unit = make_schedule(dataclasses.replace(tc, lr=1.0))
         schedule = lambda count: lr * unit(count)  # noqa: E731
+    weight_decay = tc.weight_decay if weight_decay is None else weight_decay
     if tc.optimizer == "sgd":
         tx = optax.sgd(schedule)
     else:
-        tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2,
-                         weight_decay=tc.weight_decay if weight_decay is None else weight_decay,
+        tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2, weight_decay=weight_decay,
                          mask=decay_mask if tc.decay == "matrices" else None)
+    if tc.optimizer == "muon":
+        tx = optax.partition({ADAMW: tx, MUON: muon_group(tc, weight_decay)}, param_groups)
     if tc.clip_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(tc.clip_norm), tx)
     return tx
@@ -102,4 +163,80 @@ def decay_mask(params):
     (ndim >= 2), not biases or norm gains (nanoGPT's two AdamW parameter groups). A leaf named
     "b" is a bias whatever its shape (the transformer's qkv bias is [3, H, D], torch's [3C])."""
     return jax.tree_util.tree_map_with_path(
-        lambda path, p: p.ndim >= 2 and getattr(path[-1], "key", None) != "b", params)
+        lambda path, p: p.ndim >= 2 and _name(path, -1) != "b", params)
+
+
+def _name(path, i: int):
+    """The dict key at path[i], or None (a list index, or a path too short)."""
+    try:
+        return getattr(path[i], "key", None)
+    except IndexError:
+        return None
+
+
+# ----------------------------------------------------------------------------- muon's parameter groups
+
+
+def param_groups(params):
+    """Each leaf's optimiser group under optimizer="muon": a tree of "muon" / "adamw" labels.
+
+    "muon": the hidden weight matrices, the leaves under params["blocks"] with ndim >= 2
+        that are not named "b" (decay_mask's matrix rule, inside the blocks): the transformer's
+        attention c_attn W [C, 3, H, D] and c_proj W [C, C], the MLP's c_fc W [C, 4C] and
+        c_proj W [4C, C]. Their updates are orthogonalised (`muon_dimensions` says how).
+    "adamw": every other leaf: the embeddings wte [vocab, C] and wpe [block_size, C] (row
+        lookups, not matmuls; a tied wte is also the head), the head lm_head W [C, vocab]
+        (Muon's recipe keeps the input and output layers on AdamW), the LayerNorm gains and
+        biases, every bias (c_attn's b [3, H, D] too), and every leaf of a model without
+        "blocks" (all the non-transformer models: AdamW alone).
+    """
+    def label(path, leaf):
+        hidden = _name(path, 0) == "blocks" and leaf.ndim >= 2 and _name(path, -1) != "b"
+        return MUON if hidden else ADAMW
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
+def leaf_dimensions(path, leaf) -> optax.contrib.MuonDimensionNumbers:
+    """How Muon reads one of its leaves as matrices: x @ W contracts axis 0 with the output axes.
+
+    c_attn's W [C, 3, H, D] is three [C, C] matrices, q's, k's and v's, orthogonalised
+    separately (axis 1 is a batch axis); any other leaf is one [shape[0], rest] matrix
+    (c_proj's and c_fc's W [in, out] as they are).
+    """
+    if _name(path, -2) == "c_attn" and leaf.ndim == 4:
+        return optax.contrib.MuonDimensionNumbers(reduction_axis=0, output_axis=(2, 3))
+    return optax.contrib.MuonDimensionNumbers(reduction_axis=0, output_axis=tuple(range(1, leaf.ndim)))
+
+
+def muon_dimensions(tree):
+    """`leaf_dimensions` of every leaf of `tree` (Muon's masked view of the params or updates)."""
+    return jax.tree_util.tree_map_with_path(leaf_dimensions, tree)
+
+
+def muon_group(tc: TrainConfig, weight_decay) -> optax.GradientTransformation:
+    """The Muon group's update: Nesterov momentum (tc.muon_momentum), orthogonalised by 5
+    quintic Newton-Schulz steps (optax's defaults), times sqrt(max(1, fan_out / fan_in))
+    (Muon's width scaling: c_fc's updates x2), plus weight_decay x the parameter, times the
+    schedule peaking at tc.matrix_lr.
+
+    Every Muon leaf is a matrix that decay="matrices" decays too, so both decay rules
+    decay the whole group.
+    """
+    return optax.chain(
+        optax.contrib.scale_by_muon(beta=tc.muon_momentum, weight_dimension_numbers=muon_dimensions),
+        scale_by_width(),
+        optax.add_decayed_weights(weight_decay),
+        optax.scale_by_learning_rate(make_schedule(dataclasses.replace(tc, lr=tc.matrix_lr))))
+
+
+def scale_by_width() -> optax.GradientTransformation:
+    """Multiply each matrix's update by sqrt(max(1, fan_out / fan_in)) (its `leaf_dimensions`),
+    so a wide output layer moves as far per input as a square one (Muon's reference scaling)."""
+    def scale(path, update):
+        dims = leaf_dimensions(path, update)
+        fan_out = math.prod(update.shape[a] for a in dims.output_axis)
+        return update * math.sqrt(max(1.0, fan_out / update.shape[dims.reduction_axis]))
+
+    def update_fn(updates, state, params=None):
+        return jax.tree_util.tree_map_with_path(scale, updates), state
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)

@@ -57,14 +57,17 @@ def recipe() -> dict:
             "grad_clip": t["clip_norm"]}
 
 
-def _recipe(steps: int | None) -> dict:
+def recipe_for(steps: int | None) -> dict:
     r = recipe()
     return {**r, "steps": steps, "warmup": min(steps, r["warmup"])} if steps else r
 
 
-def reference_command(config: dict, train: dict, seed: int, corpus: str = CORPUS, threads: int = 1) -> list[str]:
-    """The command line of one fresh nanoGPT run (torch_gpt.train on `corpus`), which prints its figures as JSON."""
-    spec = json.dumps({"config": config, "train": train, "seed": seed, "corpus": corpus, "threads": threads})
+def reference_command(config: dict, train: dict, seed: int, corpus: str = CORPUS, threads: int = 1,
+                      heldout: str | None = None) -> list[str]:
+    """The command line of one fresh nanoGPT run (torch_gpt.train on `corpus`), which prints its figures as JSON;
+    with `heldout` (a text in the corpus's characters) also its exact loss there ("heldout_loss")."""
+    spec = json.dumps({"config": config, "train": train, "seed": seed, "corpus": corpus, "threads": threads,
+                       "heldout": heldout})
     return [sys.executable, "-m", "benchmarks.gpt", "reference", "--spec", spec]
 
 
@@ -77,7 +80,15 @@ def _reference_main(spec: str) -> None:
     s = json.loads(spec)
     torch.set_num_threads(s.get("threads", 1))
     train, ids = {**s["train"], "betas": tuple(s["train"]["betas"])}, text_ids(s.get("corpus", CORPUS))[0]
-    out = torch_gpt.train(ids, types.SimpleNamespace(**s["config"]), seed=s["seed"], **train)
+    config = types.SimpleNamespace(**s["config"])
+    out = torch_gpt.train(ids, config, seed=s["seed"], **train)
+    if s.get("heldout"):
+        with open(s.get("corpus", CORPUS), encoding="utf-8") as f:
+            index = {c: i for i, c in enumerate(sorted(set(f.read())))}
+        with open(s["heldout"], encoding="utf-8") as f:
+            heldout = torch.tensor([index[c] for c in f.read()])
+        out["heldout_loss"] = torch_gpt.window_loss(out.pop("model"), heldout, config.block_size)
+    out.pop("model", None)
     print(json.dumps({**out, "seed": s["seed"]}))
 
 
@@ -100,7 +111,7 @@ def _ours_run(seed: int, corpus: str, steps: int | None, nice: int) -> dict:
     return {"val_loss": results["val_loss"], "train_loss": results["train_loss"], "wall_s": wall, "seed": seed}
 
 
-def _reference_process(spec: list[str], threads: int, nice: int) -> dict:
+def reference_process(spec: list[str], threads: int, nice: int) -> dict:
     t = time.perf_counter()
     out = subprocess.run(["nice", "-n", str(nice), *spec], check=True, cwd=machine.ROOT, capture_output=True,
                          text=True, env=process_env(f"torch-{threads}t"))
@@ -117,10 +128,10 @@ def parity(seeds=(0, 1, 2), *, steps: int | None = None, corpus: str = CORPUS, c
          "difference", "agree" (|difference| <= TOLERANCE), "commands"}.
     """
     _, vocab = text_ids(corpus)
-    config, train = gpt_config(vocab), _recipe(steps)
+    config, train = gpt_config(vocab), recipe_for(steps)
     runs = {"ours": lambda s: _ours_run(s, corpus, steps, nice)}
     if torch:
-        runs["reference"] = lambda s: _reference_process(reference_command(config, train, s, corpus=corpus), 1, nice)
+        runs["reference"] = lambda s: reference_process(reference_command(config, train, s, corpus=corpus), 1, nice)
     rows = {s: {side: _cached(cache, f"{side}-seed{s}", lambda: run(s)) for side, run in runs.items()} for s in seeds}
     mean = {side: statistics.mean(r[side]["val_loss"] for r in rows.values()) for side in runs}
     difference = mean["ours"] - mean["reference"] if torch else None
@@ -162,10 +173,10 @@ def _cached(cache: str | None, name: str, run) -> dict:
 def whole_runs(*, repeats: int, steps: int | None, threads: int, corpus: str = CORPUS) -> dict:
     """Wall seconds of whole runs in fresh processes, alternating: our command against nanoGPT's run."""
     _, vocab = text_ids(corpus)
-    spec = reference_command(gpt_config(vocab), _recipe(steps), 0, corpus=corpus, threads=threads)
+    spec = reference_command(gpt_config(vocab), recipe_for(steps), 0, corpus=corpus, threads=threads)
     sides = {"makemore-jax train --model gpt": lambda: _ours_run(0, corpus, steps, 0)["wall_s"],
              f"nanoGPT's run (torch_gpt.train), {threads} thread(s)":
-                 lambda: _reference_process(spec, threads, 0)["wall_s"]}
+                 lambda: reference_process(spec, threads, 0)["wall_s"]}
     walls = {name: [] for name in sides}
     for r in range(repeats):
         for name in list(sides)[r % 2:] + list(sides)[:r % 2]:

@@ -32,9 +32,11 @@ BENCHMARKS = {  # name -> (module, what it measures)
     "sweep": ("sweep", "many runs at once (makemore_jax.sweep)"),
     "reproduce": ("reproduce", "the lectures' 200k-step losses over several seeds (long)"),
     "gpt": ("gpt", "GPT on Shakespeare: steps/s, whole runs, scaling; --parity: the losses (long)"),
+    "speedrun": ("speedrun", "gpt-speedrun against nanoGPT's run to its loss; --budget: 300 s each; --ablations"),
     "gpu": ("gpu", "the prepared GPU check (needs JAX's CUDA build; --dry-run: toy sizes on the CPU)"),
 }
-OWN_FLAGS = {"gpt": ("--parity",), "gpu": ("--dry-run",)}  # passed to that benchmark's main(argv=...)
+# passed to that benchmark's main(argv=...)
+OWN_FLAGS = {"gpt": ("--parity",), "gpu": ("--dry-run",), "speedrun": ("--budget", "--ablations")}
 DEFAULT = ("micrograd", "training", "sampling", "evaluation", "scaling", "headline", "sweep")
 
 

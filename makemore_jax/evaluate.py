@@ -23,8 +23,8 @@ def _batch_loss(apply: Callable, params, state, x: jax.Array, y: jax.Array):
 def split_loss(apply: Callable, params, state, X: np.ndarray, Y: np.ndarray, *, batch_size: int = 8192) -> float:
     """Mean cross-entropy in nats over every target of the split (eval mode, state unchanged).
 
-    Every batch has the same shape (the last is padded with ignored targets), so all splits
-    share one compiled program; the host waits once, at the end.
+    Every batch has the same shape (the last is padded with ignored targets, at most one row
+    per batch), so one compiled program serves the split; the host waits once, at the end.
 
     Args:
         apply: the model's apply function.
@@ -33,6 +33,7 @@ def split_loss(apply: Callable, params, state, X: np.ndarray, Y: np.ndarray, *, 
         mean negative log-likelihood per counted target (nats).
     """
     batch_size = max(1, min(batch_size, len(X)))
+    batch_size = -(-len(X) // -(-len(X) // batch_size))  # as many batches, each as small as they can be
     pad = -len(X) % batch_size  # padded rows get target -1, which the loss ignores
     X = np.concatenate([X, np.zeros((pad, *X.shape[1:]), X.dtype)])
     Y = np.concatenate([Y, np.full((pad, *Y.shape[1:]), IGNORE, Y.dtype)])

@@ -104,12 +104,13 @@ class Run:
     def train_words(self) -> list[str]:
         return self.model.kind.split(self.words)[0] if self.words else []
 
-    def evaluate(self) -> dict[str, float]:
-        """Exact mean loss (nats) of every non-empty split: {"train": ..., "dev": ..., "test": ...} (text: "val")."""
+    def evaluate(self, *, train: bool = True) -> dict[str, float]:
+        """Exact mean loss (nats) of every non-empty split: {"train": ..., "dev": ..., "test": ...} (text: "val");
+        train=False leaves the training split out."""
         from .evaluate import kind_loss
         ts = self.state
         return {name: kind_loss(self.model, self.config, ts.params, ts.model_state, arrays)
-                for name, arrays in self.splits.items() if len(arrays[0])}
+                for name, arrays in self.splits.items() if len(arrays[0]) and (train or name != "train")}
 
     def sample(self, n: int = 10, *, seed: int = 0, temperature: float = 1.0, top_k: int | None = None,
                max_len: int | None = None) -> list[str]:

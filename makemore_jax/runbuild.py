@@ -275,7 +275,7 @@ def train(model: str = "mlp", *, data=None, steps: int | None = None, seed: int 
         try:
             fit_run(run, out if writer else None, quiet=quiet, resume=resume, mesh=mesh, stop=stop,
                     callbacks=callbacks)
-            losses = run.evaluate()
+            losses = run.evaluate(train=run.train_config.eval_train)
             if board is not None:
                 board.log_splits(int(run.state.step), losses)
         finally:

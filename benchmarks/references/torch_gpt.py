@@ -253,7 +253,7 @@ def window_loss(model: tnn.Module, ids: torch.Tensor, block_size: int, *, chunk:
 def train(text_ids: np.ndarray | Sequence[int], config, *, steps: int = 2000, batch_size: int = 12,
           lr: float = 1e-3, min_lr: float = 1e-4, warmup: int = 100, weight_decay: float = 0.1,
           betas=(0.9, 0.99), grad_clip: float = 1.0, seed: int = 1337, compiled: bool = False,
-          device: str = "cpu") -> dict:
+          device: str = "cpu", train_loss: bool = True) -> dict:
     """A whole nanoGPT run on text_ids, then the exact validation loss.
 
     The first 90% of text_ids train (nanoGPT's split), the last 10% validate. `steps`
@@ -263,7 +263,8 @@ def train(text_ids: np.ndarray | Sequence[int], config, *, steps: int = 2000, ba
 
     Returns:
         {"val_loss": window_loss on the validation split, "train_loss": the same on the
-        training split, "last_loss": the last minibatch's, "steps_per_s": training only}.
+        training split (None when train_loss is False, which skips that pass), "last_loss": the last
+        minibatch's, "steps_per_s": training only, "model": the trained module}.
     """
     ids = torch.as_tensor(np.asarray(text_ids, np.int64))
     n = int(0.9 * len(ids))
@@ -283,5 +284,5 @@ def train(text_ids: np.ndarray | Sequence[int], config, *, steps: int = 2000, ba
         loss = train_step(model, opt, x, y, lr=step_lr, grad_clip=grad_clip, forward=forward, autocast=autocast)
     seconds = time.perf_counter() - t0
     return {"val_loss": window_loss(model, val_ids, config.block_size, autocast=autocast),
-            "train_loss": window_loss(model, train_ids, config.block_size, autocast=autocast),
-            "last_loss": loss, "steps_per_s": steps / seconds}
+            "train_loss": window_loss(model, train_ids, config.block_size, autocast=autocast) if train_loss else None,
+            "last_loss": loss, "steps_per_s": steps / seconds, "model": model}

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from ..kinds import KINDS
-from . import bigram, bow, gpt, mlp, rnn, transformer, wavenet
+from . import bigram, bow, gpt, mlp, rnn, speedrun, transformer, wavenet
 
 # ----------------------------------------------------------------------------- abilities
 
@@ -171,6 +171,11 @@ REGISTRY = _registry(
           config_defaults=gpt.GPT_CONFIG, train_defaults=gpt.GPT_TRAIN,
           description="nanoGPT's character-level GPT on running text (default: data/shakespeare.txt): 4 blocks, "
                       "4 heads, n_embd 128, block 64"),
+    Model("gpt-speedrun", transformer.Config, transformer.init, transformer.apply, dataset="text",
+          abilities=(Decoder(transformer.init_cache, transformer.decode_step),),
+          config_defaults=speedrun.SPEEDRUN_CONFIG, train_defaults=speedrun.SPEEDRUN_TRAIN,
+          description="gpt with the speedrun's changes (rotary, RMSNorm, QK-norm, ReLU², untied head, soft-cap) "
+                      "trained with Muon: nanoGPT's CPU loss in a fraction of its time"),
     Model("wavenet", wavenet.Config, wavenet.init, wavenet.apply, abilities=(Calibration(wavenet.calibrate),),
           description="lecture 5's hierarchical net: 3 x [pair up positions -> linear -> batchnorm -> tanh], block 8",
           train_defaults={"lr_decay_step": 150_000}),

@@ -82,12 +82,14 @@ def _reference_main(spec: str) -> None:
     train, ids = {**s["train"], "betas": tuple(s["train"]["betas"])}, text_ids(s.get("corpus", CORPUS))[0]
     config = types.SimpleNamespace(**s["config"])
     out = torch_gpt.train(ids, config, seed=s["seed"], **train)
-    if s.get("heldout"):
+    if s.get("heldout"):  # after the run: its time ("heldout_s") is no part of the run's
+        t = time.perf_counter()
         with open(s.get("corpus", CORPUS), encoding="utf-8") as f:
             index = {c: i for i, c in enumerate(sorted(set(f.read())))}
         with open(s["heldout"], encoding="utf-8") as f:
             heldout = torch.tensor([index[c] for c in f.read()])
         out["heldout_loss"] = torch_gpt.window_loss(out.pop("model"), heldout, config.block_size)
+        out["heldout_s"] = time.perf_counter() - t
     out.pop("model", None)
     print(json.dumps({**out, "seed": s["seed"]}))
 

@@ -249,7 +249,7 @@ def test_flags_and_help(capsys, tmp_path):
     help_text = " ".join(train.format_help().split())
     for words in ("--optimizer {sgd,adamw,muon}", "--schedule {cosine,wsd}", "--matrix-lr MATRIX_LR",
                   "--muon-momentum MUON_MOMENTUM", "--decay-fraction DECAY_FRACTION", "(default 0.02)",
-                  "(default 0.95)", "(default cosine)"):
+                  "(default 0.95)", "(default cosine; gpt-speedrun: wsd)"):
         assert words in help_text, words
     args = build_parser().parse_args(["train", "--optimizer", "muon", "--schedule", "wsd", "--matrix-lr", "0.05",
                                       "--muon-momentum", "0.9", "--decay-fraction", "0.3"])

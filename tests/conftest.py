@@ -109,3 +109,15 @@ def assert_trees_close(a, b, *, rtol=1e-6, atol=0.0):
 
 def _is_key(x) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def perturbed(params, scale: float):
+    """Every leaf moved off its init by N(0, scale^2) noise (gains off 1, biases off 0), so each one matters."""
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(42), len(leaves))
+    return jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+
+
+def random_tokens(config, batch: int, key: int = 2):
+    """int [batch, config.block_size] tokens drawn uniformly from config's vocabulary."""
+    return jax.random.randint(jax.random.key(key), (batch, config.block_size), 0, config.vocab_size)

@@ -2,6 +2,7 @@
 model and five AdamW steps against our PyTorch nanoGPT (skipped without torch)."""
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -15,7 +16,7 @@ from makemore_jax.losses import cross_entropy
 from makemore_jax.models import gpt, transformer
 from makemore_jax.train import TrainConfig, decay_mask, make_optimizer, make_schedule
 
-from conftest import assert_trees_close
+from conftest import assert_trees_close, perturbed, random_tokens
 
 GPT = transformer.Config(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16,
                          **{k: v for k, v in gpt.GPT_CONFIG.items() if k not in ("block_size", "n_layer", "n_head", "n_embd")})
@@ -28,15 +29,8 @@ def torch_gpt():
     return torch_gpt
 
 
-def off_init(params, scale=0.1):
-    """Every leaf moved off its init (gains off 1, biases off 0), so each one matters."""
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(42), len(leaves))
-    return jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
-
-
-def tokens(config, batch, key=2):
-    return jax.random.randint(jax.random.key(key), (batch, config.block_size), 0, config.vocab_size)
+off_init = functools.partial(perturbed, scale=0.1)  # every leaf off its init, so each one matters
+tokens = random_tokens
 
 
 apply = jax.jit(transformer.apply, static_argnames=("train", "config"))  # one compile instead of many eager ops

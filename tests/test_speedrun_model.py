@@ -4,6 +4,7 @@ a float64 NumPy forward written out here, the cached decoder against apply, and 
 against numbers pinned before the options existed."""
 
 import dataclasses
+import functools
 import math
 
 import flax.linen
@@ -12,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import perturbed, random_tokens
 from makemore_jax.losses import cross_entropy
 from makemore_jax.models import gpt, speedrun_ops as ops, transformer
 
@@ -25,15 +27,8 @@ def config_of(**overrides):
     return transformer.Config(**{**TINY, **overrides})
 
 
-def off_init(params, scale=0.3):
-    """Every leaf moved off its init, so each one (and each option) matters in the logits."""
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(42), len(leaves))
-    return jax.tree.unflatten(tree, [p + scale * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
-
-
-def tokens(config, batch, key=2):
-    return jax.random.randint(jax.random.key(key), (batch, config.block_size), 0, config.vocab_size)
+off_init = functools.partial(perturbed, scale=0.3)  # every leaf off its init, so each one matters
+tokens = random_tokens
 
 
 def leaf_paths(params):

@@ -29,7 +29,7 @@ def prepare(path: str, steps: int) -> dict:
     from makemore_jax.train import TrainConfig, create_train_state, fit
     model, config, X, Y, _ = sides.problem("mlp")
     tc = TrainConfig(steps=steps, chunk_size=min(steps, 1000))
-    ts, summary = fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(0)), quiet=True)
+    ts, summary = fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(0)))
     p = jax.device_get(ts.params)
     (hidden,), out = p["layers"], p["out"]["linear"]
     np.savez(path, C=p["C"], W1=hidden["linear"]["W"], b1=hidden["linear"]["b"], W2=out["W"], b2=out["b"])

@@ -142,14 +142,16 @@ def _other_parsers(sub) -> None:
 
 
 def _diagnose_parser(sub) -> None:
-    from .study import diagnosable, mlp_inits
+    from .diagnostics import supports
+    from .models.mlp import INITS
+    diagnosable = [name for name, model in models.REGISTRY.items() if supports(model)]
     p = sub.add_parser("diagnose", help="lecture 3's activation / gradient / update statistics and figures")
-    p.add_argument("--model", default="mlp-deep", choices=diagnosable(), help="default: mlp-deep")
+    p.add_argument("--model", default="mlp-deep", choices=diagnosable, help="default: mlp-deep")
     p.add_argument("--out", default=os.path.join("out", "diagnostics"), help="figure folder (default: out/diagnostics)")
     p.add_argument("--data", default=None, help="one word per line (default: the bundled data/names.txt)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--init", default=None, choices=mlp_inits(), help="initialisation (default: the model's)")
+    p.add_argument("--init", default=None, choices=INITS, help="initialisation (default: the model's)")
     p.add_argument("--no-bn", action="store_true", help="no normalisation layers (--norm none)")
     p.add_argument("--steps", type=non_negative_int, default=1000, help="training steps before the snapshot")
     p.add_argument("--every", type=positive_int, default=10, help="record update ratios every this many steps")

@@ -1,26 +1,28 @@
 """What each makemore-jax sub-command does; cli.py wires them to argparse.
 
-A command takes the parsed arguments and prints its results. A user mistake raises
-DataError, CheckpointError or UsageError (cli.main prints one line, exit status 2); a run
-that stops without a result raises Stopped (exit status 1).
+A command takes the parsed arguments, calls the run's life (lifecycle.py) or the run record
+(run.py), and prints. A user mistake raises DataError, CheckpointError or UsageError
+(cli.main prints one line, exit status 2); a run that stops without a result raises
+Stopped (exit status 1).
 """
 
 from __future__ import annotations
 
-import math
 import os
+import subprocess
 import sys
 import time
 
 from . import checkpoint, models
-from .faults import FolderLock
 from .flags import config_flags, train_flags
-from .models import ClosedForm
-from .settings import UsageError
-from .tensorboard import LossCallback
 from .run import Stopped  # noqa: F401 (cli.main catches it)
+from .settings import UsageError
 
 PROG = "makemore-jax"
+EMPTY = "(empty name)"  # how a sample that ended at once is shown (a word cannot hold a space)
+TEXT_LENGTH = 500  # characters `sample` adds to a text model's prompt by default
+SUMMARY_LENGTH = 200  # characters of the text sample at the end of `train`
+TEXT_RULE = "-" * 16
 
 
 def given_settings(args) -> dict:
@@ -29,30 +31,30 @@ def given_settings(args) -> dict:
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
-# ----------------------------------------------------------------------------- shared steps
-
-
 def say(args, *lines: str) -> None:
     if not getattr(args, "quiet", False):
         print(*lines, sep="\n", flush=True)
 
 
-# ----------------------------------------------------------------------------- commands
+def shown(name: str) -> str:
+    return name or EMPTY
+
+
+# ----------------------------------------------------------------------------- train and sweep
 
 
 def cmd_train(args) -> None:
     from . import parallel
     from .evaluate import bits
-    from .run import train_model
-    from .sample import novelty
+    from .lifecycle import fitting, train_model
 
     t0 = time.perf_counter()
     _join_processes(args)  # before JAX computes anything; only process 0 writes and prints
     model = models.get(args.model)
     given = given_settings(args)
-    closed_form = model.ability(ClosedForm)
+    fitter = fitting(model)
     ignored = [k for k in given if k in train_flags()]
-    if closed_form and ignored:
+    if not fitter.trains and ignored:
         print(f"{PROG}: note: --model {model.name} is fitted in closed form; it ignores "
               + ", ".join("--" + k.replace("_", "-") for k in ignored), file=sys.stderr)
     run = train_model(model.name, data=args.data, seed=args.seed, out=args.out, quiet=args.quiet,
@@ -62,19 +64,21 @@ def cmd_train(args) -> None:
         return
     losses = {k.removesuffix("_loss"): v for k, v in run.info["results"].items()}
     print("loss (nats, bits/char): " + "  ".join(f"{k} {v:.4f} ({bits(v):.3f})" for k, v in losses.items()))
-    if args.num_samples > 0 and model.kind.sample == "text":
-        print(f"sample ({SUMMARY_LENGTH} characters after a newline):\n{run.generate(length=SUMMARY_LENGTH, seed=args.seed)[0]}")
-    elif args.num_samples > 0:
-        names = run.sample(args.num_samples, seed=args.seed)
-        print(f"samples ({novelty(names, run.train_words):.0%} not in the training set): "
-              + ", ".join(map(shown, names)))
-    s = run.summary
-    steps_per_s = s["steps"] / s["seconds"] if s["seconds"] else 0.0
+    if args.num_samples > 0:
+        print_samples(run, args.num_samples, seed=args.seed)
     now_at = f" (now at step {int(run.state.step):,})" if args.resume else ""
-    done = "fitted in closed form" if closed_form else (
-        f"trained {s['steps']:,} steps{now_at} in {s['seconds']:.1f} s ({steps_per_s:,.0f} steps/s, "
-        f"compile {s['compile_seconds']:.1f} s)")
-    print(f"{done}; total {time.perf_counter() - t0:.1f} s; wrote {os.path.join(args.out, checkpoint.CHECKPOINT)}")
+    print(f"{fitter.done(run.summary, now_at)}; total {time.perf_counter() - t0:.1f} s; "
+          f"wrote {os.path.join(args.out, checkpoint.CHECKPOINT)}")
+
+
+def print_samples(run, n: int, *, seed: int) -> None:
+    """train's closing sample: a text model's continuation of a newline, or n names with their novelty."""
+    from .sample import novelty
+    if run.continues_text:
+        print(f"sample ({SUMMARY_LENGTH} characters after a newline):\n{run.generate(length=SUMMARY_LENGTH, seed=seed)[0]}")
+        return
+    names = run.sample(n, seed=seed)
+    print(f"samples ({novelty(names, run.train_words):.0%} not in the training set): " + ", ".join(map(shown, names)))
 
 
 def _join_processes(args) -> None:
@@ -88,105 +92,24 @@ def _join_processes(args) -> None:
 
 def cmd_sweep(args) -> None:
     from . import sweep
-    from .runbuild import prepare
+    from .lifecycle import sweep_model
 
     t0 = time.perf_counter()
-    model = models.get(args.model)
-    if model.ability(ClosedForm):
-        raise UsageError(f"--model {model.name} is fitted in closed form: it has no training to sweep")
-    if args.tensorboard:
-        from .tensorboard import require
-        require()  # before any work: one line and status 2 without tensorboardX
-    given = given_settings(args)
-    swept = {k: v for k, v in given.items() if isinstance(v, list) and len(v) > 1}
-    single = {k: v[0] if isinstance(v, list) else v for k, v in given.items() if k not in swept}
-    p = prepare(model, data=args.data, overrides=single)
-    try:
-        runs = sweep.grid(model, p.config, p.train_config, swept, args.seed)
-    except ValueError as e:
-        raise e if isinstance(e, UsageError) else UsageError(str(e)) from None
-    with FolderLock(args.out):  # one writer per folder
-        _sweep_and_report(args, model, p, runs, swept, t0)
-
-
-def _sweep_and_report(args, model, p, runs, swept: dict, t0: float) -> None:
-    from . import sweep
-    from .evaluate import kind_loss
-    from .run import checkpoint_metadata
-    from .runbuild import data_info
-    tc = p.train_config
-    say(args, f"sweep: {len(runs)} runs of {model.name} ({', '.join(f'{k} x{len(v)}' for k, v in swept.items())}"
-               f"{', ' if swept else ''}seed x{len(args.seed)}), {tc.steps:,} steps each")
-    boards = SweepBoards(args.out, runs, tc) if args.tensorboard else None
-    result = sweep.train_sweep(model, runs, *p.splits["train"], devices=args.devices, quiet=args.quiet,
-                               callbacks=[boards] if boards else [])
-    os.makedirs(args.out, exist_ok=True)
-    losses, kept = [], []
-    select = model.kind.splits[1]  # the split runs are chosen on: dev (text: val)
-    for i, run in enumerate(runs):
-        ts = sweep.unstack(result.states, i)
-        run_losses = ({name: kind_loss(model, run.config, ts.params, ts.model_state, a)
-                       for name, a in p.splits.items() if len(a[0])}
-                      if result.diverged[i] is None else {"train": math.nan, select: math.nan})
-        losses.append(run_losses)
-        if args.keep and result.diverged[i] is None:
-            info = {**data_info(p.loaded, run.seed, model.kind), "results": {f"{k}_loss": round(v, 6) for k, v in run_losses.items()}}
-            meta = checkpoint_metadata(model, run.config, run.train_config, p.vocab, info)
-            kept.append(checkpoint.save(os.path.join(args.out, "runs", run.dirname), ts, meta))
-    written = sweep.write_report(args.out, result, losses, title=f"sweep of {model.name}, {tc.steps:,} steps",
-                                 select=select)
-    if boards:
-        written.append(boards.finish(tc.steps, losses))
-    print(sweep.markdown(*sweep.summarize(runs, losses, select=select), select=select), end="")
-    if kept:
-        written.append(f"{len(kept)} checkpoints under {os.path.join(args.out, 'runs')} (use with eval/sample --out)")
+    done = sweep_model(args.model, data=args.data, seeds=args.seed, out=args.out, devices=args.devices,
+                       quiet=args.quiet, keep=args.keep, tensorboard=args.tensorboard, **given_settings(args))
+    result, tc = done.result, done.prepared.train_config
+    print(sweep.markdown(*sweep.summarize(done.runs, done.losses, select=done.select), select=done.select), end="")
+    written = list(done.written)
+    if done.kept:
+        written.append(f"{done.kept} checkpoints under {os.path.join(args.out, 'runs')} (use with eval/sample --out)")
     n_diverged = sum(d is not None for d in result.diverged)
-    print(f"{len(runs)} runs x {tc.steps:,} steps on {result.devices} device(s) in {result.seconds:.1f} s "
-          f"({len(runs) * tc.steps / result.seconds:,.0f} steps/s over all runs, compile {result.compile_seconds:.1f} s)"
-          f"{f'; {n_diverged} diverged' if n_diverged else ''}; total {time.perf_counter() - t0:.1f} s; "
-          f"wrote {', '.join(written)}")
+    print(f"{len(done.runs)} runs x {tc.steps:,} steps on {result.devices} device(s) in {result.seconds:.1f} s "
+          f"({len(done.runs) * tc.steps / result.seconds:,.0f} steps/s over all runs, compile "
+          f"{result.compile_seconds:.1f} s){f'; {n_diverged} diverged' if n_diverged else ''}; total "
+          f"{time.perf_counter() - t0:.1f} s; wrote {', '.join(written)}")
 
 
-class SweepBoards(LossCallback):
-    """sweep --tensorboard: one TensorBoard folder per run, OUT/tensorboard/<run's dirname>.
-
-    As a loop callback (tensorboard.LossCallback) it logs each run's chunk losses and its own
-    learning rate (the shared schedule, peaking at the run's lr, as the sweep trains it);
-    `finish` adds the split losses and closes the writers. Event files of an earlier
-    sweep in the same folders are removed first, as the report files are replaced.
-    """
-
-    def __init__(self, out: str, runs, tc):
-        import dataclasses
-
-        import jax
-
-        from .optim import make_schedule
-        from .runbuild import EVENTS_PREFIX
-        from .tensorboard import open_writer
-        self.root = os.path.join(out, "tensorboard")
-        for run in runs:
-            folder = os.path.join(self.root, run.dirname)
-            for name in os.listdir(folder) if os.path.isdir(folder) else []:
-                if name.startswith(EVENTS_PREFIX):
-                    os.remove(os.path.join(folder, name))
-        unit = jax.jit(make_schedule(dataclasses.replace(tc, lr=1.0)))
-        super().__init__([open_writer(os.path.join(self.root, run.dirname)) for run in runs],
-                         [lambda step, lr=run.train_config.lr: lr * float(unit(step)) for run in runs])
-
-    def finish(self, step: int, losses) -> str:
-        """Log each run's split losses (the finite ones: a diverged run has none) at `step`; close."""
-        for writer, run_losses in zip(self.writers, losses):
-            writer.log_splits(step, {k: v for k, v in run_losses.items() if math.isfinite(v)})
-            writer.close()
-        return f"TensorBoard logs under {self.root} (tensorboard --logdir {self.root})"
-
-
-EMPTY = "(empty name)"  # how a sample that ended at once is shown (a word cannot hold a space)
-
-
-def shown(name: str) -> str:
-    return name or EMPTY
+# ----------------------------------------------------------------------------- a saved run
 
 
 def cmd_eval(args) -> None:
@@ -203,16 +126,10 @@ def cmd_eval(args) -> None:
     losses = run.evaluate()
     for name, loss in losses.items():
         print(f"{name:5s} {loss:.4f} nats  {bits(loss):.4f} bits/char  ({len(run.splits[name][0]):,} examples)")
-    model, ts = run.model, run.state
-    calibration = model.ability(models.Calibration)
-    if calibration and ts.model_state:  # lecture 3: BatchNorm statistics over the whole train split
-        run.state = ts.replace(model_state=calibration.calibrate(ts.params, ts.model_state, run.splits["train"][0]))
+    calibrated = run.calibrated()
+    if calibrated is not None:  # lecture 3: BatchNorm statistics over the whole train split
         print("BatchNorm statistics recomputed over the whole training split (running -> calibrated): "
-              + "  ".join(f"{k} {losses[k]:.4f} -> {v:.4f}" for k, v in run.evaluate().items()))
-
-
-TEXT_LENGTH = 500  # characters `sample` adds to a text model's prompt by default
-SUMMARY_LENGTH = 200  # characters of the text sample at the end of `train`
+              + "  ".join(f"{k} {losses[k]:.4f} -> {v:.4f}" for k, v in calibrated.evaluate().items()))
 
 
 def cmd_sample(args) -> None:
@@ -221,7 +138,7 @@ def cmd_sample(args) -> None:
 
     from .run import load_run
     run = load_run(args.out)
-    if run.model.kind.sample == "text":
+    if run.continues_text:
         return _sample_text(args, run)
     for name in ("prompt", "length"):
         if getattr(args, name) is not None:
@@ -253,7 +170,39 @@ def _sample_text(args, run) -> None:
     print(f"\n{TEXT_RULE}\n".join(prompt + text for text in texts))
 
 
-TEXT_RULE = "-" * 16
+# ----------------------------------------------------------------------------- studies
+
+
+def cmd_lr_find(args) -> None:
+    from .lifecycle import find_lr
+    say(args, f"sweeping lr over 1e-3..1 in {args.steps} steps ({args.model}, batch {args.batch_size})")
+    _, _, best, written = find_lr(args.model, data=args.data, steps=args.steps, batch_size=args.batch_size,
+                                  seed=args.seed, out=args.out)
+    print(f"lowest smoothed loss at lr {best:.3g}; wrote {', '.join(written)}")
+
+
+def cmd_diagnose(args) -> None:
+    from . import diagnostics
+    from .lifecycle import diagnose_model
+    over = {"init": args.init} if args.init else {}
+    if args.no_bn:
+        over.update(norm="none", out_norm=False)
+    found = diagnose_model(args.model, data=args.data, steps=args.steps, every=args.every, batch_size=args.batch_size,
+                           lr=args.lr, seed=args.seed, out=args.out, quiet=args.quiet,
+                           describe=", no BatchNorm" if args.no_bn else "", **over)
+    if found.diverged:
+        print(f"{PROG}: {found.diverged}", file=sys.stderr)
+    config = found.prepared.config
+    print(f"{found.prepared.model.name}, {config.init} init, step {found.step}, minibatch loss {found.loss:.4f}")
+    print(diagnostics.format_table(found.table))
+    if not found.figures:
+        print('figures need matplotlib: pip install "makemore-jax[plots]"')
+    print(f"wrote {', '.join(found.written)}")
+
+
+def cmd_plot(args) -> None:
+    from .plots import plot_losses
+    print(f"wrote {plot_losses(os.path.join(args.out, 'metrics.jsonl'), os.path.join(args.out, 'loss.png'))}")
 
 
 def cmd_micrograd(args) -> None:
@@ -265,6 +214,9 @@ def cmd_micrograd(args) -> None:
         raise UsageError(str(e)) from None
 
 
+# ----------------------------------------------------------------------------- benchmarks
+
+
 def benchmarks_root() -> str | None:
     """The source checkout holding benchmarks/ next to this package, or None (an installed wheel)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -272,21 +224,18 @@ def benchmarks_root() -> str | None:
 
 
 def cmd_bench(args) -> None:
-    """Run the checkout's benchmark suite (benchmarks/suite.py) with the same flags."""
+    """Run the checkout's benchmark suite (`python -m benchmarks`) with the same flags, in its own process."""
     root = benchmarks_root()
     if root is None:
         raise UsageError("the benchmarks/ folder is not next to the installed package: `bench` runs from a "
                          "source checkout (git clone, then pip install -e '.[bench]')")
-    sys.path.insert(0, root)
-    from benchmarks.suite import main as suite_main
-    argv = [*args.names, "--out", args.out] + ["--quick"] * args.quick + ["--no-torch"] * args.no_torch
-    status = suite_main(argv)
+    argv = [*args.names, "--out", os.path.abspath(args.out)] + ["--quick"] * args.quick + ["--no-torch"] * args.no_torch
+    status = subprocess.call([sys.executable, "-m", "benchmarks", *argv], cwd=root)
     if status:
         raise SystemExit(status)
 
 
 def commands() -> dict:
     """Sub-command name -> its function (args) -> None."""
-    from .study import cmd_diagnose, cmd_lr_find, cmd_plot
     return {"train": cmd_train, "sweep": cmd_sweep, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
             "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd, "bench": cmd_bench}

@@ -29,7 +29,7 @@ class DataError(ValueError):
 
 
 class NotWordsError(DataError):
-    """A words file holding whitespace inside a line: running text, perhaps (runbuild names the text model)."""
+    """A words file holding whitespace inside a line: running text, perhaps (lifecycle names the text model)."""
 
 
 # ----------------------------------------------------------------------------- loading
@@ -93,8 +93,6 @@ class Data:
     items: list[str] | str  # the data kind's items: the words, or (kind "text") the whole text
     source: str | None  # absolute path of the file, or None for words given in Python
     sha256: str  # of the file's bytes (words given in Python: of their lines joined by "\n")
-
-    words = property(lambda self: self.items)  # the items' name from when every kind read words
 
 
 def read_data(data=None, kind=None) -> Data:
@@ -279,18 +277,6 @@ def build_sequence_dataset(words: Sequence[str], vocab: Vocab, max_len: int | No
     Y[row, col] = flat
     Y[np.arange(n), lengths] = 0
     return X, Y
-
-
-DATASETS = ("context", "sequence", "text")  # the kinds' names (kinds.KINDS holds their records)
-
-
-def build_dataset(kind: str, words: Sequence[str], vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The arrays a model of this data `kind` trains on: `kinds.get(kind).build(words, vocab, block_size)`.
-
-    Raises DataError: a bad block_size, or (sequence) a word longer than block_size - 1.
-    """
-    from . import kinds
-    return kinds.get(kind).build(words, vocab, block_size)
 
 
 def sequence_block_size(words: Sequence[str]) -> int:

@@ -27,17 +27,25 @@ LOCK_FILE = ".makemore-jax.lock"  # in --out while a run writes there; removed w
 
 
 def write_failed(error: OSError) -> str:
-    """The one line for a failed write: the file, the reason, and the checkpoint still good next to it."""
-    path = getattr(error, "path", None) or error.filename
-    where = path if path is not None else "standard output"
-    line = f"cannot write {where}: {error.strerror or error}"
-    if path is None or os.path.basename(path) not in (checkpoint.CHECKPOINT, checkpoint.META, "metrics.jsonl"):
-        return line
-    folder = os.path.dirname(path) or "."
+    """The one line for a failed write: the file, the reason, and the checkpoint still good beside it.
+
+    A WriteError names the file (every write into --out raises one: checkpoints, metrics.jsonl,
+    the lock, TensorBoard's events, reports); any other failed write is standard output's.
+    """
+    path = error.path if isinstance(error, checkpoint.WriteError) else error.filename
+    if path is None:
+        return f"cannot write standard output: {error.strerror or error}"
+    line = f"cannot write {path}: {error.strerror or error}"
+    folder = path if os.path.isdir(path) else (os.path.dirname(path) or ".")
     step = checkpoint.saved_step(folder)
-    if step is None:
+    if step is not None:
+        return f"{line}; the last checkpoint, {os.path.join(folder, checkpoint.CHECKPOINT)} (step {step:,}), is intact"
+    if os.path.basename(path) in RUN_FILES:
         return f"{line}; no checkpoint was saved in {folder} yet"
-    return f"{line}; the last checkpoint, {os.path.join(folder, checkpoint.CHECKPOINT)} (step {step:,}), is intact"
+    return line
+
+
+RUN_FILES = (checkpoint.CHECKPOINT, checkpoint.META, "metrics.jsonl", LOCK_FILE)  # a run's own files in --out
 
 
 def is_write_failure(error: OSError) -> bool:
@@ -98,8 +106,12 @@ class FolderLock:
                 break
             os.close(fd)  # the file was removed by its last holder after we opened it: lock the new one
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)}
-        os.ftruncate(fd, 0)
-        os.write(fd, (json.dumps(holder) + "\n").encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, (json.dumps(holder) + "\n").encode())
+        except OSError as e:  # a full disk: named by the lock file (its run's checkpoint is untouched)
+            os.close(fd)
+            raise checkpoint.write_error(self.path, e) from None
         self.fd = fd
         return self
 

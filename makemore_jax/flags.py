@@ -153,7 +153,8 @@ def train_flags(trained: list[str] | None = None) -> dict[str, tuple[type, str]]
         trained: the models whose defaults to show (default: those trained by gradients).
     """
     if trained is None:
-        trained = [n for n, m in models.REGISTRY.items() if not m.ability(models.ClosedForm)]
+        from .lifecycle import fitting
+        trained = [n for n, m in models.REGISTRY.items() if fitting(m).trains]
     hints = typing.get_type_hints(TrainConfig)
     flags = {}
     for field in dataclasses.fields(TrainConfig):

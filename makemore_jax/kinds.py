@@ -3,9 +3,10 @@
 A kind says how its file's text becomes items (`parse`), how the items are split into
 train/dev/test (`split`), how a split becomes host arrays (`build`), how the training loop
 draws a batch from those arrays on the device (`batch`), which arrays evaluation reads
-(`eval_arrays`) and how sampling feeds the model (`sample`). Nothing above this module asks
-which kind it has: a model's registry entry names one (`Model.dataset`), and the run, the
-training chunk, evaluation and sampling call the record's functions.
+(`eval_arrays`), how drawing a word feeds the model one position at a time (`sample_step`),
+and whether sampling continues running text instead (`continues_text`). Nothing above this
+module asks which kind it has: a model's registry entry names one (`Model.dataset`), and
+the run, the training chunk, evaluation and sampling call the record's functions.
 
     kind      items              a split's arrays                          a batch
     context   words, 80/10/10    X [N, block_size] -> Y [N]                rows of X, Y
@@ -40,7 +41,7 @@ class DataKind(NamedTuple):
     batch: Callable  # (arrays on device, key, steps int32 [S], batch_size, block_size) -> (x [S, B, ...], y [S, B, ...])
     eval_arrays: Callable  # (arrays, block_size) -> (X, Y): every target of the split once
     default_block_size: Callable  # items -> block_size the data needs, or None (the Config's own)
-    sample: str  # how sampling feeds the model: "window" (the last block_size tokens), "prefix" or "text"
+    sample_step: Callable | None  # (apply, params, state, n, block_size) -> SampleStep; None: text is continued
     splits: tuple[str, ...]  # the splits' names; the second is the one runs are chosen on
     vocab: Callable  # items -> Vocab
     boundary: bool  # whether the Vocab has the boundary token "." at index 0
@@ -49,6 +50,20 @@ class DataKind(NamedTuple):
     unit: str  # what the items are counted in ("words", "characters")
     info: Callable  # items -> what a checkpoint records about them ({"max_word_len": ...})
     eval_batch: Callable  # block_size -> rows of one evaluation batch
+
+    @property
+    def continues_text(self) -> bool:
+        """Sampling continues a prompt of running text (generate.py) instead of drawing items one by one."""
+        return self.sample_step is None
+
+
+class SampleStep(NamedTuple):
+    """How a word is drawn position by position (sample.sample_ids): step(carry, i, tokens [max_len, n],
+    draw) -> (carry, token [n]) from carry0; at most `positions` tokens (None: as many as asked)."""
+
+    step: Callable
+    carry0: object
+    positions: int | None
 
 
 def batch_rows(key: jax.Array, steps: jax.Array, batch_size: int, n: int) -> jax.Array:
@@ -75,6 +90,32 @@ def text_batch(arrays, key: jax.Array, steps: jax.Array, batch_size: int, block_
     offsets = batch_rows(key, steps, batch_size, X.shape[0] - block_size + 1)  # [S, B]
     at = offsets[..., None] + jnp.arange(block_size)  # [S, B, T]
     return X[at], Y[at]
+
+
+def build_splits(kind: DataKind, items, vocab: Vocab, block_size: int) -> dict[str, tuple]:
+    """The kind's split of the items (words: the lectures' 80/10/10, seed 42; text: 90/10 by
+    position), each part as its numpy arrays, by the kind's split names."""
+    return {name: kind.build(part, vocab, block_size) for name, part in zip(kind.splits, kind.split(items))}
+
+
+def window_step(apply: Callable, params, state, n: int, block_size: int) -> SampleStep:
+    """The lectures' loop: apply on the last block_size tokens, the start padded with 0 (a context model)."""
+    def window(context, i, tokens, draw):  # context [n, block_size]: the last block_size tokens
+        logits, _ = apply(params, state, context, train=False)
+        token = draw(logits[:, -1] if logits.ndim == 3 else logits)
+        return jnp.concatenate([context[:, 1:], token[:, None]], axis=1), token
+    return SampleStep(window, jnp.zeros((n, block_size), jnp.int32), None)
+
+
+def prefix_step(apply: Callable, params, state, n: int, block_size: int) -> SampleStep:
+    """A sequence model: apply on the growing prefix (start token 0, the tokens so far, zeros after),
+    the logits read at position i; it has block_size positions, so at most block_size tokens."""
+    def prefix(carry, i, tokens, draw):
+        start = jnp.zeros((1, n), jnp.int32)
+        seq = jnp.concatenate([start, tokens[:block_size - 1]]).T  # [n, block_size]
+        logits, _ = apply(params, state, seq, train=False)
+        return carry, draw(jax.lax.dynamic_index_in_dim(logits, i, axis=1, keepdims=False))
+    return SampleStep(prefix, (), block_size)
 
 
 def _whole(arrays, block_size: int):
@@ -106,11 +147,11 @@ WORDS = {"splits": ("train", "dev", "test"), "vocab": Vocab.from_words, "boundar
          "default_data": DEFAULT_DATA, "check": check_words, "unit": "words", "info": words_info,
          "eval_batch": lambda block_size: EVAL_ROWS}
 CONTEXT = DataKind("context", parse_words, split_words, build_context_dataset, row_batch, _whole,
-                   lambda words: None, "window", **WORDS)
+                   lambda words: None, window_step, **WORDS)
 SEQUENCE = DataKind("sequence", parse_words, split_words, build_sequence, row_batch, _whole,
-                    sequence_block_size, "prefix", **WORDS)
+                    sequence_block_size, prefix_step, **WORDS)
 TEXT = DataKind("text", text.parse_text, text.split_text, text.build_text, text_batch, text.eval_windows,
-                lambda text: None, "text", splits=("train", "val"), vocab=Vocab.from_text, boundary=False,
+                lambda text: None, None, splits=("train", "val"), vocab=Vocab.from_text, boundary=False,
                 default_data=DEFAULT_TEXT, check=text.check_text, unit="characters", info=text.info,
                 eval_batch=text.eval_batch)
 

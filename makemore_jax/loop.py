@@ -7,8 +7,8 @@ losses (`np.asarray`, a sync point). After each chunk it applies the divergence 
 hands the chunk to the callbacks, which log, show progress or checkpoint.
 
 A callback is any object with `on_chunk(state, step, losses, elapsed)` (and optionally
-`close()`); returning `STOP` from it ends the run gracefully after that chunk, as does
-setting the `stop` event given to `run_chunks` (e.g. from a SIGTERM handler). The state a
+`close()`); returning `STOP` from it ends the run gracefully after that chunk (`StopWhen`
+does so once an event is set, e.g. by a SIGTERM handler). The state a
 callback sees is the good state at the end of the chunk; losses are float [n] for one run,
 [R, n] for a sweep's R runs.
 """
@@ -58,12 +58,12 @@ class Result:
     seconds: float  # wall time of the loop, compiles included
     compile_seconds: float
     last_losses: np.ndarray | None  # the last good chunk's losses
-    stopped: bool  # ended early by a callback or the stop event
+    stopped: bool  # ended early by a callback's STOP
 
 
 def run_chunks(compile_chunk: Callable[[int], Callable], state, *, start: int, total: int, chunk_size: int,
                divergence: Divergence, on_diverged: Callable, callbacks: Sequence = (),
-               host: Callable = np.asarray, stop: threading.Event | None = None) -> Result:
+               host: Callable = np.asarray) -> Result:
     """Run chunks from step `start` to `total`.
 
     Args:
@@ -72,8 +72,8 @@ def run_chunks(compile_chunk: Callable[[int], Callable], state, *, start: int, t
         host: the chunk's outputs -> its losses on the host, float [n] or [R, n] (the sync point).
         on_diverged: (first step, bad [R] from Divergence.first_bad, state before the chunk,
             losses [R, n]) -> None; it may raise to end the run (train) or note the runs (sweep).
-        callbacks: objects with on_chunk(state, step, losses, elapsed) after each good chunk.
-        stop: ends the run after the chunk being read when set.
+        callbacks: objects with on_chunk(state, step, losses, elapsed) after each good chunk;
+            one that returns STOP ends the run after that chunk (the chunk queued behind it is dropped).
     """
     chunks: dict[int, Callable] = {}
     compile_seconds, last, done, stopped = 0.0, None, start, False
@@ -103,7 +103,7 @@ def run_chunks(compile_chunk: Callable[[int], Callable], state, *, start: int, t
             state, last, done = after, losses, first + n
             elapsed = time.perf_counter() - t0
             asked = [callback.on_chunk(state, done, losses, elapsed) for callback in callbacks]
-            stopped = STOP in asked or (stop is not None and stop.is_set())
+            stopped = STOP in asked
     finally:
         for callback in callbacks:
             getattr(callback, "close", lambda: None)()
@@ -140,15 +140,14 @@ class Progress:
         self.bar.close()
 
 
-class Every:
-    """Calls fn(state) after the chunks that end on a multiple of `every` steps (e.g. to checkpoint)."""
+class StopWhen:
+    """Returns STOP after the first chunk that ends once `event` (a threading.Event) is set."""
 
-    def __init__(self, every: int, fn: Callable):
-        self.every, self.fn = every, fn
+    def __init__(self, event: threading.Event):
+        self.event = event
 
     def on_chunk(self, state, step: int, losses, elapsed):
-        if step % self.every == 0:
-            self.fn(state)
+        return STOP if self.event.is_set() else None
 
 
 class Call:
@@ -162,16 +161,15 @@ class Call:
 
 
 class JsonLog:
-    """One JSON line per chunk: step, loss (chunk mean), last loss, lr, time, and `extras()`.
+    """One JSON line per chunk: step, loss (chunk mean), last loss, lr and time, appended to `path`.
 
     Args:
         schedule: step -> learning rate (the one of the chunk's last step is logged).
-        extras: step -> {name: value} of metrics to add (e.g. the chunk's latest diagnostics).
     """
 
-    def __init__(self, path: str, schedule: Callable, extras: Callable | None = None):
+    def __init__(self, path: str, schedule: Callable):
         from .checkpoint import dumps_json, write_error
-        self.dumps, self.schedule, self.extras, self.path, self.error = dumps_json, schedule, extras, path, write_error
+        self.dumps, self.schedule, self.path, self.error = dumps_json, schedule, path, write_error
         try:
             self.file = open(path, "a", encoding="utf-8")
         except OSError as e:
@@ -180,8 +178,6 @@ class JsonLog:
     def on_chunk(self, state, step: int, losses: np.ndarray, elapsed: float):
         record = {"step": step, "loss": float(losses.mean()), "last_loss": float(losses[-1]),
                   "lr": float(self.schedule(step - 1)), "time": round(elapsed, 4)}
-        if self.extras is not None:
-            record.update(self.extras(step - len(losses)))
         try:
             self.file.write(self.dumps(record) + "\n")
             self.file.flush()

@@ -1,7 +1,7 @@
-"""The short way in: train a named model in one call, get back a Run, load it again later.
+"""The run record: a trained (or loaded) model with its data, and its checkpoint both ways.
 
     from makemore_jax import train_model, load_run
-    run = train_model("mlp-bn", steps=20_000, lr_decay_step=10_000)
+    run = train_model("mlp-bn", steps=20_000, lr_decay_step=10_000)   # lifecycle.py
     run.evaluate()                  # {"train": 2.07, "dev": 2.11, "test": 2.11} (nats)
     run.sample(10)                  # ten names
     run.save("out/bn"); run = load_run("out/bn")
@@ -9,10 +9,11 @@
 A Run composes the functional core without hiding it: it holds the plain pieces (the
 `Model`, its config, the `TrainConfig`, the `Vocab`, the numpy splits and the `TrainState`),
 ready to pass to `train.fit`, `evaluate.split_loss`, `sample.sample_ids` or `checkpoint`
-directly. The command line's `train` is a thin layer over `train_model`.
+directly. How a run is built, fitted and saved is lifecycle.py's; `Stopped` is how a run
+ends without a result.
 
 Errors name settings as `name=value` (the command line shows them as `--name value`:
-settings.UsageError). The checks and the run-building path live in runbuild.py.
+settings.UsageError).
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ from .checkpoint import CheckpointError
 from .data import DataError, Vocab, read_data
 from .models import Model, mlp
 from .optim import TrainConfig
-from .settings import SettingError, UsageError  # noqa: F401 (run's public names)
+from .kinds import build_splits
+from .settings import SettingError, UsageError
 from .train import TrainState
 
-SPLITS = ("train", "dev", "test")
-METRICS = "metrics.jsonl"
-SAVE_EVERY = 10_000  # steps between checkpoints while training (at least one chunk), and at the end
+METRICS = "metrics.jsonl"  # a run's training log in its folder: one JSON line per chunk, then the split losses
 DEFAULT_MAX_LEN = 32  # sample length when a checkpoint does not record its longest word
 SAMPLE_BATCH = 10_000  # words drawn per call when sampling (Run.sample_batches)
 
@@ -55,27 +55,13 @@ class Terminated(Stopped):
     status = 128 + 15
 
 
-# ----------------------------------------------------------------------------- the data
-
-
-def build_splits(model: Model, config, words, vocab: Vocab) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The data kind's split (words: the lectures' 80/10/10, seed 42; text: 90/10 by position),
-    each part as the model's (X, Y) numpy arrays, by the kind's split names.
-
-    The one place a run builds its datasets.
-    """
-    kind = model.kind
-    parts = dict(zip(kind.splits, kind.split(words)))
-    return {name: kind.build(w, vocab, config.block_size) for name, w in parts.items()}
+# ----------------------------------------------------------------------------- the run
 
 
 def checkpoint_metadata(model: Model, config, tc: TrainConfig, vocab: Vocab, info: dict) -> dict:
     """What a checkpoint records besides the arrays (the one place it is built)."""
     return {"model": model.name, "dataset": model.dataset, "config": dataclasses.asdict(config),
             "train": dataclasses.asdict(tc), "vocab": list(vocab.chars), **info}
-
-
-# ----------------------------------------------------------------------------- the run
 
 
 @dataclasses.dataclass
@@ -127,12 +113,8 @@ class Run:
         """
         import jax
         from .sample import decode, sample_ids
-        if self.model.kind.sample == "text":
-            raise UsageError(f"{self.model.name} continues running text: use run.generate(prompt=..., length=...)")
-        self._check_draws(temperature, top_k)
+        self._check_draws(temperature, top_k, text=False)
         max_len = max_len or 2 * self.info.get("max_word_len", DEFAULT_MAX_LEN // 2)
-        if self.model.dataset == "sequence":  # a sequence model has no positions past its block
-            max_len = min(max_len, self.config.block_size)
         for b, start in enumerate(range(0, n, batch_size)):
             ids = sample_ids(self.model, self.state.params, self.state.model_state,
                              jax.random.fold_in(jax.random.key(seed), b), n=min(batch_size, n - start),
@@ -150,9 +132,7 @@ class Run:
         import jax
 
         from .generate import generate_ids
-        if self.model.kind.sample != "text":
-            raise UsageError(f"{self.model.name} generates words: use run.sample(n)")
-        self._check_draws(temperature, top_k)
+        self._check_draws(temperature, top_k, text=True)
         for name, value in (("length", length), ("num_samples", n)):
             if not (isinstance(value, int) and value >= 1):
                 raise SettingError(name, f"{value!r} must be a positive integer")
@@ -167,11 +147,28 @@ class Run:
                            config=self.config)
         return [self.vocab.decode(row) for row in jax.device_get(new)]
 
-    def _check_draws(self, temperature: float, top_k: int | None) -> None:
+    @property
+    def continues_text(self) -> bool:
+        """Sampling continues running text (`generate`) rather than drawing words (`sample`)."""
+        return self.model.kind.continues_text
+
+    def _check_draws(self, temperature: float, top_k: int | None, *, text: bool) -> None:
+        if text != self.continues_text:
+            raise UsageError(f"{self.model.name} continues running text: use run.generate(prompt=..., length=...)"
+                             if self.continues_text else f"{self.model.name} generates words: use run.sample(n)")
         if top_k is not None and not 1 <= top_k <= self.vocab.size:
             raise SettingError("top_k", f"{top_k} must be in 1..{self.vocab.size} (the vocabulary)")
         if not temperature > 0:
             raise SettingError("temperature", f"{temperature} must be positive")
+
+    def calibrated(self) -> Run | None:
+        """This run with its BatchNorm statistics recomputed over the whole training split (lecture 3),
+        or None for a model without them (no Calibration ability, or no state)."""
+        calibration = self.model.ability(models.Calibration)
+        if not calibration or not self.state.model_state:
+            return None
+        state = calibration.calibrate(self.state.params, self.state.model_state, self.splits["train"][0])
+        return dataclasses.replace(self, state=self.state.replace(model_state=state))
 
     def metadata(self) -> dict:
         """What a checkpoint records besides the arrays."""
@@ -202,8 +199,8 @@ def load_run(out_dir: str, *, data=None) -> Run:
         if data is not None:
             raise
         return run
-    run.words, run.data_sha256 = loaded.words, loaded.sha256
-    run.splits = build_splits(run.model, run.config, loaded.words, run.vocab)
+    run.words, run.data_sha256 = loaded.items, loaded.sha256
+    run.splits = build_splits(run.model.kind, loaded.items, run.vocab, run.config.block_size)
     return run
 
 
@@ -227,48 +224,3 @@ def from_checkpoint(out_dir: str) -> Run:
     info = {k: v for k, v in meta.items() if k not in ("model", "dataset", "config", "train", "vocab", "format",
                                                        "step", "state_sha256")}
     return Run(model, config, tc, vocab, [], {}, ts, info=info)
-
-
-# ----------------------------------------------------------------------------- training
-
-
-def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed: int = 42, out: str | None = None,
-                quiet: bool = True, resume: bool = False, overwrite: bool = False, devices: int | None = 1,
-                stop=None, tensorboard: bool = False, **overrides) -> Run:
-    """Train a registered model and evaluate it on every split.
-
-    Args:
-        model: a registry name ("bigram", "bigram-nn", "mlp", "mlp-bn", "mlp-deep", ...).
-        data: a text file with one word per line, or a list of words (default: the bundled names).
-        steps: training steps (default: the model's, e.g. 200,000 for the MLPs).
-        seed: initialisation and minibatch seed (a resumed run keeps its own).
-        out: a folder to checkpoint into (every SAVE_EVERY steps and at the end) with a
-            metrics.jsonl log; None keeps everything in memory.
-        quiet: no progress output.
-        resume: continue the run saved in `out` (its settings; `steps` and training
-            settings may be raised or changed).
-        overwrite: replace a run already saved in `out` (otherwise that is refused).
-        devices: data parallel over this many devices, None for all (parallel.data_mesh):
-            each batch split over them, BatchNorm on the global batch, the same numbers as
-            one device up to float rounding. In a multi-process run (parallel.initialize
-            called first) the devices of every process take part and only process 0
-            prints and writes `out`.
-        stop: a threading.Event; once set (e.g. on SIGTERM) the chunk in flight is the last,
-            its state is saved in `out` and Terminated raised.
-        tensorboard: also write TensorBoard event files into `out` (needs tensorboardX, the
-            tensorboard extra): each chunk's training loss and learning rate (as metrics.jsonl),
-            and every split's loss at the end (tensorboard.py).
-        **overrides: any model config field (n_hidden=64, init="unit") or TrainConfig
-            field (lr=0.05, batch_size=None, optimizer="adamw").
-    Returns:
-        the trained Run; run.summary has steps, seconds, compile_seconds, final_loss.
-    Raises:
-        UsageError, DataError, CheckpointError: a bad setting, data file or checkpoint
-            (checked before anything is allocated), or a model too big for the memory.
-        ImportError: tensorboard=True without tensorboardX (before anything is trained).
-        Stopped: training diverged (train.DIVERGENCE_FACTOR); `.run` holds the last good
-            state, also saved in `out`. Terminated (a Stopped): `stop` was set.
-    """
-    from .runbuild import train
-    return train(model, data=data, steps=steps, seed=seed, out=out, quiet=quiet, resume=resume, overwrite=overwrite,
-                 devices=devices, stop=stop, tensorboard=tensorboard, **overrides)

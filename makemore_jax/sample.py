@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .data import Vocab
+from .kinds import SampleStep, window_step
 from .models import Decoder, Model, bind_config
 
 
@@ -25,10 +26,10 @@ def sample_ids(model: Model | Callable, params, state, key: jax.Array, *, n: int
     numbers up to float rounding:
       - a `Model` with a `Decoder` (transformer: key/value cache; rnn, gru: hidden state):
         one new position per step, from the cache `init_cache(params, config, n)`;
-      - else its data kind's way (`DataKind.sample`): "prefix" runs apply on the growing
-        prefix (start token 0 at position 0, zeros after it), logits read at position i;
-        "window" (a bare apply function too) runs apply on the last block_size tokens, the
-        start padded with 0 (the lectures' loop).
+      - else its data kind's `sample_step` (kinds.py): a sequence model's apply on the
+        growing prefix (start token 0 at position 0, zeros after it), logits read at
+        position i; a context model's (and a bare apply function's) on the last block_size
+        tokens, the start padded with 0 (the lectures' loop).
 
     Args:
         model: a `Model` (with `config`, its config: apply is model.bind(config)), or an apply function.
@@ -36,19 +37,21 @@ def sample_ids(model: Model | Callable, params, state, key: jax.Array, *, n: int
         key: PRNG key.
         n: sequences, sampled in parallel.
         block_size: the model's context length (for a sequence model its number of positions).
-        max_len: tokens per sequence (the longest word plus the end token); a "prefix" model
-            draws at most block_size of them, and the rest are 0.
+        max_len: tokens per sequence (the longest word plus the end token); a sequence model
+            draws at most block_size of them (with the keys split(key, block_size)), and the
+            rest are 0.
     Returns:
         int32 [n, max_len].
     """
-    if isinstance(model, Model):
-        decoder, apply, path = model.ability(Decoder), model.bind(config), model.kind.sample
-        path = "cached" if decoder else path
+    if isinstance(model, Model) and model.ability(Decoder):
+        sampler = cached_step(model.ability(Decoder), params, state, config, n, block_size)
+    elif isinstance(model, Model):
+        sampler = model.kind.sample_step(model.bind(config), params, state, n, block_size)
     else:
-        decoder, apply, path = None, model, "window"
-    steps = max_len if path == "window" else min(max_len, block_size)  # a sequence model has block_size positions
-    keys = jax.random.split(key, max_len)
-    step, start = _path(path, apply, decoder, params, state, config, n, block_size)
+        sampler = window_step(model, params, state, n, block_size)
+    step, start = sampler.step, sampler.carry0
+    steps = max_len if sampler.positions is None else min(max_len, sampler.positions)  # the tokens drawn at most
+    keys = jax.random.split(key, steps)
 
     def body(loop):
         i, carry, tokens, done = loop
@@ -65,31 +68,16 @@ def sample_ids(model: Model | Callable, params, state, key: jax.Array, *, n: int
     return tokens.T
 
 
-def _path(path: str, apply, decoder, params, state, config, n: int, block_size: int):
-    """One position of the path: (step(carry, i, tokens [max_len, n] so far, draw) -> (carry, token [n]), carry0)."""
-    if path == "cached":
-        decode_step = bind_config(decoder.decode_step, config)
+def cached_step(decoder: Decoder, params, state, config, n: int, block_size: int) -> SampleStep:
+    """One new position per token from the model's cache (a key/value cache, a hidden state)."""
+    decode_step = bind_config(decoder.decode_step, config)
 
-        def cached(carry, i, tokens, draw):
-            cache, token = carry  # cache pytree, [n] token at position i
-            logits, cache = decode_step(params, state, cache, token, i)
-            token = draw(logits)
-            return (cache, token), token
-        return cached, (decoder.init_cache(params, config, n), jnp.zeros((n,), jnp.int32))
-
-    if path == "prefix":
-        def prefix(carry, i, tokens, draw):
-            start = jnp.zeros((1, n), jnp.int32)
-            seq = jnp.concatenate([start, tokens[:block_size - 1]]).T  # [n, block_size]: start, tokens so far, 0s
-            logits, _ = apply(params, state, seq, train=False)
-            return carry, draw(jax.lax.dynamic_index_in_dim(logits, i, axis=1, keepdims=False))
-        return prefix, ()
-
-    def window(context, i, tokens, draw):  # context [n, block_size]: the last block_size tokens
-        logits, _ = apply(params, state, context, train=False)
-        token = draw(logits[:, -1] if logits.ndim == 3 else logits)
-        return jnp.concatenate([context[:, 1:], token[:, None]], axis=1), token
-    return window, jnp.zeros((n, block_size), jnp.int32)
+    def cached(carry, i, tokens, draw):
+        cache, token = carry  # cache pytree, [n] token at position i
+        logits, cache = decode_step(params, state, cache, token, i)
+        token = draw(logits)
+        return (cache, token), token
+    return SampleStep(cached, (decoder.init_cache(params, config, n), jnp.zeros((n,), jnp.int32)), block_size)
 
 
 def draw_tokens(key: jax.Array, logits: jax.Array, temperature: float = 1.0, top_k: int | None = None) -> jax.Array:

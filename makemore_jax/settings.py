@@ -68,16 +68,3 @@ def flag_setting(name: str, value: Any, spec: str = "") -> str:
     if value is None:
         value = "full" if name == "batch_size" else "none"
     return f"{flag_name(name)} {value}"
-
-
-def from_config_error(error: ValueError, fields) -> UsageError:
-    """A Config's ValueError as a UsageError: a SettingError when its first word is one of `fields`.
-
-    The model Configs word their checks "name must be ..."; that first word is the field.
-    """
-    if isinstance(error, UsageError):
-        return error
-    head, _, rest = str(error).partition(" ")
-    if head in fields and rest:
-        return SettingError(head, rest)
-    return UsageError(str(error).replace("{", "{{").replace("}", "}}"))

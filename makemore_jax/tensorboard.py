@@ -14,37 +14,56 @@ tensorboardX is the optional `tensorboard` extra: pip install "makemore-jax[tens
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 
 LOSS_TAG, LR_TAG, SPLIT_PREFIX = "train/loss", "train/lr", "split/"
+EVENTS_PREFIX = "events.out.tfevents."  # how TensorBoard event files are named
 MISSING = "TensorBoard logging needs the tensorboardX package: pip install tensorboardX " \
           "(or the extra: pip install \"makemore-jax[tensorboard]\")"
 
 
 class Writer:
-    """Scalars into one event file under a log folder; every value is a host float."""
+    """Scalars into one event file under a log folder; every value is a host float.
 
-    def __init__(self, summary_writer):
-        self._writer = summary_writer
+    A write that fails (a full disk) raises a checkpoint.WriteError naming the log folder.
+    """
+
+    def __init__(self, summary_writer, logdir: str):
+        self._writer, self.logdir = summary_writer, logdir
 
     def log_losses(self, step: int, loss: float, lr: float) -> None:
         """One logged chunk: its mean training loss and learning rate at training step `step`."""
-        self._writer.add_scalar(LOSS_TAG, float(loss), int(step))
-        self._writer.add_scalar(LR_TAG, float(lr), int(step))
+        with self._named():
+            self._writer.add_scalar(LOSS_TAG, float(loss), int(step))
+            self._writer.add_scalar(LR_TAG, float(lr), int(step))
 
     def log_splits(self, step: int, losses: Mapping[str, float]) -> None:
         """The exact loss of each split ({"train": .., "dev": ..}) at step `step`, written to disk now."""
-        for split, loss in losses.items():
-            self._writer.add_scalar(SPLIT_PREFIX + split, float(loss), int(step))
-        self._writer.flush()
+        with self._named():
+            for split, loss in losses.items():
+                self._writer.add_scalar(SPLIT_PREFIX + split, float(loss), int(step))
+            self._writer.flush()
 
     def flush(self) -> None:
         """Write what is buffered to disk."""
-        self._writer.flush()
+        with self._named():
+            self._writer.flush()
 
     def close(self) -> None:
         """Flush and close the event file."""
-        self._writer.close()
+        with self._named():
+            self._writer.close()
+
+    @contextlib.contextmanager
+    def _named(self):
+        try:
+            yield
+        except OSError as e:
+            from .checkpoint import write_error
+            raise write_error(self.logdir, e) from None
 
     def __enter__(self) -> Writer:
         return self
@@ -76,7 +95,7 @@ def open_writer(logdir: str, *, purge_step: int | None = None) -> Writer:
     """
     require()
     from tensorboardX import SummaryWriter
-    return Writer(SummaryWriter(logdir=logdir, purge_step=purge_step))
+    return Writer(SummaryWriter(logdir=logdir, purge_step=purge_step), logdir)
 
 
 class LossCallback:
@@ -102,3 +121,36 @@ class LossCallback:
     def close(self) -> None:
         for writer in self.writers:
             writer.flush()
+
+
+class SweepBoards(LossCallback):
+    """sweep --tensorboard: one TensorBoard folder per run, OUT/tensorboard/<run's dirname>.
+
+    As a loop callback it logs each run's chunk losses and its own learning rate (the shared
+    schedule, peaking at the run's lr, as the sweep trains it); `finish` adds the split
+    losses and closes the writers. Event files of an earlier sweep in the same folders are
+    removed first, as the report files are replaced.
+    """
+
+    def __init__(self, out: str, runs, tc):
+        import dataclasses
+
+        import jax
+
+        from .optim import make_schedule
+        self.root = os.path.join(out, "tensorboard")
+        for run in runs:
+            folder = os.path.join(self.root, run.dirname)
+            for name in os.listdir(folder) if os.path.isdir(folder) else []:
+                if name.startswith(EVENTS_PREFIX):
+                    os.remove(os.path.join(folder, name))
+        unit = jax.jit(make_schedule(dataclasses.replace(tc, lr=1.0)))
+        super().__init__([open_writer(os.path.join(self.root, run.dirname)) for run in runs],
+                         [lambda step, lr=run.train_config.lr: lr * float(unit(step)) for run in runs])
+
+    def finish(self, step: int, losses) -> str:
+        """Log each run's split losses (the finite ones: a diverged run has none) at `step`; close."""
+        for writer, run_losses in zip(self.writers, losses):
+            writer.log_splits(step, {k: v for k, v in run_losses.items() if math.isfinite(v)})
+            writer.close()
+        return f"TensorBoard logs under {self.root} (tensorboard --logdir {self.root})"

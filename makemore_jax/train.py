@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from collections.abc import Callable, Sequence
 
 import jax
@@ -153,28 +152,22 @@ def _loss_only(out):
 
 
 def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts: TrainState, *,
-        on_chunk: Callable[[TrainState], None] | None = None, log_path: str | None = None,
-        quiet: bool = False, metrics_fn: Callable | None = None, metrics_every: int = 1,
-        mesh: jax.sharding.Mesh | None = None, callbacks: Sequence = (),
-        stop: threading.Event | None = None) -> tuple[TrainState, dict]:
-    """Train from `ts` up to `tc.steps` steps (the chunk runner of loop.py).
+        callbacks: Sequence = (), mesh: jax.sharding.Mesh | None = None, metrics_fn: Callable | None = None,
+        metrics_every: int = 1) -> tuple[TrainState, dict]:
+    """Train from `ts` up to `tc.steps` steps: compiled chunks run by loop.run_chunks.
 
     Args:
         X, Y: the training split's arrays, e.g. int32 [N, block_size] and [N] (moved to the device once).
         ts: the state to continue from (fresh or loaded from a checkpoint).
-        on_chunk: called with each good state after a chunk (e.g. to checkpoint).
-        log_path: append one JSON line per chunk: step, loss (chunk mean), last loss, lr, time.
-        quiet: no progress output (a bar on a terminal, else a line every tenth of the run).
-        metrics_fn, metrics_every: extra metrics computed inside the fused loop at every
-            `metrics_every`-th step (see make_train_step), e.g. diagnostics.update_ratios;
-            the latest values of each chunk are logged too.
+        callbacks: loop.py callbacks, called after each good chunk: progress, a JSON log,
+            checkpoints, a stop request (the run's life composes them; none by default).
         mesh: data parallel over this mesh (parallel.data_mesh): each batch's rows split
             over its devices, everything else replicated; the returned state is replicated.
-        callbacks: more loop.py callbacks, after the built-in ones; `stop`: ends the run
-            gracefully after the chunk being read once set (see loop.run_chunks).
+        metrics_fn, metrics_every: extra metrics computed inside the fused loop at every
+            `metrics_every`-th step (see make_train_step), e.g. diagnostics.update_ratios.
     Returns:
-        (final state, summary {"steps", "seconds", "compile_seconds", "final_loss"}), and with
-        metrics_fn summary["metrics"] = {"step": int [K], name: [K, ...]} for the K collected steps.
+        (final state, summary {"steps", "seconds", "compile_seconds", "final_loss", "stopped"}), and
+        with metrics_fn summary["metrics"] = {"step": int [K], name: [K, ...]} for the K collected steps.
     Raises:
         Diverged: a loss went NaN/inf or above DIVERGENCE_FACTOR x the first one; it carries
             the state before the chunk where that happened.
@@ -195,7 +188,6 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
 
     start = int(ts.step)
     collected = Collected(metrics_every, start) if metrics_fn is not None else None
-    built = _callbacks(tc, start, quiet=quiet, log_path=log_path, collected=collected, on_chunk=on_chunk)
 
     def diverged(first, bad, before, losses):
         at = int(bad[0])
@@ -203,27 +195,14 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
 
     divergence = loop.Divergence(config.vocab_size)
     result = loop.run_chunks(compile_chunk, ts, start=start, total=tc.steps, chunk_size=tc.chunk_size,
-                             divergence=divergence, on_diverged=diverged, callbacks=[*built, *callbacks],
-                             host=collected.host if collected else np.asarray, stop=stop)
+                             divergence=divergence, on_diverged=diverged, callbacks=callbacks,
+                             host=collected.host if collected else np.asarray)
     final = float(result.last_losses[-1]) if result.last_losses is not None else math.nan
     summary = {"steps": result.steps, "seconds": result.seconds, "compile_seconds": result.compile_seconds,
-               "final_loss": final}
+               "final_loss": final, "stopped": result.stopped}
     if collected is not None:
         summary["metrics"] = collected.arrays()
     return result.state, summary
-
-
-def _callbacks(tc: TrainConfig, start: int, *, quiet: bool, log_path, collected, on_chunk) -> list:
-    """fit's own callbacks: progress, the JSONL log, on_chunk."""
-    rate = lambda step, losses, elapsed: (f"step {step:,}/{tc.steps:,}  loss {losses.mean():.4f}  "  # noqa: E731
-                                          f"{(step - start) / elapsed:,.0f} steps/s")
-    built = [loop.Progress(tc.steps, start, quiet=quiet, line=rate)]
-    if log_path:
-        schedule = jax.jit(make_schedule(tc))  # one small compile, not one per eager op of the schedule
-        built.append(loop.JsonLog(log_path, schedule, collected.latest if collected else None))
-    if on_chunk is not None:
-        built.append(loop.Call(on_chunk))
-    return built
 
 
 def check_batch_size(batch_size: int | None, n: int, flag: str = "batch_size") -> None:
@@ -250,12 +229,6 @@ class Collected:
                     self.rows.setdefault(name, []).append(values[i])
         self._next_first = first + len(metrics["loss"])
         return metrics["loss"]
-
-    def latest(self, first_step: int) -> dict:
-        """The latest collected values, if collected at or after `first_step` (this chunk)."""
-        if not self.rows["step"] or self.rows["step"][-1] < first_step:
-            return {}
-        return {k: np.asarray(v[-1]).tolist() for k, v in self.rows.items() if k != "step"}
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self.rows.items()}

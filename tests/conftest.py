@@ -3,8 +3,23 @@
 import contextlib
 import importlib.util
 import os
+import tempfile
 
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", "")  # the CLI's persistent compile cache off: tests compile afresh
+
+def _shared_compilation_cache() -> None:
+    """One persistent XLA compilation cache per test run, fresh, shared by every xdist worker and every
+    `python -m makemore_jax` subprocess the tests start (they inherit the environment): a program compiled
+    once is loaded, not compiled again, by the next test that builds it. A JAX_COMPILATION_CACHE_DIR already
+    set (.ci/run sets a fresh one) is used as it is; "" turns the cache off."""
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
+        folder = (os.path.join(tempfile.gettempdir(), f"makemore-jax-test-xla-{run}") if run
+                  else tempfile.mkdtemp(prefix="makemore-jax-test-xla-"))
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+
+
+_shared_compilation_cache()  # before JAX is imported: it reads these variables once
 
 import jax  # noqa: E402
 import numpy as np
@@ -121,3 +136,10 @@ def perturbed(params, scale: float):
 def random_tokens(config, batch: int, key: int = 2):
     """int [batch, config.block_size] tokens drawn uniformly from config's vocabulary."""
     return jax.random.randint(jax.random.key(key), (batch, config.block_size), 0, config.vocab_size)
+
+
+def json_log(path: str, tc):
+    """The run's metrics.jsonl callback (loop.JsonLog) for a TrainConfig, as lifecycle.GradientFit builds it."""
+    from makemore_jax import loop
+    from makemore_jax.optim import make_schedule
+    return loop.JsonLog(path, jax.jit(make_schedule(tc)))

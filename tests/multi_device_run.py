@@ -20,11 +20,7 @@ DATA_PARALLEL_MODELS = [name for name in ("mlp", "mlp-bn", "transformer") if nam
 
 
 def dataset(model, words, vocab, block_size):
-    kind = getattr(model, "dataset", "context")
-    build = getattr(data, "build_dataset", None)
-    if build is None:
-        return data.build_context_dataset(words, vocab, block_size)
-    return build(kind, words, vocab, block_size)
+    return model.kind.build(words, vocab, block_size)
 
 
 def small_config(model, vocab, block_size):
@@ -42,7 +38,7 @@ def losses_of(model, config, ts, X, Y):
 
 def train_alone(model, config, tc, seed, X, Y, mesh=None):
     ts = create_train_state(model, config, tc, jax.random.key(seed))
-    ts, summary = fit(model, config, tc, X, Y, ts, quiet=True, mesh=mesh)
+    ts, summary = fit(model, config, tc, X, Y, ts, mesh=mesh)
     return parallel.local_copy(ts), summary
 
 

@@ -166,7 +166,7 @@ def test_running_and_calibrated_statistics_give_the_same_dev_loss(bundled_words)
     Xtr, Ytr = build_context_dataset(train_words, vocab, config.block_size)
     Xdev, Ydev = build_context_dataset(dev_words, vocab, config.block_size)
     tc = TrainConfig(steps=4000, chunk_size=4000)
-    ts, _ = fit(model, config, tc, Xtr, Ytr, create_train_state(model, config, tc, jax.random.key(0)), quiet=True)
+    ts, _ = fit(model, config, tc, Xtr, Ytr, create_train_state(model, config, tc, jax.random.key(0)))
 
     calibrated = mlp.calibrate(ts.params, ts.model_state, Xtr)
     running_loss = split_loss(model.apply, ts.params, ts.model_state, Xdev, Ydev)

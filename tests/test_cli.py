@@ -199,7 +199,7 @@ def test_errors_name_the_flag_as_typed(capsys, tmp_path, small_data, argv, messa
 
 
 def test_python_callers_see_settings_as_fields(small_data):
-    from makemore_jax.run import train_model
+    from makemore_jax import train_model
     from makemore_jax.settings import SettingError
     with pytest.raises(SettingError, match="batch_size 100000 is larger than the training split") as info:
         train_model("mlp", data=small_data, batch_size=100_000)

@@ -23,7 +23,7 @@ import pytest
 
 from makemore_jax import checkpoint
 from makemore_jax.cli import main
-from makemore_jax.run import load_run, train_model
+from makemore_jax import load_run, train_model
 
 
 def cli(*args, timeout=120, **kwargs) -> subprocess.CompletedProcess:
@@ -224,6 +224,40 @@ def test_a_full_disk_at_the_log_and_at_standard_output(tmp_path, data_file, bigr
         with open("/dev/full", "w") as full:
             proc = cli("sample", "--out", bigram_dir, "-n", 5000, stdout=full, stderr=subprocess.PIPE)
         assert one_error_line(proc, status=1) == "makemore-jax: error: cannot write standard output: No space left on device"
+
+
+def test_a_full_disk_at_another_file_of_out_names_that_file_not_standard_output(mlp_copy, data_file, monkeypatch,
+                                                                                  capsys):
+    """Writes into --out beside the checkpoint and the log (the lock, TensorBoard's events) fail with
+    OSErrors that carry no file name; the line names the file in --out all the same."""
+    real_write = os.write
+
+    def write(fd, data):  # the lock file's holder line lands on the full disk
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".makemore-jax.lock"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    code, line = in_process(capsys, "train", "--resume", "--steps", 300, "--data", data_file, "--out", mlp_copy,
+                            "-n", 0, "--quiet")
+    monkeypatch.undo()
+    ckpt = os.path.join(mlp_copy, "checkpoint.msgpack")
+    assert code == 1 and line == (f"makemore-jax: error: cannot write {os.path.join(mlp_copy, '.makemore-jax.lock')}: "
+                                  f"No space left on device; the last checkpoint, {ckpt} (step 200), is intact")
+
+    pytest.importorskip("tensorboardX")
+    from tensorboardX import SummaryWriter
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", full)
+    code, line = in_process(capsys, "train", "--resume", "--steps", 300, "--data", data_file, "--out", mlp_copy,
+                            "-n", 0, "--quiet", "--tensorboard")
+    monkeypatch.undo()
+    assert code == 1 and line == (f"makemore-jax: error: cannot write {mlp_copy}: No space left on device; the last "
+                                  f"checkpoint, {ckpt} (step 200), is intact")
+    assert int(load_run(str(mlp_copy)).state.step) == 200
 
 
 # ----------------------------------------------------------------------------- a closed pipe

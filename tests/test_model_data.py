@@ -1,4 +1,4 @@
-"""The model says what data it needs: Model.dataset, data.build_dataset and the CLI's use of them.
+"""The model says what data it needs: Model.dataset, its kind's build (kinds.py) and the CLI's use of them.
 
 A stand-in "sequence" model (a per-position bigram, [B, T] -> [B, T, vocab]) joins the
 registry for the CLI tests, so the plumbing is tested without any real sequence model.
@@ -14,15 +14,19 @@ import jax
 import numpy as np
 import pytest
 
-from makemore_jax import models
+from makemore_jax import kinds, models
 from makemore_jax.cli import main
-from makemore_jax.data import (DataError, Vocab, build_context_dataset, build_dataset, build_sequence_dataset,
-                               sequence_block_size, split_words)
+from makemore_jax.data import (DataError, Vocab, build_context_dataset, build_sequence_dataset, sequence_block_size,
+                               split_words)
 
 WORDS = ["emma", "olivia", "ava", "x", "sophia"]
 
 
-# ----------------------------------------------------------------------------- build_dataset
+def build_dataset(kind: str, words, vocab, block_size):
+    return kinds.get(kind).build(words, vocab, block_size)
+
+
+# ----------------------------------------------------------------------------- each kind's build
 
 
 @pytest.mark.parametrize("block_size", [1, 3, 8])

@@ -240,7 +240,7 @@ def test_a_muon_sweep_trains_each_run_as_alone(corpus_arrays):
     assert len({tuple(c) for c in result.curves}) == 2
     run = runs[1]
     ts = create_train_state(GPT, run.config, run.train_config, jax.random.key(run.seed))
-    alone, _ = fit(GPT, run.config, run.train_config, X, Y, ts, quiet=True)
+    alone, _ = fit(GPT, run.config, run.train_config, X, Y, ts)
     assert_trees_close(sweep.unstack(result.states, 1).params, alone.params, rtol=1e-4, atol=1e-6)
 
 

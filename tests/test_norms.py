@@ -153,7 +153,7 @@ def test_a_few_training_steps_lower_the_loss(name, config, count):
     tc = TrainConfig(steps=30, batch_size=64, lr=0.2, chunk_size=30)
     ts = create_train_state(model, config, tc, jax.random.key(0))
     first = float(models_loss(model, ts.params, ts.model_state, x, y))
-    ts, summary = fit(model, config, tc, np.asarray(x), np.asarray(y), ts, quiet=True)
+    ts, summary = fit(model, config, tc, np.asarray(x), np.asarray(y), ts)
     assert np.isfinite(summary["final_loss"]) and summary["final_loss"] < first - 0.05
     if config.norm != "batch":
         assert_trees_close(ts.model_state, {})

@@ -11,7 +11,8 @@ import pytest
 from conftest import assert_trees_close
 from makemore_jax import data, evaluate, models, train
 from makemore_jax.data import read_data
-from makemore_jax.run import Stopped, UsageError, load_run, train_model
+from makemore_jax import load_run, train_model
+from makemore_jax.run import Stopped, UsageError
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def test_train_model_is_the_functional_core(words, tmp_path):
     config = model.make_config(vocab_size=vocab.size, n_hidden=16)
     tc = train.TrainConfig(steps=60, chunk_size=30)
     ts = train.create_train_state(model, config, tc, jax.random.key(3))
-    ts, _ = train.fit(model, config, tc, X, Y, ts, quiet=True)
+    ts, _ = train.fit(model, config, tc, X, Y, ts)
     assert_trees_close(run.state.params, ts.params, rtol=0)
     assert run.config == config and run.train_config == tc and run.vocab == vocab
     losses = run.evaluate()
@@ -68,7 +69,7 @@ def test_read_data_hashes_the_bytes_it_parsed(tmp_path):
     path = tmp_path / "w.txt"
     path.write_bytes(b"\xef\xbb\xbfemma\nava\n")
     loaded = read_data(str(path))
-    assert loaded.words == ["emma", "ava"] and loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert loaded.items == ["emma", "ava"] and loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_format_1_checkpoints_still_load(words, tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from makemore_jax import checkpoint, models
+from makemore_jax import checkpoint, loop, models
 from makemore_jax.cli import main
 from makemore_jax.data import Vocab, build_sequence_dataset, split_words
 from makemore_jax.losses import cross_entropy
@@ -147,11 +147,11 @@ def test_checkpoint_round_trip_and_exact_resume(name, overrides, names, tmp_path
             checkpoint.save(str(tmp_path), ts, {"model": name})
             saved["ts"] = ts
 
-    straight, _ = fit(model, config, tc, X, Y, fresh, quiet=True, on_chunk=save_at_20)
+    straight, _ = fit(model, config, tc, X, Y, fresh, callbacks=[loop.Call(save_at_20)])
     _, raw = checkpoint.load(str(tmp_path))
     restored = checkpoint.restore(create_train_state(model, config, tc, jax.random.key(0)), raw)
     assert_trees_close(restored, saved["ts"], rtol=0)
-    resumed, _ = fit(model, config, tc, X, Y, restored, quiet=True)
+    resumed, _ = fit(model, config, tc, X, Y, restored)
     assert_trees_close(resumed, straight, rtol=0)
     if overrides:  # the dropout key moved on every step, and was saved with the rest
         assert not np.array_equal(straight.model_state["dropout"]["key"], fresh.model_state["dropout"]["key"])
@@ -165,7 +165,7 @@ def trained(names):
     for name in SEQUENCE_MODELS:
         model, config = tiny(name, vocab_size=vocab.size, block_size=block_size, **{"n_embd": 16})
         tc = TrainConfig(optimizer="adamw", lr=1e-2, steps=300, chunk_size=300)
-        ts, _ = fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(0)), quiet=True)
+        ts, _ = fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(0)))
         out[name] = (model, config, ts)
     return out
 

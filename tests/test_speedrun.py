@@ -14,7 +14,7 @@ import pytest
 from makemore_jax import models, optim
 from makemore_jax.evaluate import split_loss
 from makemore_jax.models import speedrun, transformer
-from makemore_jax.runbuild import train
+from makemore_jax import train_model as train
 
 
 @pytest.fixture

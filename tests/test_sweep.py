@@ -16,7 +16,7 @@ from makemore_jax import data, loop, models, sweep
 from makemore_jax.cli import main
 from makemore_jax.train import Diverged, TrainConfig, create_train_state, fit
 
-from conftest import assert_trees_close
+from conftest import assert_trees_close, json_log
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_each_swept_run_trains_as_it_would_alone(arrays, tmp_path, name):
     for i, run in enumerate(runs):
         log = tmp_path / f"{i}.jsonl"
         ts = create_train_state(model, run.config, run.train_config, jax.random.key(run.seed))
-        ts, _ = fit(model, run.config, run.train_config, X, Y, ts, quiet=True, log_path=str(log))
+        ts, _ = fit(model, run.config, run.train_config, X, Y, ts, callbacks=[json_log(str(log), run.train_config)])
         alone = [json.loads(line)["loss"] for line in open(log)]
         np.testing.assert_allclose(result.curves[i], alone, rtol=1e-5, err_msg=run.label)
         swept = sweep.unstack(result.states, i)
@@ -120,7 +120,7 @@ def test_a_swept_run_stops_for_the_same_reason_as_train(arrays):
     runs = sweep.grid(model, config, tc, {"lr": [1e3, 0.05]}, [1])
     result = sweep.train_sweep(model, runs, X, Y, quiet=True)
     with pytest.raises(Diverged, match=r"the loss \S+ is more than 10x the initial") as info:
-        fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(1)), quiet=True)
+        fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(1)))
     assert result.diverged == [info.value.step, None]
 
 

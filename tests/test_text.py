@@ -98,7 +98,7 @@ def test_training_numbers_do_not_depend_on_the_chunking(corpus):
     for chunk in (4, 2):
         tc = TrainConfig(**{**GPT.train_defaults, "steps": 4, "warmup_steps": 2, "batch_size": 4, "chunk_size": chunk})
         ts = create_train_state(GPT, config, tc, jax.random.key(0))
-        states.append(fit(GPT, config, tc, X, Y, ts, quiet=True)[0])
+        states.append(fit(GPT, config, tc, X, Y, ts)[0])
     assert_trees_close(states[0], states[1], rtol=0, atol=0)
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from makemore_jax import checkpoint, models
+from makemore_jax import checkpoint, loop, models
 from makemore_jax.data import Vocab, build_context_dataset, split_words
 from makemore_jax.evaluate import bits, split_loss
 from makemore_jax.losses import cross_entropy
@@ -15,7 +15,7 @@ from makemore_jax.sample import decode, novelty, sample_ids
 from makemore_jax.train import (Diverged, TrainConfig, batch_indices, create_train_state, fit, lr_find,
                                 make_optimizer, make_schedule, make_train_chunk, make_train_step)
 
-from conftest import assert_trees_close
+from conftest import assert_trees_close, json_log
 
 SMALL = {"n_embd": 4, "n_hidden": 32}
 
@@ -33,7 +33,7 @@ def run(model_name, arrays, steps, *, ts=None, seed=0, **train):
     config = model.make_config(vocab_size=vocab.size, **SMALL)
     tc = TrainConfig(**{"steps": steps, "chunk_size": 100, "lr_decay_step": 150, **train})
     ts = ts if ts is not None else create_train_state(model, config, tc, jax.random.key(seed))
-    return fit(model, config, tc, X, Y, ts, quiet=True)
+    return fit(model, config, tc, X, Y, ts)
 
 
 def test_same_seed_gives_identical_numbers(arrays):
@@ -113,8 +113,7 @@ def test_fit_reports_and_logs(arrays, tmp_path):
     tc = TrainConfig(steps=250, chunk_size=100)
     ts0 = create_train_state(model, config, tc, jax.random.key(0))
     seen = []
-    ts, summary = fit(model, config, tc, X, Y, ts0, log_path=str(log), on_chunk=lambda t: seen.append(int(t.step)),
-                      quiet=True)
+    ts, summary = fit(model, config, tc, X, Y, ts0, callbacks=[json_log(str(log), tc), loop.Call(lambda t: seen.append(int(t.step)))])
     assert int(ts.step) == 250 and seen == [100, 200, 250] and summary["steps"] == 250
     records = [__import__("json").loads(line) for line in log.read_text().splitlines()]
     assert [r["step"] for r in records] == [100, 200, 250]
@@ -140,7 +139,7 @@ def test_a_loss_that_is_not_finite_stops_at_once(arrays):
     ts = create_train_state(model, config, tc, jax.random.key(0))
     broken = ts.replace(params=jax.tree.map(lambda p: p * jnp.nan, ts.params))
     with pytest.raises(Diverged, match="the loss is not finite at step 0") as info:
-        fit(model, config, tc, X, Y, broken, quiet=True)
+        fit(model, config, tc, X, Y, broken)
     assert info.value.last_good is broken
 
 

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import nn
+from ..settings import SettingError
 from . import rnn
 
 TRAIN_DEFAULTS = rnn.TRAIN_DEFAULTS  # the recurrent models' AdamW recipe, the same data and batch
@@ -44,7 +45,7 @@ class Config:
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_embd", "n_embd2"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise SettingError(name, f"must be at least 1, got {getattr(self, name)}")
 
 
 def init(key: jax.Array, config: Config) -> tuple[dict, dict]:

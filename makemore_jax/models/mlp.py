@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import nn
+from ..settings import SettingError
 from . import norm as norms
 
 INITS = ("unit", "scaled", "fan-in", "kaiming")
@@ -49,10 +50,10 @@ class Config:
 
     def __post_init__(self):
         if self.init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+            raise SettingError("init", f"must be one of {', '.join(INITS)}, got {self.init!r}")
         for name in ("vocab_size", "block_size", "n_embd", "n_hidden", "n_layers"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise SettingError(name, f"must be at least 1, got {getattr(self, name)}")
         norms.check(self.norm, self.groups, {"n_hidden": self.n_hidden})
 
     @property

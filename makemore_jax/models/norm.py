@@ -22,6 +22,7 @@ from __future__ import annotations
 import jax
 
 from .. import nn
+from ..settings import SettingError
 
 NORMS = ("batch", "layer", "group", "rms", "none")
 KEYS = {"batch": "bn", "layer": "ln", "group": "gn", "rms": "rms"}  # norm -> its params' key in a layer dict
@@ -31,12 +32,12 @@ SHIFTED = ("batch", "layer", "group")  # norms with a beta: the linear layer bef
 def check(norm: str, groups: int, widths: dict[str, int]) -> None:
     """Raise ValueError unless `norm` is known and, for "group", `groups` divides every width."""
     if norm not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        raise SettingError("norm", f"must be one of {', '.join(NORMS)}, got {norm!r}")
     if groups < 1:
-        raise ValueError(f"groups must be at least 1, got {groups}")
+        raise SettingError("groups", f"must be at least 1, got {groups}")
     for name, width in widths.items():
         if norm == "group" and width % groups:
-            raise ValueError(f"groups ({groups}) must divide {name} ({width}) for norm 'group'")
+            raise SettingError("groups", f"({groups}) must divide {name} ({width}) for norm 'group'")
 
 
 def has_bias(norm: str) -> bool:

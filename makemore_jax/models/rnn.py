@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import nn
+from ..settings import SettingError
 
 CELLS = ("rnn", "gru")
 # The recipe picked from the loss curves in benchmarks/RESULTS.md ("Sequence models").
@@ -45,10 +46,10 @@ class Config:
 
     def __post_init__(self):
         if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+            raise SettingError("cell", f"must be one of {', '.join(CELLS)}, got {self.cell!r}")
         for name in ("vocab_size", "block_size", "n_embd", "n_embd2"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise SettingError(name, f"must be at least 1, got {getattr(self, name)}")
 
 
 def init(key: jax.Array, config: Config) -> tuple[dict, dict]:

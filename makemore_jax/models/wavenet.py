@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nn
+from ..settings import SettingError
 from . import norm as norms
 
 
@@ -52,9 +53,9 @@ class Config:
     def __post_init__(self):
         for name in ("vocab_size", "n_embd", "n_hidden"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise SettingError(name, f"must be at least 1, got {getattr(self, name)}")
         if self.block_size < 2 or self.block_size & (self.block_size - 1):
-            raise ValueError(f"block_size must be a power of 2 (at least 2) for wavenet, got {self.block_size}")
+            raise SettingError("block_size", f"must be a power of 2 (at least 2) for wavenet, got {self.block_size}")
         norms.check(self.norm, self.groups, {"n_hidden": self.n_hidden})
 
     @property

@@ -288,5 +288,7 @@ def cmd_bench(args) -> None:
 def commands() -> dict:
     """Sub-command name -> its function (args) -> None."""
     from .study import cmd_diagnose, cmd_lr_find, cmd_plot
-    return {"train": cmd_train, "sweep": cmd_sweep, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
+    from .tokenizer.command import run as cmd_tokenizer
+    return {"tokenizer": cmd_tokenizer,
+            "train": cmd_train, "sweep": cmd_sweep, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
             "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd, "bench": cmd_bench}

@@ -133,7 +133,7 @@ def test_gpt2_encodes_as_tiktoken_does_on_the_corpus(corpus):
                                   special_tokens={"<|endoftext|>": 50256})
     expected = reference.encode(corpus)
     assert gpt2.encode_fast(corpus) == expected
-    assert gpt2.encode(corpus[:300_000]) == reference.encode(corpus[:300_000])  # the hand-written one, merges recovered
+    assert gpt2.encode(corpus[:100_000]) == reference.encode(corpus[:100_000])  # the hand-written one, merges recovered
     quirks = " 12345  spaces\t\tand ünïcödé 🦙"
     assert gpt2.encode(quirks) == gpt2.encode_fast(quirks) == reference.encode(quirks)
     assert gpt2.decode(expected) == corpus

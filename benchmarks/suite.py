@@ -33,6 +33,7 @@ BENCHMARKS = {  # name -> (module, what it measures)
     "reproduce": ("reproduce", "the lectures' 200k-step losses over several seeds (long)"),
     "gpt": ("gpt", "GPT on Shakespeare: steps/s, whole runs, scaling; --parity: the losses (long)"),
     "speedrun": ("speedrun", "gpt-speedrun against nanoGPT's run to its loss; --budget: 300 s each; --ablations"),
+    "tokenizer": ("tokenizer", "BPE training: ours against Hugging Face tokenizers and minbpe-style Python; encoding"),
     "gpu": ("gpu", "the prepared GPU check (needs JAX's CUDA build; --dry-run: toy sizes on the CPU)"),
 }
 # passed to that benchmark's main(argv=...)

@@ -21,6 +21,7 @@ from .faults import closed_stdout, is_write_failure, write_failed
 from .flags import add_flags, config_flags, devices_flag, non_negative_int, positive_int, train_flags, values_flag
 from .parallel import processes_asked, request_host_devices
 from .settings import UsageError
+from .tokenizer import command as tokenizer_command
 from .xla import use_compilation_cache, use_one_cpu_thread
 
 
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Character-level language models in JAX.", epilog=EXAMPLES,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
-    for add in (_train_parser, _sweep_parser, _sample_parser, _other_parsers, _diagnose_parser):
+    for add in (_train_parser, _sweep_parser, _sample_parser, _other_parsers, _diagnose_parser,
+                tokenizer_command.add_parser):
         add(sub)
     return parser
 

@@ -237,5 +237,7 @@ def cmd_bench(args) -> None:
 
 def commands() -> dict:
     """Sub-command name -> its function (args) -> None."""
+    from .tokenizer.command import run as cmd_tokenizer
     return {"train": cmd_train, "sweep": cmd_sweep, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
-            "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd, "bench": cmd_bench}
+            "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd, "bench": cmd_bench,
+            "tokenizer": cmd_tokenizer}

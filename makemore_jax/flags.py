@@ -15,6 +15,7 @@ import typing
 
 from . import models
 from .optim import DECAYS, OPTIMIZERS, SCHEDULES, TrainConfig
+from .settings import none_word
 
 
 def _int(text: str, what: str) -> int:
@@ -39,7 +40,7 @@ def non_negative_int(text: str) -> int:
 
 
 def batch_size_flag(text: str) -> int | None:
-    return None if text == "full" else positive_int(text)
+    return None if text == none_word("batch_size") else positive_int(text)
 
 
 def optional(kind: type):
@@ -160,7 +161,7 @@ def train_flags(trained: list[str] | None = None) -> dict[str, tuple[type, str]]
     for field in dataclasses.fields(TrainConfig):
         per = {n: models.get(n).train_defaults.get(field.name, field.default) for n in trained}
         kind = TRAIN_TYPES.get(field.name) or _flag_type(hints[field.name])
-        flags[field.name] = (kind, f"{field.metadata['help']} ({_per_model(per, False, 'full' if field.name == 'batch_size' else 'none')})")
+        flags[field.name] = (kind, f"{field.metadata['help']} ({_per_model(per, False, none_word(field.name))})")
     return flags
 
 

@@ -441,7 +441,7 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     split_overrides(spec, overrides)
     mesh = data_mesh(devices)
     writer = parallel.is_writer()  # only process 0 of a multi-process run prints and writes
-    out_here = out if writer else None
+    out_here, quiet = (out, quiet) if writer else (None, True)
     if steps is not None:
         overrides["steps"] = steps
     saved = check_out(out, resume=resume, overwrite=overwrite)
@@ -451,9 +451,9 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     with FolderLock(out_here) if out_here is not None else contextlib.nullcontext():  # one writer per folder
         if saved and overwrite and out_here is not None:
             clear_out(out_here)
-        if not (quiet or not writer):
+        if not quiet:
             print(describe(run, loaded), memory_line(need_have), sep="\n", flush=True)
-        fit_and_evaluate(run, out_here, quiet=quiet or not writer, resume=resume, mesh=mesh, stop=stop,
+        fit_and_evaluate(run, out_here, quiet=quiet, resume=resume, mesh=mesh, stop=stop,
                          tensorboard=tensorboard and writer)
     return run
 

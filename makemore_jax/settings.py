@@ -49,6 +49,14 @@ class SettingError(UsageError):
         super().__init__("{field:name} " + detail.replace("{", "{{").replace("}", "}}"), field=(field, None))
 
 
+NONE_WORDS = {"batch_size": "full"}  # the word a user types for a setting's None, where it is not "none"
+
+
+def none_word(name: str) -> str:
+    """How the command line spells `name`'s None: "full" for batch_size (every example), else "none"."""
+    return NONE_WORDS.get(name, "none")
+
+
 def python_setting(name: str, value: Any, spec: str = "") -> str:
     if spec == "name":
         return name
@@ -60,11 +68,11 @@ def flag_name(name: str) -> str:
 
 
 def flag_setting(name: str, value: Any, spec: str = "") -> str:
-    """A setting as the flag a user types: True -> --name, False -> --no-name, None -> full / none."""
+    """A setting as the flag a user types: True -> --name, False -> --no-name, None -> its `none_word`."""
     if spec in ("name", "set"):
         return flag_name(name)
     if value is True or value is False:
         return flag_name(name) if value else "--no-" + name.replace("_", "-")
     if value is None:
-        value = "full" if name == "batch_size" else "none"
+        value = none_word(name)
     return f"{flag_name(name)} {value}"

@@ -45,7 +45,12 @@ def _add_common(p: argparse.ArgumentParser, *, data: bool = True, seed: str = "r
 TENSORBOARD_HELP = ("write TensorBoard event files (each logged step's training loss and learning rate, the "
                     "split losses at the end; needs the tensorboard extra; view with tensorboard --logdir)")
 DATA_HELP = (f"UTF-8, one word per line, or running text for {', '.join(models.text_models())} (default: the "
-             f"bundled data/names.txt; for running text data/shakespeare.txt)")
+             f"bundled data/names.txt; for running text data/shakespeare.txt), or for those a folder of nanoGPT's "
+             f"prepared train.bin and val.bin (uint16 token ids; give --tokenizer)")
+TOKENIZER_HELP = (f"the tokens of {', '.join(models.text_models())}: char (the default: the text's characters), "
+                  "gpt2 (GPT-2's 50,257 tokens), DIR (a folder written by 'makemore-jax tokenizer train', or its "
+                  ".model file), or bpe:N (a GPT-2-pattern BPE of N tokens, trained on the training split); "
+                  "losses are then per token, and in bits per byte; --resume keeps the run's own")
 EXAMPLES = f"""examples:
   {PROG} train --model mlp-bn --steps 20000 --out out/bn
   {PROG} sample --out out/bn -n 10
@@ -75,6 +80,7 @@ def _train_parser(sub) -> None:
     p.add_argument("-n", "--num-samples", type=non_negative_int, default=10,
                    help="names to print at the end (default 10); a text model prints one text sample, none with 0")
     p.add_argument("--tensorboard", action="store_true", help=TENSORBOARD_HELP + " into --out")
+    p.add_argument("--tokenizer", default=None, metavar="char|gpt2|DIR|bpe:N", help=TOKENIZER_HELP)
     add_flags(p.add_argument_group("training (each model's default shown; a closed-form model such as bigram "
                                    "ignores these)"), train_flags())
     add_flags(p.add_argument_group("model settings (each applies to the models named in its default)"), config_flags())
@@ -107,13 +113,14 @@ def _sweep_parser(sub) -> None:
 def _sample_parser(sub) -> None:
     p = sub.add_parser("sample", help="generate names (or continue text) from a checkpoint",
                        description="Generate names, one per line; a name the model ended at once is shown as "
-                                   f"{EMPTY}. A text model continues --prompt by --length characters.")
+                                   f"{EMPTY}. A text model continues --prompt by --length tokens (characters "
+                                   "for a char model), encoding and decoding with the run's tokenizer.")
     _add_common(p, data=False, seed="seed of the draws (default 42)")
     p.add_argument("-n", "--num-samples", type=positive_int, default=None,
                    help="how many names (default 20), or text streams sampled at once (default 1)")
     p.add_argument("--prompt", default=None, help="text models: the text to continue (default a newline)")
     p.add_argument("--length", type=positive_int, default=None,
-                   help=f"text models: characters to add (default {TEXT_LENGTH})")
+                   help=f"text models: tokens to add (characters for a char model; default {TEXT_LENGTH})")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="divide the logits by this: below 1 safer names, above 1 wilder (default 1)")
     p.add_argument("--top-k", type=positive_int, default=None, help="draw only from the k likeliest characters")

@@ -8,6 +8,7 @@ Stopped (exit status 1).
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -20,8 +21,8 @@ from .settings import UsageError
 
 PROG = "makemore-jax"
 EMPTY = "(empty name)"  # how a sample that ended at once is shown (a word cannot hold a space)
-TEXT_LENGTH = 500  # characters `sample` adds to a text model's prompt by default
-SUMMARY_LENGTH = 200  # characters of the text sample at the end of `train`
+TEXT_LENGTH = 500  # tokens (characters for a char model) `sample` adds to a text model's prompt by default
+SUMMARY_LENGTH = 200  # tokens of the text sample at the end of `train`
 TEXT_RULE = "-" * 16
 
 
@@ -59,11 +60,16 @@ def cmd_train(args) -> None:
               + ", ".join("--" + k.replace("_", "-") for k in ignored), file=sys.stderr)
     run = train_model(model.name, data=args.data, seed=args.seed, out=args.out, quiet=args.quiet,
                       resume=args.resume, overwrite=args.overwrite, devices=args.devices,
-                      stop=getattr(args, "stop", None), tensorboard=args.tensorboard, **given)
+                      stop=getattr(args, "stop", None), tensorboard=args.tensorboard, tokenizer=args.tokenizer,
+                      **given)
     if not parallel.is_writer():
         return
     losses = {k.removesuffix("_loss"): v for k, v in run.info["results"].items()}
-    print("loss (nats, bits/char): " + "  ".join(f"{k} {v:.4f} ({bits(v):.3f})" for k, v in losses.items()))
+    per_byte = run.bits_per_byte({k: v for k, v in losses.items() if v is not None})
+    if per_byte:  # running text: per token, and per byte whatever the tokenizer
+        print("loss (nats/token, bits/byte): " + "  ".join(f"{k} {v:.4f} ({per_byte.get(k, math.nan):.3f})" for k, v in losses.items()))
+    else:
+        print("loss (nats, bits/char): " + "  ".join(f"{k} {v:.4f} ({bits(v):.3f})" for k, v in losses.items()))
     if args.num_samples > 0:
         print_samples(run, args.num_samples, seed=args.seed)
     now_at = f" (now at step {int(run.state.step):,})" if args.resume else ""
@@ -75,7 +81,8 @@ def print_samples(run, n: int, *, seed: int) -> None:
     """train's closing sample: a text model's continuation of a newline, or n names with their novelty."""
     from .sample import novelty
     if run.continues_text:
-        print(f"sample ({SUMMARY_LENGTH} characters after a newline):\n{run.generate(length=SUMMARY_LENGTH, seed=seed)[0]}")
+        print(f"sample ({SUMMARY_LENGTH} {run.vocab.unit} after a newline):\n"
+              f"{run.generate(length=SUMMARY_LENGTH, seed=seed)[0]}")
         return
     names = run.sample(n, seed=seed)
     print(f"samples ({novelty(names, run.train_words):.0%} not in the training set): " + ", ".join(map(shown, names)))
@@ -124,8 +131,13 @@ def cmd_eval(args) -> None:
         print(f"{PROG}: warning: {data} is not the data this run was trained on ({meta.get('data')}: its contents "
               f"differ); evaluating on it anyway", file=sys.stderr)
     losses = run.evaluate()
+    per_byte = run.bits_per_byte(losses)
     for name, loss in losses.items():
-        print(f"{name:5s} {loss:.4f} nats  {bits(loss):.4f} bits/char  ({len(run.splits[name][0]):,} examples)")
+        if per_byte:  # running text: per token, and per byte whatever the tokenizer
+            print(f"{name:5s} {loss:.4f} nats/token  {per_byte[name]:.4f} bits/byte  ({len(run.splits[name][1]):,} "
+                  f"{run.vocab.unit} predicted)")
+        else:
+            print(f"{name:5s} {loss:.4f} nats  {bits(loss):.4f} bits/char  ({len(run.splits[name][0]):,} examples)")
     calibrated = run.calibrated()
     if calibrated is not None:  # lecture 3: BatchNorm statistics over the whole train split
         print("BatchNorm statistics recomputed over the whole training split (running -> calibrated): "
@@ -162,7 +174,7 @@ def cmd_sample(args) -> None:
 def _sample_text(args, run) -> None:
     """K continuations of --prompt, each printed with its prompt, separated by a rule line (nanoGPT's sample.py)."""
     if args.max_len is not None:
-        raise UsageError(f"{{flag:name}} applies to names; continue text for {{length:name}} characters",
+        raise UsageError(f"{{flag:name}} applies to names; continue text for {{length:name}} tokens",
                          flag=("max_len", None), length=("length", None))
     prompt = "\n" if args.prompt is None else args.prompt
     texts = run.generate(prompt, args.length or TEXT_LENGTH, args.num_samples or 1, seed=args.seed,

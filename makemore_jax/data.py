@@ -9,6 +9,7 @@ running text ("text") has its own module, text.py. All on the host with numpy.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -95,8 +96,14 @@ class Data:
     sha256: str  # of the file's bytes (words given in Python: of their lines joined by "\n")
 
 
+def read_file(path: str, parse=parse_words) -> Data:
+    """The file at `path`, read once, parsed by `parse(raw, path)` and hashed from those bytes."""
+    raw = read_bytes(path)
+    return Data(parse(raw, path), os.path.abspath(path), hashlib.sha256(raw).hexdigest())
+
+
 def read_data(data=None, kind=None) -> Data:
-    """A file path (default: the kind's bundled data), or a list of words, read by `kind.parse` (default words).
+    """A file path (default: the kind's bundled data) read by `kind.read`, or a list of words.
 
     The file is read once and hashed from those bytes, so a pipe or FIFO works.
     """
@@ -104,8 +111,7 @@ def read_data(data=None, kind=None) -> Data:
     if data is None or isinstance(data, (str, os.PathLike)):
         default = DEFAULT_DATA if kind is None else kind.default_data
         path = os.fspath(default if data is None else data)
-        raw = read_bytes(path)
-        return Data(parse(raw, path), os.path.abspath(path), hashlib.sha256(raw).hexdigest())
+        return read_file(path) if kind is None else kind.read(path)
     if parse is not parse_words:
         raise DataError("running text is read from a file: pass its path")
     raw = "\n".join(data).encode("utf-8")
@@ -154,9 +160,31 @@ class Vocab:
         object.__setattr__(self, "_codes", codes[order])
         object.__setattr__(self, "_index", order.astype(np.int32))
 
+    unit = "characters"  # what its ids stand for (a TokenVocab's: "tokens")
+
     @property
     def size(self) -> int:
         return len(self.chars)
+
+    @property
+    def setting(self) -> str:
+        """The text kind's tokenizer setting that gives this vocabulary again: "char" (tokens.py)."""
+        return "char"
+
+    def describe(self) -> str:
+        return f"vocabulary {self.size}"
+
+    def count(self, text: str) -> int:
+        return len(text)
+
+    @functools.cached_property
+    def token_bytes(self) -> np.ndarray:
+        """int64 [size]: the UTF-8 bytes of each character (bits per byte)."""
+        return np.array([len(c.encode("utf-8")) for c in self.chars], dtype=np.int64)
+
+    def to_meta(self) -> dict:
+        """The checkpoint's record of it: {"vocab": [characters]}."""
+        return {"vocab": list(self.chars)}
 
     def encode(self, text: str) -> np.ndarray:
         """Characters to int32 indices; raises DataError naming an unknown character."""

@@ -47,9 +47,15 @@ def kind_loss(model, config, params, state, arrays, **kwargs) -> float:
     """`split_loss` of a split's arrays as the model's data kind evaluates them (eval_arrays, eval_batch)."""
     kind = model.kind
     X, Y = kind.eval_arrays(arrays, config.block_size)
-    return split_loss(model.bind(config), params, state, X, Y, batch_size=kind.eval_batch(config.block_size), **kwargs)
+    return split_loss(model.bind(config), params, state, X, Y, batch_size=kind.eval_batch(config.block_size, config.vocab_size), **kwargs)
 
 
 def bits(nats: float) -> float:
     """Nats to bits per character."""
     return nats / math.log(2)
+
+
+def bits_per_byte(nats: float, targets: int, n_bytes: int) -> float:
+    """Mean nats per token over `targets` tokens standing for `n_bytes` UTF-8 bytes, as bits per byte:
+    total nats / (ln 2 x bytes), comparable across tokenizers (nanochat's bpb)."""
+    return nats * targets / (math.log(2) * n_bytes) if n_bytes else math.nan

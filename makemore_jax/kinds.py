@@ -13,6 +13,9 @@ the run, the training chunk, evaluation and sampling call the record's functions
     sequence  words, 80/10/10    X, Y [N, block_size], Y -1 where ignored  rows of X, Y
     text      one string, 90/10  X = ids[:-1], Y = ids[1:] [n - 1]         windows X[o:o+T], Y[o:o+T]
 
+The text kind alone takes a tokenizer setting (`tokenizes`; tokens.py): its ids are
+characters by default, or BPE tokens, or nanoGPT's prepared .bin ids.
+
 Batches are drawn from `fold_in(key, step)`, so chunking and resuming never change a number.
 """
 
@@ -27,7 +30,7 @@ import jax.numpy as jnp
 
 from . import text
 from .data import (DEFAULT_DATA, DEFAULT_TEXT, DataError, Vocab, build_context_dataset, build_sequence_dataset,
-                   parse_words, sequence_block_size, split_words)
+                   parse_words, read_file, sequence_block_size, split_words)
 from .settings import UsageError
 
 EVAL_ROWS = 8192  # rows of one evaluation batch of the words kinds
@@ -43,13 +46,17 @@ class DataKind(NamedTuple):
     default_block_size: Callable  # items -> block_size the data needs, or None (the Config's own)
     sample_step: Callable | None  # (apply, params, state, n, block_size) -> SampleStep; None: text is continued
     splits: tuple[str, ...]  # the splits' names; the second is the one runs are chosen on
-    vocab: Callable  # items -> Vocab
+    vocab: Callable  # (items, tokenizer setting=None) -> Vocab (text: or a tokens.TokenVocab)
     boundary: bool  # whether the Vocab has the boundary token "." at index 0
     default_data: str  # the bundled file read when no data is given
-    check: Callable  # (items, config, TrainConfig, where) -> None; raises UsageError on data too small for the run
+    check: Callable  # (items, vocab, config, TrainConfig, where) -> None; raises UsageError on data too small
     unit: str  # what the items are counted in ("words", "characters")
     info: Callable  # items -> what a checkpoint records about them ({"max_word_len": ...})
-    eval_batch: Callable  # block_size -> rows of one evaluation batch
+    eval_batch: Callable  # (block_size, vocab_size) -> rows of one evaluation batch
+    read: Callable  # path -> data.Data (the file read and parsed; text: also a folder of nanoGPT's .bin)
+    tokenizes: bool  # whether a tokenizer setting applies (running text); words are read by character
+    target_bytes: Callable  # (arrays, vocab) -> UTF-8 bytes of the split's targets, or None (not counted)
+    amount: Callable  # items -> how much data, for people ("29,910 words")
 
     @property
     def continues_text(self) -> bool:
@@ -132,7 +139,12 @@ def build_sequence(words: Sequence[str], vocab: Vocab, block_size: int):
     return build_sequence_dataset(words, vocab, block_size - 1)
 
 
-def check_words(words: Sequence[str], config, tc, where: str) -> None:
+def words_vocab(words: Sequence[str], tokenizer=None) -> Vocab:
+    """`Vocab.from_words` (a tokenizer setting does not apply: lifecycle refuses one given)."""
+    return Vocab.from_words(words)
+
+
+def check_words(words: Sequence[str], vocab, config, tc, where: str) -> None:
     """Refuse words too few for a training split."""
     if len(split_words(words)[0]) == 0:
         raise UsageError(f"{where}: {len(words)} word is too few: the training split (80%) would be "
@@ -143,17 +155,19 @@ def words_info(words: Sequence[str]) -> dict:
     return {"max_word_len": max(map(len, words))}
 
 
-WORDS = {"splits": ("train", "dev", "test"), "vocab": Vocab.from_words, "boundary": True,
+WORDS = {"splits": ("train", "dev", "test"), "vocab": words_vocab, "boundary": True,
          "default_data": DEFAULT_DATA, "check": check_words, "unit": "words", "info": words_info,
-         "eval_batch": lambda block_size: EVAL_ROWS}
+         "eval_batch": lambda block_size, vocab_size=None: EVAL_ROWS, "read": read_file, "tokenizes": False,
+         "target_bytes": lambda arrays, vocab: None, "amount": lambda words: f"{len(words):,} words"}
 CONTEXT = DataKind("context", parse_words, split_words, build_context_dataset, row_batch, _whole,
                    lambda words: None, window_step, **WORDS)
 SEQUENCE = DataKind("sequence", parse_words, split_words, build_sequence, row_batch, _whole,
                     sequence_block_size, prefix_step, **WORDS)
 TEXT = DataKind("text", text.parse_text, text.split_text, text.build_text, text_batch, text.eval_windows,
-                lambda text: None, None, splits=("train", "val"), vocab=Vocab.from_text, boundary=False,
+                lambda text: None, None, splits=("train", "val"), vocab=text.vocabulary, boundary=False,
                 default_data=DEFAULT_TEXT, check=text.check_text, unit="characters", info=text.info,
-                eval_batch=text.eval_batch)
+                eval_batch=text.eval_batch, read=text.read_text, tokenizes=True, target_bytes=text.target_bytes,
+                amount=text.amount)
 
 KINDS = MappingProxyType({k.name: k for k in (CONTEXT, SEQUENCE, TEXT)})
 

@@ -36,6 +36,7 @@ from .optim import TrainConfig
 from .run import METRICS, Run, Stopped, Terminated, checkpoint_metadata, from_checkpoint
 from .settings import SettingError, UsageError
 from .tensorboard import EVENTS_PREFIX
+from .tokens import TokenVocab
 
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 SAVE_EVERY = 10_000  # steps between checkpoints while training (at least one chunk), and at the end
@@ -52,7 +53,7 @@ class Prepared:
     config: object
     train_config: TrainConfig
     loaded: Data
-    vocab: Vocab
+    vocab: Vocab | TokenVocab
     splits: dict
     memory: tuple[int, int]  # (bytes the run needs, estimated; bytes available)
 
@@ -76,7 +77,7 @@ def split_overrides(model: Model, overrides: dict) -> tuple[dict, dict]:
     return config_over, train_over
 
 
-def make_settings(model: Model, items, vocab: Vocab, config_over: dict, train_over: dict):
+def make_settings(model: Model, items, vocab, config_over: dict, train_over: dict):
     """(config, TrainConfig) with the model's defaults, then the overrides."""
     try:
         config = model.make_config(words=items, vocab_size=vocab.size, **config_over)
@@ -100,24 +101,37 @@ def load_data(model: Model, data=None) -> Data:
                          model=("model", text_models[0])) from None
 
 
-def prepare(model: str | Model, *, data=None, overrides: dict | None = None, loaded: Data | None = None) -> Prepared:
+def check_tokenizer(model: Model, tokenizer) -> None:
+    """Refuse a tokenizer setting for a model whose data kind reads words character by character."""
+    if tokenizer is not None and not model.kind.tokenizes:
+        raise UsageError("{tokenizer:word} applies to running text (" + ", ".join(models.text_models())
+                         + "); {model:word} reads words character by character",
+                         tokenizer=("tokenizer", tokenizer), model=("model", model.name))
+
+
+def prepare(model: str | Model, *, data=None, overrides: dict | None = None, loaded: Data | None = None,
+            tokenizer=None) -> Prepared:
     """Check `overrides` against the model, load and split the data, check the run fits.
+
+    `tokenizer`: a text model's tokenizer setting (tokens.py: "char", the default, "gpt2", a folder,
+    "bpe:N", a Tokenizer).
 
     Raises:
         UsageError, DataError: a bad setting or data file.
     """
     model = get_model(model)
     config_over, train_over = split_overrides(model, dict(overrides or {}))
+    check_tokenizer(model, tokenizer)
     loaded = loaded or load_data(model, data)
-    vocab = model.kind.vocab(loaded.items)
+    vocab = model.kind.vocab(loaded.items, tokenizer)
     config, tc = make_settings(model, loaded.items, vocab, config_over, train_over)
     splits, need = checked_splits(model, config, tc, loaded, vocab)
     return Prepared(model, config, tc, loaded, vocab, splits, need)
 
 
-def checked_splits(model: Model, config, tc: TrainConfig, loaded: Data, vocab: Vocab) -> tuple[dict, tuple[int, int]]:
+def checked_splits(model: Model, config, tc: TrainConfig, loaded: Data, vocab) -> tuple[dict, tuple[int, int]]:
     """(the splits, (bytes needed, bytes available)), once the data is known usable and the run known to fit."""
-    model.kind.check(loaded.items, config, tc, loaded.source or "<words>")
+    model.kind.check(loaded.items, vocab, config, tc, loaded.source or "<words>")
     splits = build_splits(model.kind, loaded.items, vocab, config.block_size)
     fitting(model).check(tc, len(splits["train"][0]))
     need, have = memory_need(model, config, tc, splits["train"]), memory.available_bytes()
@@ -162,10 +176,13 @@ def new_run(p: Prepared, seed: int) -> Run:
                info=data_info(p.loaded, seed, p.model.kind), data_sha256=p.loaded.sha256)
 
 
-def resumed_run(model: Model, out: str, loaded: Data, overrides: dict) -> tuple[Run, tuple[int, int]]:
-    """(the run saved in `out`, continued on `loaded` with the training settings in `overrides`; its memory)."""
+def resumed_run(model: Model, out: str, loaded: Data, overrides: dict,
+                tokenizer=None) -> tuple[Run, tuple[int, int]]:
+    """(the run saved in `out`, continued on `loaded` with the training settings in `overrides`; its memory).
+
+    A `tokenizer` setting given must make the checkpoint's vocabulary; left out, the checkpoint's is used.
+    """
     config_over, train_over = split_overrides(model, overrides)
-    vocab = model.kind.vocab(loaded.items)
     meta, _ = checkpoint.load(out)
     if meta.get("model") != model.name:
         raise UsageError(f"{out}: the checkpoint there is a {meta.get('model')}, not a {model.name}")
@@ -178,15 +195,25 @@ def resumed_run(model: Model, out: str, loaded: Data, overrides: dict) -> tuple[
         raise UsageError(f"{loaded.source or '<words>'}: not the data the checkpoint in {out} was trained on "
                          f"({meta.get('data')}); continue with that data, or start over with {{overwrite:set}}",
                          overwrite=("overwrite", True))
-    if list(vocab.chars) != meta["vocab"]:
-        raise UsageError(f"{loaded.source or '<words>'}: its characters differ from the checkpoint's vocabulary")
     run = from_checkpoint(out)
+    vocab = model.kind.vocab(loaded.items, run.vocab.setting if tokenizer is None else tokenizer)
+    if vocab != run.vocab:
+        raise vocab_mismatch(run.vocab, vocab, loaded.source or "<words>", out)
     run.train_config = dataclasses.replace(run.train_config, **train_over)
     fitting(model).check_resume(run.train_config, int(run.state.step), out)
     run.splits, need_have = checked_splits(model, run.config, run.train_config, loaded, vocab)
     run.words, run.data_sha256 = loaded.items, loaded.sha256
     run.info.update(data=loaded.source, data_sha256=loaded.sha256)  # the run's own seed stays
     return run, need_have
+
+
+def vocab_mismatch(saved, now, source: str, out: str) -> UsageError:
+    """The refusal of a resumed run whose data or tokenizer do not make the checkpoint's vocabulary."""
+    if saved.setting == now.setting:  # char: the data's characters differ
+        return UsageError(f"{source}: its characters differ from the checkpoint's vocabulary")
+    return UsageError(f"{out}: the checkpoint there was trained on {saved.describe()}, not {now.describe()}; leave "
+                      "{tokenizer:name} out to continue it, or start over with {overwrite:set}",
+                      tokenizer=("tokenizer", None), overwrite=("overwrite", True))
 
 
 def check_out(out: str | None, *, resume: bool, overwrite: bool) -> bool:
@@ -243,7 +270,7 @@ def describe(run: Run, loaded: Data) -> str:
     kind = run.model.kind
     sizes = {name: len(X) for name, (X, _) in run.splits.items()}
     line = (f"{run.model.name}: {sum(x.size for x in jax.tree.leaves(run.state.params)):,} parameters, "
-            f"{len(run.words):,} {kind.unit} from {loaded.source or 'Python'}, vocabulary {run.vocab.size}, "
+            f"{kind.amount(run.words)} from {loaded.source or 'Python'}, {run.vocab.describe()}, "
             f"{'/'.join(kind.splits)} {'/'.join(f'{sizes[k]:,}' for k in kind.splits)} examples")
     empty = [name for name in kind.splits if not sizes[name]]
     if empty:
@@ -400,7 +427,7 @@ def cut_log(path: str, step: int) -> None:
 
 def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed: int = 42, out: str | None = None,
                 quiet: bool = True, resume: bool = False, overwrite: bool = False, devices: int | None = 1,
-                stop=None, tensorboard: bool = False, **overrides) -> Run:
+                stop=None, tensorboard: bool = False, tokenizer=None, **overrides) -> Run:
     """Train a registered model and evaluate it on every split.
 
     Args:
@@ -425,6 +452,10 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
         tensorboard: also write TensorBoard event files into `out` (needs tensorboardX, the
             tensorboard extra): each chunk's training loss and learning rate (as metrics.jsonl),
             and every split's loss at the end (tensorboard.py).
+        tokenizer: a text model's tokens (tokens.py): "char" (the default: the text's
+            characters), "gpt2", a folder written by `makemore-jax tokenizer train` (or a
+            .model file), "bpe:N" (trained on the training split), or a tokenizer.Tokenizer;
+            a resumed run keeps its own unless this names it. A words model refuses one.
         **overrides: any model config field (n_hidden=64, init="unit") or TrainConfig
             field (lr=0.05, batch_size=None, optimizer="adamw").
     Returns:
@@ -439,6 +470,7 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     """
     spec = get_model(model)
     split_overrides(spec, overrides)
+    check_tokenizer(spec, tokenizer)
     mesh = data_mesh(devices)
     writer = parallel.is_writer()  # only process 0 of a multi-process run prints and writes
     out_here, quiet = (out, quiet) if writer else (None, True)
@@ -447,7 +479,8 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     saved = check_out(out, resume=resume, overwrite=overwrite)
     check_tensorboard(tensorboard, out)
     loaded = load_data(spec, data)
-    run, need_have = built_run(spec, loaded, overrides, out=out if resume else None, seed=seed, mesh=mesh)
+    run, need_have = built_run(spec, loaded, overrides, out=out if resume else None, seed=seed, mesh=mesh,
+                               tokenizer=tokenizer)
     with FolderLock(out_here) if out_here is not None else contextlib.nullcontext():  # one writer per folder
         if saved and overwrite and out_here is not None:
             clear_out(out_here)
@@ -458,12 +491,13 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     return run
 
 
-def built_run(model: Model, loaded: Data, overrides: dict, *, out: str | None, seed: int, mesh=None):
+def built_run(model: Model, loaded: Data, overrides: dict, *, out: str | None, seed: int, mesh=None,
+              tokenizer=None):
     """(a new run, or with `out` the one saved there resumed; its memory need), checked against `mesh`."""
     if out is not None:
-        run, need_have = resumed_run(model, out, loaded, overrides)
+        run, need_have = resumed_run(model, out, loaded, overrides, tokenizer)
     else:
-        p = prepare(model, overrides=overrides, loaded=loaded)
+        p = prepare(model, overrides=overrides, loaded=loaded, tokenizer=tokenizer)
         run, need_have = new_run(p, seed), p.memory
     batch_size = run.train_config.batch_size
     if mesh is not None and batch_size is not None and batch_size % mesh.size:

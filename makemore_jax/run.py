@@ -7,7 +7,7 @@
     run.save("out/bn"); run = load_run("out/bn")
 
 A Run composes the functional core without hiding it: it holds the plain pieces (the
-`Model`, its config, the `TrainConfig`, the `Vocab`, the numpy splits and the `TrainState`),
+`Model`, its config, the `TrainConfig`, the `Vocab` or `TokenVocab`, the numpy splits and the `TrainState`),
 ready to pass to `train.fit`, `evaluate.split_loss`, `sample.sample_ids` or `checkpoint`
 directly. How a run is built, fitted and saved is lifecycle.py's; `Stopped` is how a run
 ends without a result.
@@ -28,6 +28,7 @@ import numpy as np
 from . import checkpoint, models
 from .checkpoint import CheckpointError
 from .data import DataError, Vocab, read_data
+from .tokens import TokenVocab, vocab_from_meta
 from .models import Model, mlp
 from .optim import TrainConfig
 from .kinds import build_splits
@@ -61,7 +62,7 @@ class Terminated(Stopped):
 def checkpoint_metadata(model: Model, config, tc: TrainConfig, vocab: Vocab, info: dict) -> dict:
     """What a checkpoint records besides the arrays (the one place it is built)."""
     return {"model": model.name, "dataset": model.dataset, "config": dataclasses.asdict(config),
-            "train": dataclasses.asdict(tc), "vocab": list(vocab.chars), **info}
+            "train": dataclasses.asdict(tc), **vocab.to_meta(), **info}
 
 
 @dataclasses.dataclass
@@ -78,13 +79,24 @@ class Run:
     model: Model
     config: Any
     train_config: TrainConfig
-    vocab: Vocab
+    vocab: Vocab | TokenVocab
     words: list[str] | str
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
     state: TrainState
     summary: dict = dataclasses.field(default_factory=dict)
     info: dict = dataclasses.field(default_factory=dict)
     data_sha256: str | None = None
+
+    def bits_per_byte(self, losses: dict[str, float]) -> dict[str, float]:
+        """Each split's loss in `losses` (nats per token, from `evaluate`) as bits per UTF-8 byte of its
+        predicted tokens (evaluate.bits_per_byte); {} for a kind that does not count bytes (words)."""
+        from .evaluate import bits_per_byte
+        out = {}
+        for name, nats in losses.items():
+            n_bytes = self.model.kind.target_bytes(self.splits[name], self.vocab)
+            if n_bytes is not None:
+                out[name] = bits_per_byte(nats, len(self.splits[name][1]), n_bytes)
+        return out
 
     @property
     def train_words(self) -> list[str]:
@@ -124,9 +136,10 @@ class Run:
 
     def generate(self, prompt: str = "\n", length: int = 500, n: int = 1, *, seed: int = 0, temperature: float = 1.0,
                  top_k: int | None = None) -> list[str]:
-        """n continuations of `prompt`, `length` characters each (the prompt not repeated), a text model's.
+        """n continuations of `prompt`, `length` tokens each (characters for a char model; the prompt not
+        repeated), a text model's; the prompt is encoded and the continuations decoded by the run's vocabulary.
 
-        Each new character's logits are the model's on the last block_size characters, as
+        Each new token's logits are the model's on the last block_size tokens, as
         nanoGPT's generate (generate.py); the n streams run batched, with the key/value cache.
         """
         import jax
@@ -193,7 +206,7 @@ def load_run(out_dir: str, *, data=None) -> Run:
     run = from_checkpoint(out_dir)
     try:
         loaded = read_data(data if data is not None else run.info.get("data"), run.model.kind)
-        if run.model.kind.vocab(loaded.items) != run.vocab:
+        if run.model.kind.vocab(loaded.items, run.vocab.setting) != run.vocab:
             raise DataError(f"{loaded.source or '<words>'}: its characters differ from the checkpoint's vocabulary")
     except DataError:
         if data is not None:
@@ -217,10 +230,10 @@ def from_checkpoint(out_dir: str) -> Run:
         tc = TrainConfig(**meta["train"])
         if meta.get("dataset", model.dataset) != model.dataset:
             raise ValueError(f"a {model.name} reads {model.dataset} data, not {meta['dataset']}")
-        vocab = Vocab(tuple(meta["vocab"]), boundary=model.kind.boundary)
+        vocab = vocab_from_meta(meta, boundary=model.kind.boundary)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: metadata is not usable ({e})") from None
     ts = checkpoint.restore(create_train_state(model, config, tc, jax.random.key(0)), raw, path)
-    info = {k: v for k, v in meta.items() if k not in ("model", "dataset", "config", "train", "vocab", "format",
-                                                       "step", "state_sha256")}
+    info = {k: v for k, v in meta.items() if k not in ("model", "dataset", "config", "train", "vocab", "tokenizer",
+                                                       "format", "step", "state_sha256")}
     return Run(model, config, tc, vocab, [], {}, ts, info=info)

@@ -9,19 +9,29 @@ one), drawn on the device (kinds.text_batch). Evaluation cuts the split into
 non-overlapping windows of T positions (`eval_windows`), so every position is predicted
 exactly once from its in-window context.
 
+The ids come from the run's vocabulary (`vocabulary`, from the tokenizer setting): the
+characters by default, or a BPE tokenizer's tokens (tokens.py). A folder of nanoGPT's
+prepared data (train.bin, val.bin) gives the two splits' ids directly. Losses are read in
+nats per token and in bits per byte (`target_bytes`): the split's total nats over ln 2 times
+the UTF-8 bytes of its predicted tokens, which does not depend on the tokenizer.
+
 Everything here runs on the host with numpy.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-from .data import IGNORE, DataError, Vocab
+from . import tokens
+from .data import IGNORE, Data, DataError, Vocab, read_file
 from .settings import SettingError, UsageError
 
 TRAIN_SHARE = 0.9  # nanoGPT's: the first 90% trains, the last 10% is val
 BINARY_SHARE = 0.05  # more control characters than this share (tab, newline, CR, FF aside): a binary file
-EVAL_TOKENS = 65_536  # positions per evaluation batch (rows = EVAL_TOKENS // block_size)
+EVAL_TOKENS = 65_536  # positions per evaluation batch (rows = EVAL_TOKENS // block_size) ...
+EVAL_LOGITS = 2 ** 26  # ... and at most this many logits (positions x vocabulary) in one batch
 
 
 def parse_text(raw: bytes, path: str = "<data>") -> str:
@@ -48,17 +58,47 @@ def parse_text(raw: bytes, path: str = "<data>") -> str:
     return text
 
 
-def split_text(text: str) -> tuple[str, str]:
-    """(train, val): the first int(0.9 n) characters and the rest, as nanoGPT's prepare.py."""
+def read_text(path: str) -> Data:
+    """A text file (`parse_text`), or a folder of nanoGPT's train.bin and val.bin (tokens.read_streams)."""
+    if os.path.isdir(path):
+        return tokens.read_streams(path)
+    return read_file(path, parse_text)
+
+
+def vocabulary(items, tokenizer=None):
+    """The run's vocabulary under a tokenizer setting (tokens.py): None or "char" the text's sorted
+    characters (`Vocab.from_text`), else a TokenVocab; "bpe:N" is trained on the training split only.
+
+    Prepared data (TokenStreams) needs a tokenizer, and every id in it must be below its size.
+    """
+    if isinstance(items, tokens.TokenStreams):
+        if tokenizer in (None, tokens.CHAR):
+            tokens.refuse_char_streams(items)
+        vocab = tokens.token_vocab(tokenizer, None)
+        items.check_ids(vocab.size)
+        return vocab
+    if tokenizer in (None, tokens.CHAR):
+        return Vocab.from_text(items)
+    return tokens.token_vocab(tokenizer, split_text(items)[0])
+
+
+def split_text(text) -> tuple:
+    """(train, val): the first int(0.9 n) characters and the rest, as nanoGPT's prepare.py; prepared
+    data (TokenStreams) is split already: its train and val ids."""
+    if isinstance(text, tokens.TokenStreams):
+        return text.train, text.val
     n = int(TRAIN_SHARE * len(text))
     return text[:n], text[n:]
 
 
-def build_text(text: str, vocab: Vocab, block_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A split's two streams: X = ids[:-1], Y = ids[1:], int32 [len(text) - 1] (empty for under 2 characters)."""
+def build_text(text, vocab, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A split's two streams: X = ids[:-1], Y = ids[1:], int32 [n - 1] for its n tokens (empty for under 2).
+
+    `text` is the split's text, encoded by `vocab`, or its token ids (prepared data) as they are.
+    """
     if block_size < 1:
         raise DataError(f"block_size must be at least 1, got {block_size}")
-    ids = vocab.encode(text).astype(np.int32)
+    ids = (text if isinstance(text, np.ndarray) else vocab.encode(text)).astype(np.int32)
     if ids.size < 2:
         return np.zeros((0,), np.int32), np.zeros((0,), np.int32)
     return ids[:-1], ids[1:]
@@ -81,26 +121,38 @@ def eval_windows(arrays, block_size: int) -> tuple[np.ndarray, np.ndarray]:
     return X, Y
 
 
-def eval_batch(block_size: int) -> int:
-    """Rows of one evaluation batch: EVAL_TOKENS positions."""
-    return max(1, EVAL_TOKENS // block_size)
+def eval_batch(block_size: int, vocab_size: int = 1) -> int:
+    """Rows of one evaluation batch: EVAL_TOKENS positions, fewer where their logits would pass EVAL_LOGITS."""
+    return max(1, min(EVAL_TOKENS, EVAL_LOGITS // vocab_size) // block_size)
 
 
-def check_text(text: str, config, tc, where: str) -> None:
+def target_bytes(arrays, vocab) -> int:
+    """UTF-8 bytes of the split's predicted tokens (every target Y once): bits per byte's denominator."""
+    return int(vocab.token_bytes[np.asarray(arrays[1])].sum())
+
+
+def check_text(text, vocab, config, tc, where: str) -> None:
     """Refuse a text too short for one training window, or a full batch (windows are drawn at random).
 
     Raises:
-        UsageError: the training split (the first 90%) holds fewer than block_size + 1 characters.
+        UsageError: the training split (the first 90%) holds fewer than block_size + 1 tokens.
     """
     T = config.block_size
-    if len(split_text(text)[0]) < T + 1:
-        raise UsageError(f"{where}: {len(text):,} characters: too short for {{block:word}}, whose training windows "
-                         f"need {T + 1:,} characters in the training split (the first 90%); give a longer text or "
+    n_train = vocab.count(split_text(text)[0])
+    if n_train < T + 1:
+        unit = vocab.unit
+        raise UsageError(f"{where}: {n_train:,} {unit} in the training split (the first 90%): too short for "
+                         f"{{block:word}}, whose training windows need {T + 1:,} {unit}; give a longer text or "
                          f"a smaller {{block:name}}", block=("block_size", T))
     if tc.batch_size is None:
         raise SettingError("batch_size", "full does not apply to running text (windows are drawn at random "
                                          "offsets); give a number of windows")
 
 
-def info(text: str) -> dict:
-    return {"characters": len(text)}
+def info(text) -> dict:
+    return {"tokens": len(text)} if isinstance(text, tokens.TokenStreams) else {"characters": len(text)}
+
+
+def amount(text) -> str:
+    """How much data, in the describe line: "1,066,240 characters" (prepared data: tokens)."""
+    return f"{len(text):,} {next(iter(info(text)))}"

@@ -183,7 +183,7 @@ def test_gpt_train_eval_sample_and_bit_identical_resume(capsys, tmp_path, text_f
     assert a["state_sha256"] == b["state_sha256"] and a["dataset"] == "text" and a["step"] == 4
 
     code, out, _ = run_cli(capsys, "eval", "--out", whole)
-    assert code == 0 and out.startswith("train ") and "\nval " in out and "bits/char" in out
+    assert code == 0 and out.startswith("train ") and "\nval " in out and "bits/byte" in out
     train_nats = float(out.split()[1])
     assert train_nats == pytest.approx(a["results"]["train_loss"], abs=1e-4)
     assert math.log(2) < train_nats < math.log(70)  # near uniform after 4 steps

@@ -442,16 +442,13 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
         resume: continue the run saved in `out` (its settings; `steps` and training
             settings may be raised or changed).
         overwrite: replace a run already saved in `out` (otherwise that is refused).
-        devices: data parallel over this many devices, None for all (parallel.data_mesh):
-            each batch split over them, BatchNorm on the global batch, the same numbers as
-            one device up to float rounding. In a multi-process run (parallel.initialize
-            called first) the devices of every process take part and only process 0
-            prints and writes `out`.
+        devices: data parallel over this many devices, None for all (parallel.data_mesh), the
+            same numbers as one device up to float rounding; in a multi-process run
+            (parallel.initialize first) only process 0 prints and writes `out`.
         stop: a threading.Event; once set (e.g. on SIGTERM) the chunk in flight is the last,
             its state is saved in `out` and Terminated raised.
-        tensorboard: also write TensorBoard event files into `out` (needs tensorboardX, the
-            tensorboard extra): each chunk's training loss and learning rate (as metrics.jsonl),
-            and every split's loss at the end (tensorboard.py).
+        tensorboard: also write TensorBoard event files into `out` (the tensorboard extra):
+            metrics.jsonl's loss and lr per chunk, every split's loss at the end.
         tokenizer: a text model's tokens (tokens.py): "char" (the default: the text's
             characters), "gpt2", a folder written by `makemore-jax tokenizer train` (or a
             .model file), "bpe:N" (trained on the training split), or a tokenizer.Tokenizer;

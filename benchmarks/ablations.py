@@ -32,14 +32,14 @@ VARIANTS = {  # name -> (what it changes against "engine", XLA_FLAGS)
 DEFAULT = ("engine", "per-step gather, unroll 2", "unroll 2")
 
 
-def _loss_step(model, tx, loss: str):
+def _loss_step(model, config, tx, loss: str):
     """A train step like the library's with another cross-entropy (a context model's [B, vocab] logits)."""
     import jax
     import jax.numpy as jnp
     import optax
 
     def objective(params, state, x, y):
-        logits, new_state = model.apply(params, state, x, train=True)
+        logits, new_state = model.bind(config)(params, state, x, train=True)
         if loss == "optax CE":
             return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y)), new_state
         logp = jax.nn.log_softmax(logits)
@@ -53,7 +53,7 @@ def _loss_step(model, tx, loss: str):
     return step
 
 
-def variant_chunk(variant: str, model, tc, train_step, n: int):
+def variant_chunk(variant: str, model, config, tc, train_step, n: int):
     """The jitted chunk(ts, X, Y) -> (ts, losses [n]) of `variant`."""
     import jax
     import jax.numpy as jnp
@@ -61,7 +61,7 @@ def variant_chunk(variant: str, model, tc, train_step, n: int):
     from makemore_jax.train import batch_indices, make_optimizer, make_train_chunk
     B = tc.batch_size
     if variant in ("optax CE", "one-hot CE"):
-        return make_train_chunk(_loss_step(model, make_optimizer(tc), variant), n, B)
+        return make_train_chunk(_loss_step(model, config, make_optimizer(tc, model.param_labels), variant), n, B)
     if variant not in ("per-step gather, unroll 2", "unroll 2", "donate"):
         return make_train_chunk(train_step, n, B)
     loss_only = lambda ts, b: (lambda out: (out[0], out[1]["loss"]))(train_step(ts, b))  # noqa: E731
@@ -77,8 +77,8 @@ def variant_chunk(variant: str, model, tc, train_step, n: int):
 def side(variant: str, model: str, chunk: int = CHUNK, warmup_chunks: int = 5):
     """Factory (fresh worker): the variant's fused loop on `model`'s training problem, warmed up."""
     from benchmarks.sides import fused_run, jax_setup
-    m, _, tc, ts, train_step, X, Y = jax_setup(model)
-    run = fused_run(variant_chunk(variant, m, tc, train_step, chunk), ts, X, Y, chunk)
+    m, config, tc, ts, train_step, X, Y = jax_setup(model)
+    run = fused_run(variant_chunk(variant, m, config, tc, train_step, chunk), ts, X, Y, chunk)
     run(chunk * (1 + warmup_chunks))  # compile, then the chunks a fresh process runs slower
     return run, {"variant": variant}
 

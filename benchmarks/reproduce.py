@@ -57,7 +57,7 @@ def run(model_name: str, words: list[str], *, split: str = "lectures", seed: int
     tc = TrainConfig(**{**model.train_defaults, **decay, "steps": steps, "chunk_size": min(eval_every, steps),
                         **{k: v for k, v in overrides.items() if k not in model.config_fields}})
     arrays = splits(model, config, words, split, split_seed)
-    loss = lambda ts, s: split_loss(model.apply, ts.params, ts.model_state, *arrays[s])  # noqa: E731
+    loss = lambda ts, s: split_loss(model.bind(config), ts.params, ts.model_state, *arrays[s])  # noqa: E731
     best, curve, t = {"dev": float("inf")}, [], time.perf_counter()
 
     def on_chunk(ts):

@@ -61,7 +61,9 @@ def jax_sampler(path: str, batch: int, max_len: int):
 
     from makemore_jax import models
     from makemore_jax.sample import decode, sample_ids
-    (p, block_size), apply, vocab = _load(path), models.get("mlp").apply, sides.words()[1]
+    (p, block_size), mlp, vocab = _load(path), models.get("mlp"), sides.words()[1]
+    apply = mlp.bind(mlp.make_config(vocab_size=vocab.size, block_size=block_size, n_embd=p["C"].shape[1],
+                                     n_hidden=p["W1"].shape[1]))
     params = jax.device_put({"C": p["C"], "layers": [{"linear": {"W": p["W1"], "b": p["b1"]}}],
                              "out": {"linear": {"W": p["W2"], "b": p["b2"]}}})
     return _run(lambda call, _: decode(jax.device_get(sample_ids(

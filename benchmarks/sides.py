@@ -78,7 +78,7 @@ def jax_setup(model: str, batch_size: int | None = 0, overrides: dict | None = N
     m, config, X, Y, _ = problem(model, overrides)
     tc = train_config(m, batch_size)
     ts = create_train_state(m, config, tc, jax.random.key(seed))
-    return m, config, tc, ts, make_train_step(m, config, make_optimizer(tc)), X, Y
+    return m, config, tc, ts, make_train_step(m, config, make_optimizer(tc, m.param_labels)), X, Y
 
 
 def fused_run(chunk_fn, ts, X, Y, chunk: int):
@@ -148,7 +148,7 @@ def jax_split_loss(model: str, split: str = "train"):
     from makemore_jax.evaluate import split_loss
     m, config, X, Y, _ = problem(model, split=split)
     params, state = m.init(jax.random.key(0), config)
-    return (lambda n: (n * len(X), [split_loss(m.apply, params, state, X, Y) for _ in range(n)][-1])), \
+    return (lambda n: (n * len(X), [split_loss(m.bind(config), params, state, X, Y) for _ in range(n)][-1])), \
         {"examples": len(X)}
 
 

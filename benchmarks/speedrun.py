@@ -45,7 +45,7 @@ EVAL_EVERY = {"gpt": 250, "gpt-speedrun": 25}  # ablation runs: steps between ex
 # One change each: its setting on top of `gpt`, and the setting that removes it from `gpt-speedrun`.
 CHANGES = {
     "rotary embeddings": ({"pos": "rotary"}, {"pos": "learned"}),
-    "RMSNorm, no gain": ({"norm": "rms"}, {"norm": "layer"}),
+    "RMSNorm, no gain": ({"norm": "rms-nogain"}, {"norm": "layer"}),
     "QK-norm": ({"qk_norm": True}, {"qk_norm": False}),
     "ReLU² MLP": ({"activation": "relu2"}, {"activation": "gelu"}),
     "untied head": ({"tie_embeddings": False}, {"tie_embeddings": True}),

@@ -45,7 +45,7 @@ def side(swept: bool, chunk: int = 1000):
         for r in runs(n):
             ts = create_train_state(model, r.config, r.train_config, jax.random.key(r.seed))
             if (r.train_config.lr, c) not in chunks:
-                step = make_train_step(model, r.config, make_optimizer(r.train_config))
+                step = make_train_step(model, r.config, make_optimizer(r.train_config, model.param_labels))
                 chunks[r.train_config.lr, c] = make_train_chunk(step, c, BATCH).lower(ts, X, Y).compile()
             t = time.perf_counter()
             units, loss = fused_run(chunks[r.train_config.lr, c], ts, X, Y, c)(n)

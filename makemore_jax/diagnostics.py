@@ -31,7 +31,7 @@ UPDATE_PREFIX = "log10_update/"  # metric names from update_ratios: prefix + wei
 
 def supports(model: Model) -> bool:
     """Whether `snapshot` can read the model's layers (the MLP family: mlp, mlp-bn, mlp-deep)."""
-    return model.apply is mlp.apply
+    return model.forward is mlp.apply
 
 
 # ----------------------------------------------------------------------------- weights

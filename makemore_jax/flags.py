@@ -73,8 +73,8 @@ FIELD_HELP = {  # model config field -> what it means (defaults and models are a
     "n_embd": "embedding size per character",
     "n_hidden": "width of every hidden layer",
     "n_layers": "number of hidden layers",
-    "norm": "normalisation after each hidden linear layer: batch, layer, group, rms or none "
-            "(transformer, gpt: layer, or rms = RMSNorm without a gain)",
+    "norm": "normalisation after each hidden linear layer: batch, layer, group, rms (RMSNorm with a gain) or none "
+            "(transformer, gpt: layer, rms, or rms-nogain = RMSNorm without a gain, gpt-speedrun's)",
     "out_norm": "the same norm after the output layer (lecture 3's deep net; group becomes layer there)",
     "groups": "channel groups of --norm group; must divide n_hidden",
     "init": "weight initialisation: unit = every weight N(0, 1) (lecture 2, initial loss ~27); scaled = "
@@ -106,7 +106,8 @@ def all_inits() -> tuple[str, ...]:
 
 def choices() -> dict[str, tuple]:
     from .models import norm, transformer
-    return {"optimizer": OPTIMIZERS, "decay": DECAYS, "schedule": SCHEDULES, "init": all_inits(), "norm": norm.NORMS,
+    return {"optimizer": OPTIMIZERS, "decay": DECAYS, "schedule": SCHEDULES, "init": all_inits(),
+            "norm": tuple(dict.fromkeys(norm.NORMS + transformer.NORMS)),
             "gelu": tuple(transformer.GELUS), "dtype": tuple(transformer.DTYPES), "pos": transformer.POSITIONS,
             "activation": transformer.ACTIVATIONS}
 

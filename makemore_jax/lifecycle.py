@@ -436,8 +436,7 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
             of words (default: the model's bundled data).
         steps: training steps (default: the model's, e.g. 200,000 for the MLPs).
         seed: initialisation and minibatch seed (a resumed run keeps its own).
-        out: a folder to checkpoint into (every SAVE_EVERY steps and at the end) with a
-            metrics.jsonl log; None keeps everything in memory.
+        out: a folder to checkpoint into (every SAVE_EVERY steps, at the end) with metrics.jsonl.
         quiet: no progress output.
         resume: continue the run saved in `out` (its settings; `steps` and training
             settings may be raised or changed).

@@ -5,27 +5,31 @@ training flags are derived from these fields, with each model's defaults from it
 entry (flags.py).
 
 Three optimisers: sgd (the lectures'), adamw, and muon: the modded-nanogpt speedrun's
-split, Muon (momentum orthogonalised by Newton-Schulz) on the transformer's hidden weight
-matrices and AdamW on every other leaf; `param_groups` names each leaf's group. adamw and
-muon share one schedule shape (`schedule`: warmup + cosine, or warmup-stable-decay), each
-group scaled to its own peak (lr, matrix_lr).
+split, Muon (momentum orthogonalised by Newton-Schulz) on the hidden weight matrices and
+AdamW on every other leaf. Which leaves are matrices (and which weight decay shrinks under
+decay="matrices", and how Muon reads each matrix) the model declares: a `ParamLabels`
+(models/labels.py, `model.param_labels`) passed to `make_optimizer`; this module reads no
+key names. adamw and muon share one schedule shape (`schedule`: warmup + cosine, or
+warmup-stable-decay), each group scaled to its own peak (lr, matrix_lr).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from .models.labels import MATRIX
 from .settings import SettingError
 
 OPTIMIZERS = ("sgd", "adamw", "muon")
 DECAYS = ("all", "matrices")
 SCHEDULES = ("cosine", "wsd")
-MUON, ADAMW = "muon", "adamw"  # param_groups' labels
+MUON, ADAMW = "muon", "adamw"  # param_groups' labels (the keys of muon's optax.partition state)
 
 
 def _field(default, help: str):
@@ -137,12 +141,16 @@ def wsd_schedule(peak: float, warmup_steps: int, steps: int, decay_steps: int, e
 # ----------------------------------------------------------------------------- optimisers
 
 
-def make_optimizer(tc: TrainConfig, *, lr=None, weight_decay=None) -> optax.GradientTransformation:
+def make_optimizer(tc: TrainConfig, labels=None, *, lr=None, weight_decay=None) -> optax.GradientTransformation:
     """tc's optimiser; `lr` / `weight_decay` replace tc's and may be traced (a sweep vmaps over them).
 
-    Under muon, `lr` is the AdamW group's peak (the Muon group keeps tc.matrix_lr) and
-    `weight_decay` applies to both groups.
+    labels: the model's ParamLabels (`model.param_labels`); needed by muon and by
+    decay="matrices" (ValueError without), unused otherwise. Under muon, `lr` is the AdamW
+    group's peak (the Muon group keeps tc.matrix_lr) and `weight_decay` applies to both groups.
     """
+    if labels is None and (tc.optimizer == "muon" or (tc.optimizer != "sgd" and tc.decay == "matrices")):
+        raise ValueError(f"optimizer {tc.optimizer} with decay {tc.decay} needs the model's parameter labels: "
+                         "make_optimizer(tc, model.param_labels)")
     schedule = make_schedule(tc)
     if lr is not None:  # tc's schedule, rescaled to peak at `lr`
         unit = make_schedule(dataclasses.replace(tc, lr=1.0))
@@ -152,93 +160,52 @@ def make_optimizer(tc: TrainConfig, *, lr=None, weight_decay=None) -> optax.Grad
         tx = optax.sgd(schedule)
     else:
         tx = optax.adamw(schedule, b1=tc.b1, b2=tc.b2, weight_decay=weight_decay,
-                         mask=decay_mask if tc.decay == "matrices" else None)
+                         mask=labels.decayed if tc.decay == "matrices" else None)
     if tc.optimizer == "muon":
-        tx = optax.partition({ADAMW: tx, MUON: muon_group(tc, weight_decay)}, param_groups)
+        tx = optax.partition({ADAMW: tx, MUON: muon_group(tc, weight_decay, labels)},
+                             functools.partial(param_groups, labels=labels))
     if tc.clip_norm is not None:
         tx = optax.chain(optax.clip_by_global_norm(tc.clip_norm), tx)
     return tx
 
 
-def decay_mask(params):
-    """True for the leaves weight decay shrinks under decay="matrices": weights and embeddings
-    (ndim >= 2), not biases or norm gains (nanoGPT's two AdamW parameter groups). A leaf named
-    "b" is a bias whatever its shape (the transformer's qkv bias is [3, H, D], torch's [3C])."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, p: p.ndim >= 2 and _name(path, -1) != "b", params)
-
-
-def _name(path, i: int):
-    """The dict key at path[i], or None (a list index, or a path too short)."""
-    try:
-        return getattr(path[i], "key", None)
-    except IndexError:
-        return None
-
-
 # ----------------------------------------------------------------------------- muon's parameter groups
 
 
-def param_groups(params):
+def param_groups(params, labels):
     """Each leaf's optimiser group under optimizer="muon": a tree of "muon" / "adamw" labels.
 
-    "muon": the hidden weight matrices, the leaves under params["blocks"] with ndim >= 2
-        that are not named "b" (decay_mask's matrix rule, inside the blocks): the transformer's
-        attention c_attn W [C, 3, H, D] and c_proj W [C, C], the MLP's c_fc W [C, 4C] and
-        c_proj W [4C, C]. Their updates are orthogonalised (`muon_dimensions` says how).
-    "adamw": every other leaf: the embeddings wte [vocab, C] and wpe [block_size, C] (row
-        lookups, not matmuls; a tied wte is also the head), the head lm_head W [C, vocab]
-        (Muon's recipe keeps the input and output layers on AdamW), the LayerNorm gains and
-        biases, every bias (c_attn's b [3, H, D] too), and every leaf of a model without
-        "blocks" (all the non-transformer models: AdamW alone).
+    "muon": the leaves `labels` (the model's ParamLabels) calls MATRIX, the hidden weight
+    matrices (the transformer's: the blocks' c_attn, c_proj, c_fc and c_proj weights); their
+    updates are orthogonalised as labels.dimensions reads them. "adamw": every other leaf
+    (embeddings, the head, norms, biases; all of a model that declares no matrices).
     """
-    def label(path, leaf):
-        hidden = _name(path, 0) == "blocks" and leaf.ndim >= 2 and _name(path, -1) != "b"
-        return MUON if hidden else ADAMW
-    return jax.tree_util.tree_map_with_path(label, params)
+    return jax.tree.map(lambda label: MUON if label == MATRIX else ADAMW, labels.labels(params))
 
 
-def leaf_dimensions(path, leaf) -> optax.contrib.MuonDimensionNumbers:
-    """How Muon reads one of its leaves as matrices: x @ W contracts axis 0 with the output axes.
-
-    c_attn's W [C, 3, H, D] is three [C, C] matrices, q's, k's and v's, orthogonalised
-    separately (axis 1 is a batch axis); any other leaf is one [shape[0], rest] matrix
-    (c_proj's and c_fc's W [in, out] as they are).
-    """
-    if _name(path, -2) == "c_attn" and leaf.ndim == 4:
-        return optax.contrib.MuonDimensionNumbers(reduction_axis=0, output_axis=(2, 3))
-    return optax.contrib.MuonDimensionNumbers(reduction_axis=0, output_axis=tuple(range(1, leaf.ndim)))
-
-
-def muon_dimensions(tree):
-    """`leaf_dimensions` of every leaf of `tree` (Muon's masked view of the params or updates)."""
-    return jax.tree_util.tree_map_with_path(leaf_dimensions, tree)
-
-
-def muon_group(tc: TrainConfig, weight_decay) -> optax.GradientTransformation:
+def muon_group(tc: TrainConfig, weight_decay, labels) -> optax.GradientTransformation:
     """The Muon group's update: Nesterov momentum (tc.muon_momentum), orthogonalised by 5
-    quintic Newton-Schulz steps (optax's defaults), times sqrt(max(1, fan_out / fan_in))
-    (Muon's width scaling: c_fc's updates x2), plus weight_decay x the parameter, times the
-    schedule peaking at tc.matrix_lr.
+    quintic Newton-Schulz steps (optax's defaults) on each matrix as labels.dimensions reads
+    it, times sqrt(max(1, fan_out / fan_in)) (Muon's width scaling: c_fc's updates x2), plus
+    weight_decay x the parameter, times the schedule peaking at tc.matrix_lr.
 
     Every Muon leaf is a matrix that decay="matrices" decays too, so both decay rules
     decay the whole group.
     """
     return optax.chain(
-        optax.contrib.scale_by_muon(beta=tc.muon_momentum, weight_dimension_numbers=muon_dimensions),
-        scale_by_width(),
+        optax.contrib.scale_by_muon(beta=tc.muon_momentum, weight_dimension_numbers=labels.dimensions),
+        scale_by_width(labels.dimensions),
         optax.add_decayed_weights(weight_decay),
         optax.scale_by_learning_rate(make_schedule(dataclasses.replace(tc, lr=tc.matrix_lr))))
 
 
-def scale_by_width() -> optax.GradientTransformation:
-    """Multiply each matrix's update by sqrt(max(1, fan_out / fan_in)) (its `leaf_dimensions`),
-    so a wide output layer moves as far per input as a square one (Muon's reference scaling)."""
-    def scale(path, update):
-        dims = leaf_dimensions(path, update)
+def scale_by_width(dimensions) -> optax.GradientTransformation:
+    """Multiply each matrix's update by sqrt(max(1, fan_out / fan_in)) (as `dimensions(updates)`
+    reads it), so a wide output layer moves as far per input as a square one (Muon's reference scaling)."""
+    def scale(update, dims):
         fan_out = math.prod(update.shape[a] for a in dims.output_axis)
         return update * math.sqrt(max(1.0, fan_out / update.shape[dims.reduction_axis]))
 
     def update_fn(updates, state, params=None):
-        return jax.tree_util.tree_map_with_path(scale, updates), state
+        return jax.tree.map(scale, updates, dimensions(updates)), state
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)

@@ -28,11 +28,11 @@ import numpy as np
 from . import checkpoint, models
 from .checkpoint import CheckpointError
 from .data import DataError, Vocab, read_data
-from .tokens import TokenVocab, vocab_from_meta
-from .models import Model, mlp
-from .optim import TrainConfig
 from .kinds import build_splits
+from .models import Model
+from .optim import TrainConfig
 from .settings import SettingError, UsageError
+from .tokens import TokenVocab, vocab_from_meta
 from .train import TrainState
 
 METRICS = "metrics.jsonl"  # a run's training log in its folder: one JSON line per chunk, then the split losses
@@ -226,7 +226,7 @@ def from_checkpoint(out_dir: str) -> Run:
     path = os.path.join(out_dir, checkpoint.CHECKPOINT)
     try:
         model = models.get(meta["model"])
-        config = model.Config(**mlp.upgrade_config(meta["config"]))  # old field names renamed (a no-op for others)
+        config = model.Config(**model.upgrade_config(meta["config"], raw.get("params", {})))  # old names renamed
         tc = TrainConfig(**meta["train"])
         if meta.get("dataset", model.dataset) != model.dataset:
             raise ValueError(f"a {model.name} reads {model.dataset} data, not {meta['dataset']}")

@@ -120,7 +120,8 @@ def make_sweep_chunk(model: Model, runs: Sequence[SweepRun], n_steps: int, mesh)
         if penalty and len(configs) > 1:  # the swept config reaches the loss only here
             branches = [lambda p, c=c: penalty.penalty(p, c) for c in configs]
             run_model = model.with_ability(Penalty(lambda p, _: jax.lax.switch(config_index, branches, p)))
-        step = make_train_step(run_model, configs[0], make_optimizer(tc, lr=lr, weight_decay=weight_decay))
+        tx = make_optimizer(tc, run_model.param_labels, lr=lr, weight_decay=weight_decay)
+        step = make_train_step(run_model, configs[0], tx)
         batch = functools.partial(model.kind.batch, block_size=configs[0].block_size)  # shapes are not swept
         return make_train_chunk(step, n_steps, tc.batch_size, batch=batch)(ts, X, Y)
 

@@ -24,7 +24,7 @@ from .kinds import batch_rows, row_batch
 from .losses import cross_entropy
 from .loop import DIVERGENCE_FACTOR
 from .models import Model, Penalty
-from .optim import OPTIMIZERS, TrainConfig, decay_mask, make_optimizer, make_schedule  # noqa: F401 (train's public names)
+from .optim import OPTIMIZERS, TrainConfig, make_optimizer, make_schedule  # noqa: F401 (train's public names)
 from .settings import SettingError
 
 class TrainState(struct.PyTreeNode):
@@ -65,7 +65,7 @@ def create_train_state(model: Model, config, tc: TrainConfig, key: jax.Array) ->
     """
     init_key, data_key = jax.random.split(key)
     params, model_state = model.init(init_key, config)
-    opt_state = make_optimizer(tc).init(params)
+    opt_state = make_optimizer(tc, model.param_labels).init(params)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
                       opt_state=opt_state, key=data_key)
 
@@ -174,7 +174,8 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
     """
     check_batch_size(tc.batch_size, len(X))
     X, Y = jax.device_put(X), jax.device_put(Y)
-    train_step = make_train_step(model, config, make_optimizer(tc), metrics_fn=metrics_fn, metrics_every=metrics_every)
+    train_step = make_train_step(model, config, make_optimizer(tc, model.param_labels), metrics_fn=metrics_fn,
+                                 metrics_every=metrics_every)
     if mesh is not None:
         from .parallel import data_parallel_step, replicate
         train_step = data_parallel_step(train_step, mesh)

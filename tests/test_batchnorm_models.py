@@ -41,7 +41,7 @@ def test_deep_net_with_and_without_batchnorm():
     config = model.make_config(vocab_size=27, norm="none")
     without_bn, state = model.init(jax.random.key(0), config)
     assert n_params(without_bn) == 46_497 and state == {}
-    apply = jax.jit(model.apply, static_argnames="train")
+    apply = jax.jit(model.bind(config), static_argnames="train")
     logits, new_state = apply(without_bn, state, random_batch(jax.random.key(1), config)[0], train=True)
     assert logits.shape == (32, 27) and new_state == {}
 
@@ -55,7 +55,7 @@ def test_one_train_step_updates_the_state_as_the_batch_statistics_say():
     params, state = model.init(jax.random.key(0), config)
     state = {"layers": [{"mean": jnp.full((200,), 0.3), "var": jnp.full((200,), 2.0)}]}
     x, _ = random_batch(jax.random.key(1), config)
-    _, new_state = jax.jit(model.apply, static_argnames="train")(params, state, x, train=True)
+    _, new_state = jax.jit(model.bind(config), static_argnames="train")(params, state, x, train=True)
 
     hpre = np.asarray(params["C"])[np.asarray(x)].reshape(32, -1) @ np.asarray(params["layers"][0]["linear"]["W"])
     expected_mean = 0.9 * 0.3 + 0.1 * hpre.mean(0)
@@ -63,7 +63,7 @@ def test_one_train_step_updates_the_state_as_the_batch_statistics_say():
     np.testing.assert_allclose(new_state["layers"][0]["mean"], expected_mean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(new_state["layers"][0]["var"], expected_var, rtol=1e-5)
 
-    logits, eval_state = model.apply(params, new_state, x, train=False)
+    logits, eval_state = model.bind(config)(params, new_state, x, train=False)
     assert_trees_close(eval_state, new_state, rtol=0)
     bn = params["layers"][0]["bn"]
     h = np.tanh(np.asarray(bn["gamma"]) * (hpre - np.asarray(new_state["layers"][0]["mean"]))
@@ -125,7 +125,7 @@ def test_mlp_bn_matches_a_flax_linen_twin_with_the_biased_running_var():
             ours_grads, flax_grads = jax.jit(grads)(params, state, x, y)
             assert_trees_close(to_flax(ours_grads, state)["params"], flax_grads, rtol=1e-4, atol=1e-6)
     x, _ = random_batch(jax.random.key(20), config, 64)
-    np.testing.assert_allclose(model.apply(params, state, x, train=False)[0],
+    np.testing.assert_allclose(model.bind(config)(params, state, x, train=False)[0],
                                twin.apply(to_flax(params, state), x, train=False), rtol=1e-5, atol=1e-5)
 
 
@@ -169,8 +169,8 @@ def test_running_and_calibrated_statistics_give_the_same_dev_loss(bundled_words)
     ts, _ = fit(model, config, tc, Xtr, Ytr, create_train_state(model, config, tc, jax.random.key(0)))
 
     calibrated = mlp.calibrate(ts.params, ts.model_state, Xtr)
-    running_loss = split_loss(model.apply, ts.params, ts.model_state, Xdev, Ydev)
-    calibrated_loss = split_loss(model.apply, ts.params, calibrated, Xdev, Ydev)
+    running_loss = split_loss(model.bind(config), ts.params, ts.model_state, Xdev, Ydev)
+    calibrated_loss = split_loss(model.bind(config), ts.params, calibrated, Xdev, Ydev)
     assert calibrated_loss < 2.45  # trained: the uniform guess is ln 27 = 3.30
     assert abs(running_loss - calibrated_loss) < 0.01
     # the two are different estimates of the same statistics, not the same numbers

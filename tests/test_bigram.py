@@ -87,6 +87,6 @@ def test_neural_bigram_converges_to_the_counting_model(bundled_words):
     tc = TrainConfig(**{**model.train_defaults, "steps": 1000})
     ts, _ = fit(model, config, tc, X, Y, create_train_state(model, config, tc, jax.random.key(0)))
     count_nll = bigram.nll(bigram.probabilities(bigram.count_matrix(X, Y, vocab.size), 0.0), words, vocab)
-    neural_nll = split_loss(model.apply, ts.params, {}, X, Y)
+    neural_nll = split_loss(model.bind(config), ts.params, {}, X, Y)
     assert count_nll <= neural_nll < count_nll + 0.005
     assert neural_nll < math.log(vocab.size)

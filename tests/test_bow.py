@@ -46,7 +46,7 @@ def test_initial_loss_is_log_vocab(bundled_words):
     config = model.make_config(words=bundled_words, vocab_size=vocab.size)
     X, Y = build_sequence_dataset(bundled_words[:500], vocab, config.block_size - 1)  # [N, block_size]
     params, state = model.init(jax.random.key(0), config)
-    assert abs(float(split_loss(model.apply, params, state, X, Y)) - math.log(vocab.size)) < 0.05  # head x 0.01: logits near 0
+    assert abs(float(split_loss(model.bind(config), params, state, X, Y)) - math.log(vocab.size)) < 0.05  # head x 0.01: logits near 0
 
 
 def test_logits_match_the_pytorch_reference():

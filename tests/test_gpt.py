@@ -14,10 +14,12 @@ import pytest
 
 from makemore_jax.losses import cross_entropy
 from makemore_jax.models import gpt, transformer
-from makemore_jax.train import TrainConfig, decay_mask, make_optimizer, make_schedule
+from makemore_jax import models
+from makemore_jax.train import TrainConfig, make_optimizer, make_schedule
 
 from conftest import assert_trees_close, perturbed, random_tokens
 
+LABELS = models.get("gpt").param_labels  # the transformer family's: optim reads no key names
 GPT = transformer.Config(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16,
                          **{k: v for k, v in gpt.GPT_CONFIG.items() if k not in ("block_size", "n_layer", "n_head", "n_embd")})
 
@@ -71,7 +73,7 @@ def test_five_adamw_steps_follow_nanogpts(torch_gpt):
     batches = [(np.stack([text[i:i + config.block_size] for i in row]),
                 np.stack([text[i + 1:i + 1 + config.block_size] for i in row])) for row in starts]
 
-    tx = make_optimizer(tc)
+    tx = make_optimizer(tc, LABELS)
     loss_fn = lambda p, x, y: cross_entropy(logits_of(p, config, x, train=True), y)  # noqa: E731
 
     @jax.jit
@@ -252,10 +254,10 @@ def test_decay_mask_spares_gains_and_biases():
     config = dataclasses.replace(GPT, bias=True)
     params = off_init(transformer.init(jax.random.key(0), config)[0])
     tc = TrainConfig(optimizer="adamw", steps=10, lr=1e-2, weight_decay=0.1, min_lr_ratio=1.0, decay="matrices")
-    tx = make_optimizer(tc)
+    tx = make_optimizer(tc, LABELS)
     zeros = jax.tree.map(jnp.zeros_like, params)
     updates, _ = tx.update(zeros, tx.init(params), params)
-    mask = decay_mask(params)
+    mask = LABELS.decayed(params)
     decayed = {".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
                for path, m in jax.tree_util.tree_flatten_with_path(mask)[0] if m}
     assert "wte" in decayed and "blocks.0.attn.c_attn.W" in decayed and "blocks.0.attn.c_attn.b" not in decayed
@@ -267,6 +269,6 @@ def test_decay_mask_spares_gains_and_biases():
     by_hand = optax.adamw(1e-2, b1=0.9, b2=0.999, weight_decay=0.1, mask=mask)
     assert_trees_close(tx.update(grads, tx.init(params), params)[0],
                        by_hand.update(grads, by_hand.init(params), params)[0], rtol=1e-6, atol=1e-9)
-    every = make_optimizer(dataclasses.replace(tc, decay="all"))
+    every = make_optimizer(dataclasses.replace(tc, decay="all"), LABELS)
     b_update = every.update(zeros, every.init(params), params)[0]["blocks"][0]["ln_1"]["beta"]
     np.testing.assert_allclose(b_update, -tc.lr * tc.weight_decay * params["blocks"][0]["ln_1"]["beta"], rtol=1e-6)

@@ -311,9 +311,9 @@ def test_forward_is_the_mlp_bn_model():
     params = jax.tree.map(lambda p: p + 0.1, params)  # gamma/beta/b2 away from 1/0/0
     X = jax.random.randint(jax.random.key(1), (32, 3), 0, 27)
     Y = jax.random.randint(jax.random.key(2), (32,), 0, 27)
-    logits, _ = model.apply(params, state, X, train=True)
+    logits, _ = model.bind(config)(params, state, X, train=True)
     manual_loss, _ = forward(from_model_params(params), X, Y)
     np.testing.assert_allclose(manual_loss, cross_entropy(logits, Y), rtol=1e-5)
     _, grads = manual_grads(from_model_params(params), X, Y)
-    auto = jax.grad(lambda p: cross_entropy(model.apply(p, state, X, train=True)[0], Y))(params)
+    auto = jax.grad(lambda p: cross_entropy(model.bind(config)(p, state, X, train=True)[0], Y))(params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6), grads, from_model_params(auto))

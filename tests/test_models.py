@@ -1,5 +1,6 @@
 """Every registered model against the protocol, and the MLP's lecture numbers."""
 
+import functools
 import math
 
 import jax
@@ -9,6 +10,7 @@ import pytest
 from jax.test_util import check_grads
 
 from makemore_jax import models
+from makemore_jax.models import bigram, bow, mlp, rnn, transformer, wavenet
 from makemore_jax.losses import cross_entropy
 from makemore_jax.train import TrainConfig, create_train_state, loss_fn, make_optimizer, make_train_step
 
@@ -43,17 +45,50 @@ def test_parameter_counts(name, overrides, expected):
     assert n_params(params) == expected
 
 
-@pytest.mark.parametrize("name", CONTEXT_MODELS)
-def test_protocol_shapes_and_eval_leaves_state_alone(name):
+# Each entry's module function, called as its own module defines it (the transformer's takes
+# its config as a keyword): what Model.bind must reproduce. A new entry must be added here.
+MODULE_FUNCTIONS = {
+    "bigram": lambda config: bigram.apply, "bigram-nn": lambda config: bigram.neural_apply,
+    **dict.fromkeys(("mlp", "mlp-bn", "mlp-deep"), lambda config: mlp.apply),
+    **dict.fromkeys(("rnn", "gru"), lambda config: rnn.apply), "bow": lambda config: bow.apply,
+    **dict.fromkeys(("transformer", "gpt", "gpt-speedrun"),
+                    lambda config: functools.partial(transformer.apply, config=config)),
+    "wavenet": lambda config: wavenet.apply,
+}
+SMALL = {"n_embd": 8, "n_embd2": 8, "n_hidden": 16, "n_layer": 1, "n_head": 2, "dropout": 0.1}  # where a Config has them
+
+
+def small_config(model):
+    overrides = {k: v for k, v in SMALL.items() if k in model.config_fields}
+    if model.dataset != "context":  # a sequence or text model: 8 positions instead of 16 or 64
+        overrides["block_size"] = 8
+    return model.make_config(vocab_size=11, **overrides)
+
+
+def test_every_registered_model_has_its_module_function_listed():
+    assert set(MODULE_FUNCTIONS) == set(models.REGISTRY)
+
+
+@pytest.mark.parametrize("name", list(models.REGISTRY))
+def test_the_protocol_holds_for_every_registered_model(name):
+    """bind(config) is apply(params, state, x, *, train) -> (logits, state) for every model:
+    equal to Model.apply(..., config=config) and to the module's function, in both modes;
+    eval mode leaves the state as it was (train mode may advance it: dropout's key, BatchNorm's)."""
     model = models.get(name)
-    config = model.make_config(vocab_size=27)
+    config = small_config(model)
     params, state = model.init(jax.random.key(0), config)
-    x, _ = random_batch(jax.random.key(1), config)
-    logits, train_state = model.apply(params, state, x, train=True)
-    assert logits.shape == (32, 27) and logits.dtype == jnp.float32
-    assert jax.tree.structure(train_state) == jax.tree.structure(state)
-    _, eval_state = model.apply(params, state, x, train=False)
-    assert_trees_close(eval_state, state, rtol=0)
+    x = jax.random.randint(jax.random.key(1), (4, config.block_size), 0, config.vocab_size)
+    logits_shape = (4, 11) if model.dataset == "context" else (4, config.block_size, 11)  # one prediction or T
+    bound, direct = model.bind(config), MODULE_FUNCTIONS[name](config)
+    for train in (True, False):
+        logits, new_state = bound(params, state, x, train=train)
+        assert logits.shape == logits_shape and logits.dtype == jnp.float32
+        assert jax.tree.structure(new_state) == jax.tree.structure(state)
+        for other in (model.apply(params, state, x, train=train, config=config), direct(params, state, x, train=train)):
+            np.testing.assert_array_equal(other[0], logits)
+            assert_trees_close(other[1], new_state, rtol=0)
+        if not train:
+            assert_trees_close(new_state, state, rtol=0)
 
 
 @pytest.mark.parametrize("name", ["mlp", "mlp-bn", "mlp-deep", "wavenet"])
@@ -64,7 +99,7 @@ def test_initial_loss_is_near_uniform_with_the_fixed_inits(name, bundled_words):
     config = model.make_config(vocab_size=vocab.size)
     X, Y = build_context_dataset(bundled_words[:2000], vocab, config.block_size)
     params, state = model.init(jax.random.key(0), config)
-    loss = cross_entropy(model.apply(params, state, jnp.asarray(X), train=True)[0], jnp.asarray(Y))
+    loss = cross_entropy(model.bind(config)(params, state, jnp.asarray(X), train=True)[0], jnp.asarray(Y))
     assert abs(float(loss) - math.log(vocab.size)) < 0.05
 
 
@@ -73,7 +108,7 @@ def test_unit_init_starts_far_too_confident():
     config = model.make_config(vocab_size=27, init="unit")
     params, state = model.init(jax.random.key(0), config)
     x, y = random_batch(jax.random.key(1), config, 1000)
-    assert float(cross_entropy(model.apply(params, state, x, train=True)[0], y)) > 10
+    assert float(cross_entropy(model.apply(params, state, x, train=True, config=config)[0], y)) > 10
 
 
 @pytest.mark.parametrize("name", GRADIENT_MODELS)

@@ -21,6 +21,7 @@ from makemore_jax.train import create_train_state, fit, make_train_chunk, make_t
 from conftest import assert_trees_close
 
 GPT = models.get("gpt")
+LABELS = GPT.param_labels  # the transformer family's, declared by the model
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 8}
 QUINTIC = (3.4445, -4.7750, 2.0315)  # Muon's Newton-Schulz coefficients: x -> a x + b x^3 + c x^5, 5 times
 
@@ -54,8 +55,8 @@ def random_like(params, seed=1):
     return jax.tree.unflatten(tree, [jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
 
 
-def first_update(tc, params, grads):
-    tx = make_optimizer(tc)
+def first_update(tc, params, grads, labels=LABELS):
+    tx = make_optimizer(tc, labels)
     return jax.jit(tx.update)(grads, tx.init(params), params)[0]  # one compile, not hundreds of eager ops
 
 
@@ -99,7 +100,7 @@ def test_adamw_group_is_adamw_alone_and_a_model_without_blocks_is_all_adamw():
     grads = random_like(params)
     tc = TrainConfig(optimizer="muon", steps=10, lr=1e-2, weight_decay=0.1, decay="matrices")
     muon, adamw = (first_update(t, params, grads) for t in (tc, dataclasses.replace(tc, optimizer="adamw")))
-    labels = jax.tree.leaves(param_groups(params))
+    labels = jax.tree.leaves(param_groups(params, LABELS))
     assert labels.count(ADAMW) == 13 and labels.count(MUON) == 4
     for label, u, v in zip(labels, jax.tree.leaves(muon), jax.tree.leaves(adamw)):
         if label == ADAMW:
@@ -108,16 +109,16 @@ def test_adamw_group_is_adamw_alone_and_a_model_without_blocks_is_all_adamw():
             assert np.abs(np.asarray(u) - np.asarray(v)).max() > 1e-3
     mlp = models.get("mlp")
     params = mlp.init(jax.random.key(0), mlp.make_config(n_hidden=16))[0]
-    assert set(jax.tree.leaves(param_groups(params))) == {ADAMW}
+    assert set(jax.tree.leaves(param_groups(params, mlp.param_labels))) == {ADAMW}
     grads = random_like(params)
     tc = TrainConfig(optimizer="muon", steps=10, lr=1e-2)
-    assert_trees_close(first_update(tc, params, grads), first_update(dataclasses.replace(tc, optimizer="adamw"),
-                                                                     params, grads), rtol=0)
+    assert_trees_close(first_update(tc, params, grads, mlp.param_labels),
+                       first_update(dataclasses.replace(tc, optimizer="adamw"), params, grads, mlp.param_labels), rtol=0)
 
 
 def leaf_labels(params):
     return {jax.tree_util.keystr(path): label
-            for path, label in jax.tree_util.tree_flatten_with_path(param_groups(params))[0]}
+            for path, label in jax.tree_util.tree_flatten_with_path(param_groups(params, LABELS))[0]}
 
 
 def test_param_groups_on_gpt_and_transformer_trees():
@@ -167,7 +168,7 @@ def test_both_groups_follow_the_wsd_shape_at_their_own_peaks():
     grads = random_like(params)
     tc = TrainConfig(optimizer="muon", schedule="wsd", steps=steps, warmup_steps=2, decay_fraction=0.4,
                      min_lr_ratio=0.25, lr=1e-3, matrix_lr=0.05, muon_momentum=0.0, weight_decay=0.0)
-    tx = make_optimizer(tc)
+    tx = make_optimizer(tc, LABELS)
     state, updates, update = tx.init(params), [], jax.jit(tx.update)
     for _ in range(steps):
         u, state = update(grads, state, params)
@@ -175,7 +176,7 @@ def test_both_groups_follow_the_wsd_shape_at_their_own_peaks():
     at_peak = updates[3]
     for t, u in enumerate(updates):
         factor = wsd_closed_form(t, 1.0, 2, steps, 4, 0.25)
-        for label, a, b in zip(jax.tree.leaves(param_groups(params)), jax.tree.leaves(u), jax.tree.leaves(at_peak)):
+        for label, a, b in zip(jax.tree.leaves(param_groups(params, LABELS)), jax.tree.leaves(u), jax.tree.leaves(at_peak)):
             np.testing.assert_allclose(a, factor * np.asarray(b), rtol=2e-4, atol=1e-9, err_msg=f"{label} step {t}")
     c_fc = updates[3]["blocks"][0]["mlp"]["c_fc"]["W"]  # the Muon group peaks at matrix_lr x width 2 x near-orthogonal
     assert 0.6 * 0.1 < float(jnp.linalg.norm(c_fc, ord=2)) < 1.21 * 0.1
@@ -216,7 +217,7 @@ def test_muon_lowers_the_loss_and_resumes_bit_identically(corpus_arrays, tmp_pat
     (one compiled chunk serves all three, as `fit` compiles it)."""
     config, (X, Y) = corpus_arrays
     tc = muon_config()
-    step = make_train_step(GPT, config, make_optimizer(tc))
+    step = make_train_step(GPT, config, make_optimizer(tc, LABELS))
     chunk = make_train_chunk(step, 10, tc.batch_size, batch=functools.partial(GPT.kind.batch,
                                                                                block_size=config.block_size))
     X, Y = jnp.asarray(X), jnp.asarray(Y)

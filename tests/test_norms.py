@@ -94,8 +94,8 @@ def test_parameters_state_and_modes(name, config, count):
     params, state = model.init(jax.random.key(0), config)
     assert n_params(params) == count
     x = jax.random.randint(jax.random.key(1), (16, config.block_size), 0, 27)
-    train_logits, train_state = model.apply(params, state, x, train=True)
-    eval_logits, _ = model.apply(params, state, x, train=False)
+    train_logits, train_state = model.bind(config)(params, state, x, train=True)
+    eval_logits, _ = model.bind(config)(params, state, x, train=False)
     assert train_logits.shape == (16, 27)
     if config.norm == "batch":
         assert len(state["layers"]) == (3 if name == "wavenet" else 2)
@@ -152,13 +152,13 @@ def test_a_few_training_steps_lower_the_loss(name, config, count):
     y = jax.random.randint(jax.random.key(3), (64,), 0, 27)
     tc = TrainConfig(steps=30, batch_size=64, lr=0.2, chunk_size=30)
     ts = create_train_state(model, config, tc, jax.random.key(0))
-    first = float(models_loss(model, ts.params, ts.model_state, x, y))
+    first = float(models_loss(model, config, ts.params, ts.model_state, x, y))
     ts, summary = fit(model, config, tc, np.asarray(x), np.asarray(y), ts)
     assert np.isfinite(summary["final_loss"]) and summary["final_loss"] < first - 0.05
     if config.norm != "batch":
         assert_trees_close(ts.model_state, {})
 
 
-def models_loss(model, params, state, x, y):
-    logits, _ = model.apply(params, state, x, train=True)
+def models_loss(model, config, params, state, x, y):
+    logits, _ = model.bind(config)(params, state, x, train=True)
     return jnp.mean(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0])

@@ -35,7 +35,7 @@ def test_train_model_is_the_functional_core(words, tmp_path):
     assert run.config == config and run.train_config == tc and run.vocab == vocab
     losses = run.evaluate()
     Xd, Yd = data.build_context_dataset(dev, vocab, 3)
-    assert losses["dev"] == pytest.approx(evaluate.split_loss(model.apply, ts.params, ts.model_state, Xd, Yd))
+    assert losses["dev"] == pytest.approx(evaluate.split_loss(model.bind(config), ts.params, ts.model_state, Xd, Yd))
     assert set(losses) == {"train", "dev", "test"} and run.summary["steps"] == 60
     names = run.sample(5, seed=1)
     assert len(names) == 5 and all(set(n) <= set(vocab.chars[1:]) for n in names)

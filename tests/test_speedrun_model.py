@@ -13,12 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import perturbed, random_tokens
+from conftest import assert_trees_close, perturbed, random_tokens
 from makemore_jax.losses import cross_entropy
 from makemore_jax.models import gpt, speedrun_ops as ops, transformer
 
 TINY = dict(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16)
-ALL_ON = dict(pos="rotary", norm="rms", qk_norm=True, activation="relu2", softcap=3.0)
+ALL_ON = dict(pos="rotary", norm="rms-nogain", qk_norm=True, activation="relu2", softcap=3.0)
 
 apply = jax.jit(transformer.apply, static_argnames=("train", "config"))
 
@@ -124,8 +124,10 @@ def numpy_logits(params, idx, config):
     rms = lambda v: v / np.sqrt(np.mean(v ** 2, -1, keepdims=True) + eps)  # noqa: E731
 
     def norm(lp, v):
-        if config.norm == "rms":
+        if config.norm == "rms-nogain":
             return rms(v)
+        if config.norm == "rms":
+            return rms(v) * lp["gamma"]
         mu, var = v.mean(-1, keepdims=True), v.var(-1, keepdims=True)
         return (v - mu) / np.sqrt(var + eps) * lp["gamma"] + lp.get("beta", 0.0)
 
@@ -163,10 +165,11 @@ def numpy_logits(params, idx, config):
 @pytest.mark.parametrize("overrides", [
     ALL_ON,
     dict(pos="rotary"),
-    dict(norm="rms", activation="relu2", bias=False, tie_embeddings=True, gelu="exact"),
+    dict(norm="rms-nogain", activation="relu2", bias=False, tie_embeddings=True, gelu="exact"),
     dict(qk_norm=True, softcap=2.0, bias=False),
     dict(ALL_ON, bias=False, tie_embeddings=True, n_head=4),
-], ids=["all", "rotary", "rms-relu2-tied", "qknorm-softcap", "all-tied-4heads"])
+    dict(norm="rms", pos="rotary"),
+], ids=["all", "rotary", "rms-nogain-relu2-tied", "qknorm-softcap", "all-tied-4heads", "rms-with-gain"])
 def test_logits_equal_a_numpy_forward(overrides):
     config = config_of(**overrides)
     params = off_init(transformer.init(jax.random.key(0), config)[0])
@@ -180,15 +183,16 @@ def test_option_param_trees():
     base = leaf_paths(shapes())
     assert {"wpe", "ln_f/gamma", "ln_f/beta", "blocks/0/ln_1/gamma", "blocks/1/ln_2/beta"} <= base
     assert leaf_paths(shapes(pos="rotary")) == base - {"wpe"}
-    assert leaf_paths(shapes(norm="rms")) == {p for p in base if "ln_" not in p}
-    params = shapes(norm="rms", pos="rotary")
+    assert leaf_paths(shapes(norm="rms-nogain")) == {p for p in base if "ln_" not in p}
+    assert leaf_paths(shapes(norm="rms")) == {p for p in base if not p.endswith("beta")}  # a gain, no shift
+    params = shapes(norm="rms-nogain", pos="rotary")
     assert set(params) == {"wte", "blocks", "lm_head"} and all(set(b) == {"attn", "mlp"} for b in params["blocks"])
     for same in (dict(qk_norm=True), dict(activation="relu2"), dict(softcap=5.0), dict(zero_init_proj=True)):
         assert leaf_paths(shapes(**same)) == base
 
 
 @pytest.mark.parametrize("overrides", [dict(), dict(init="pytorch"), dict(scaled_residual_init=True, bias=False),
-                                       dict(pos="rotary", norm="rms", tie_embeddings=True)])
+                                       dict(pos="rotary", norm="rms-nogain", tie_embeddings=True)])
 def test_zero_init_proj_zeroes_the_projections_so_blocks_start_as_identity(overrides):
     config = config_of(zero_init_proj=True, **overrides)
     params = transformer.init(jax.random.key(0), config)[0]
@@ -204,7 +208,7 @@ def test_zero_init_proj_zeroes_the_projections_so_blocks_start_as_identity(overr
     emb = np.asarray(params["wte"], np.float64)[np.asarray(x)]
     if config.pos == "learned":
         emb = emb + np.asarray(params["wpe"], np.float64)[: config.block_size]
-    if config.norm == "rms":
+    if config.norm == "rms-nogain":
         normed = emb / np.sqrt(np.mean(emb ** 2, -1, keepdims=True) + 1e-5)
     else:
         ln = {k: np.asarray(v, np.float64) for k, v in params["ln_f"].items()}
@@ -293,7 +297,7 @@ def test_decode_step_equals_apply_position_by_position(overrides, dtype, atol):
 
 @pytest.mark.parametrize("overrides, message", [
     (dict(pos="alibi"), "pos must be one of learned, rotary, got 'alibi'"),
-    (dict(norm="batch"), "norm must be one of layer, rms, got 'batch'"),
+    (dict(norm="batch"), "norm must be one of layer, rms, rms-nogain, got 'batch'"),
     (dict(activation="swiglu"), "activation must be one of gelu, relu2, got 'swiglu'"),
     (dict(softcap=-1.0), "softcap must be 0 .off. or a positive finite number, got -1.0"),
     (dict(softcap=math.inf), "softcap must be 0"),
@@ -327,3 +331,37 @@ def test_defaults_keep_the_numbers_pinned_before_the_options():
             row, total = pins[(name, train)]
             np.testing.assert_allclose(logits[1, -1, :4], row, rtol=1e-5, atol=1e-7)
             assert float(jnp.abs(logits).sum()) == pytest.approx(total, rel=1e-5)
+
+
+def test_an_old_gainless_rms_checkpoint_loads_as_rms_nogain(tmp_path):
+    """norm "rms" once meant RMSNorm without a gain (saved with no ln_* parameters); such a
+    checkpoint, its metadata written by hand as the old code wrote it, loads as "rms-nogain"
+    with its parameters, while a checkpoint of today's "rms" (with a gain) stays "rms"."""
+    from makemore_jax import checkpoint, models, run
+    from makemore_jax.optim import TrainConfig
+    from makemore_jax.train import create_train_state
+    model = models.get("gpt-speedrun")
+    config = model.make_config(vocab_size=5, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    tc = TrainConfig(**{**model.train_defaults, "steps": 10})
+    for saved_norm, loaded_norm in (("rms", "rms"), ("rms-nogain", "rms-nogain"), (None, "rms-nogain")):
+        written = config if saved_norm is None else dataclasses.replace(config, norm=saved_norm)
+        ts = create_train_state(model, written, tc, jax.random.key(0))
+        meta = {"model": model.name, "dataset": model.dataset, "train": dataclasses.asdict(tc),
+                "config": {**dataclasses.asdict(written), "norm": saved_norm or "rms"},  # None: the old name
+                "vocab": ["\n", "a", "b", "c", "d"]}
+        out = str(tmp_path / str(saved_norm))
+        checkpoint.save(out, ts, meta)
+        loaded = run.from_checkpoint(out)
+        assert loaded.config == dataclasses.replace(config, norm=loaded_norm), saved_norm
+        assert ("ln_f" in loaded.state.params) == (loaded_norm == "rms")
+        assert_trees_close(loaded.state.params, ts.params, rtol=0)
+        assert_trees_close(loaded.state.opt_state, ts.opt_state, rtol=0)
+
+
+def test_the_norm_flag_offers_each_name_once_with_its_meaning():
+    from makemore_jax.cli import build_parser
+    train = next(a for a in build_parser()._subparsers._group_actions).choices["train"]
+    help_text = " ".join(train.format_help().split())
+    assert "--norm {batch,layer,group,rms,none,rms-nogain}" in help_text
+    assert "rms (RMSNorm with a gain)" in help_text and "rms-nogain = RMSNorm without a gain" in help_text
+    assert build_parser().parse_args(["train", "--model", "gpt", "--norm", "rms-nogain"]).norm == "rms-nogain"

@@ -190,11 +190,12 @@ def test_lr_find_sweeps_the_lecture_range(arrays):
 def test_split_loss_is_the_exact_mean_in_any_batch_size(arrays):
     vocab, (X, Y), (Xd, Yd) = arrays
     model = models.get("mlp-bn")
+    apply = model.bind(model.make_config(vocab_size=vocab.size, **SMALL))
     ts, _ = run("mlp-bn", arrays, 200)
-    logits, _ = model.apply(ts.params, ts.model_state, jnp.asarray(Xd), train=False)
+    logits, _ = apply(ts.params, ts.model_state, jnp.asarray(Xd), train=False)
     exact = float(cross_entropy(logits, jnp.asarray(Yd)))
     for batch_size in (len(Xd), 64, 7):  # 7 does not divide the split: padding must be ignored
-        assert split_loss(model.apply, ts.params, ts.model_state, Xd, Yd, batch_size=batch_size) == pytest.approx(
+        assert split_loss(apply, ts.params, ts.model_state, Xd, Yd, batch_size=batch_size) == pytest.approx(
             exact, rel=1e-5)
     assert bits(math.log(2)) == pytest.approx(1.0)
 
@@ -203,17 +204,18 @@ def test_sampling_is_deterministic_and_respects_top_k(arrays):
     vocab, _, _ = arrays
     ts, _ = run("mlp", arrays, 300)
     model = models.get("mlp")
+    apply = model.bind(model.make_config(vocab_size=vocab.size, **SMALL))
     kwargs = dict(n=64, block_size=3, max_len=20)
-    a = sample_ids(model.apply, ts.params, ts.model_state, jax.random.key(7), **kwargs)
-    b = sample_ids(model.apply, ts.params, ts.model_state, jax.random.key(7), **kwargs)
+    a = sample_ids(apply, ts.params, ts.model_state, jax.random.key(7), **kwargs)
+    b = sample_ids(apply, ts.params, ts.model_state, jax.random.key(7), **kwargs)
     np.testing.assert_array_equal(a, b)
     words = decode(np.asarray(a), vocab)
     assert len(words) == 64 and all(set(w) <= set(vocab.chars[1:]) for w in words)
     # top_k=1 is greedy decoding: every sample is the same argmax chain
-    greedy = np.asarray(sample_ids(model.apply, ts.params, ts.model_state, jax.random.key(1), top_k=1, **kwargs))
+    greedy = np.asarray(sample_ids(apply, ts.params, ts.model_state, jax.random.key(1), top_k=1, **kwargs))
     assert (greedy == greedy[0]).all()
     context = jnp.zeros((1, 3), jnp.int32)
-    first = int(jnp.argmax(model.apply(ts.params, ts.model_state, context, train=False)[0][0]))
+    first = int(jnp.argmax(apply(ts.params, ts.model_state, context, train=False)[0][0]))
     assert greedy[0, 0] == first
     assert novelty(["emma", "zzz"], ["emma"]) == 0.5
 

@@ -104,7 +104,7 @@ def test_forward_and_batchnorm_state_match_the_lecture_layers(block_size, x64):
     config = wavenet.Config(vocab_size=7, block_size=block_size, n_embd=3, n_hidden=4)
     params, state = trained_like(jax.random.key(0), config)
     x = tokens(jax.random.key(1), config, 5)
-    apply = jax.jit(MODEL.apply, static_argnames="train")  # one compile per mode, not one per eager op
+    apply = jax.jit(MODEL.bind(config), static_argnames="train")  # one compile per mode, not one per eager op
     for train in (True, False):
         logits, new_state = apply(params, state, x, train=train)
         ref_logits, ref_state = reference_forward(params, state, x, train=train)
@@ -116,7 +116,7 @@ def test_first_batchnorm_statistics_by_hand():
     """One train step's state of layer 1: 0.9 * old + 0.1 * (mean, unbiased var) over the B*4 rows."""
     params, state = MODEL.init(jax.random.key(0), TINY)
     x = tokens(jax.random.key(1), TINY, 6)
-    _, new_state = jax.jit(MODEL.apply, static_argnames="train")(params, state, x, train=True)
+    _, new_state = jax.jit(MODEL.bind(TINY), static_argnames="train")(params, state, x, train=True)
     pairs = np.asarray(params["C"])[np.asarray(x)].reshape(6 * 4, 2 * 3)  # [B*T, 2 n_embd]
     rows = pairs @ np.asarray(params["layers"][0]["W"])  # [B*T, H]
     np.testing.assert_allclose(new_state["layers"][0]["mean"], 0.1 * rows.mean(0), rtol=1e-5, atol=1e-7)
@@ -138,9 +138,9 @@ def test_prediction_depends_on_all_eight_positions_and_nothing_else():
     config = MODEL.make_config(vocab_size=27, n_embd=4, n_hidden=16)  # the default block of 8, narrow layers
     params, state = trained_like(jax.random.key(0), config)
     x = tokens(jax.random.key(1), config, 4)
-    logits, same_state = MODEL.apply(params, state, x, train=False)
+    logits, same_state = MODEL.bind(config)(params, state, x, train=False)
     assert same_state["layers"][0] is state["layers"][0]  # eval mode changes no state
-    predict = jax.jit(lambda x: MODEL.apply(params, state, x, train=False)[0])
+    predict = jax.jit(lambda x: MODEL.bind(config)(params, state, x, train=False)[0])
     logits = predict(x)
     for t in range(8):
         changed = x.at[0, t].set((x[0, t] + 1) % 27)
@@ -183,7 +183,7 @@ def test_calibrate_is_the_sequential_calibration_in_any_chunking(x64):
 
 def test_sampling_is_deterministic_per_key():
     params, state = MODEL.init(jax.random.key(0), TINY)
-    draw = lambda seed: np.asarray(sample_ids(MODEL.apply, params, state, jax.random.key(seed), n=16,
+    draw = lambda seed: np.asarray(sample_ids(MODEL.bind(TINY), params, state, jax.random.key(seed), n=16,
                                               block_size=TINY.block_size, max_len=12))
     first, again, other = draw(3), draw(3), draw(4)
     np.testing.assert_array_equal(first, again)

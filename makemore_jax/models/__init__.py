@@ -8,10 +8,17 @@ and two pure functions:
 
 `Model` holds that core plus the data kind it trains on (`dataset`, a name in
 `data.KINDS`). What only some models can do is an ability record of its own (`ClosedForm`,
-`Decoder`, `Calibration`, `Penalty`), held in `Model.abilities` and looked up with
-`model.ability(Decoder)`. Code asks for an apply function with `model.bind(config)`: a
-model whose apply takes a keyword `config` (the transformer: its dropout rate) gets it
-bound there, so no hyperparameter lives in the state.
+`Decoder`, `Calibration`, `Penalty`, `ParamLabels`, `ConfigUpgrade`), held in
+`Model.abilities` and looked up with `model.ability(Decoder)`.
+
+The one way to get a model's apply is `model.bind(config)`, for every model alike: the
+module's own function (`Model.forward`) may take its config as a keyword (the transformer:
+its dropout rate and options), and bind fixes it there, so no hyperparameter lives in the
+state. The bound function is equal and hashed by value, so jit caches see one per config.
+
+    model = models.get("transformer"); config = model.make_config(vocab_size=27)
+    params, state = model.init(jax.random.key(0), config)
+    logits, state = model.bind(config)(params, state, x, train=False)   # = model.apply(..., config=config)
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from ..kinds import KINDS
 from . import bigram, bow, gpt, mlp, rnn, speedrun, transformer, wavenet
+from .labels import GENERIC, MATRIX, OTHER, ParamLabels  # noqa: F401 (the optimiser's vocabulary)
 
 # ----------------------------------------------------------------------------- abilities
 
@@ -58,11 +66,19 @@ class Penalty(NamedTuple):
     penalty: Callable
 
 
+class ConfigUpgrade(NamedTuple):
+    """An old checkpoint's config in today's fields: upgrade(config dict, saved params state dict) -> config dict."""
+
+    upgrade: Callable
+
+
+# ParamLabels (labels.py): which parameters are weight matrices, for the optimiser; GENERIC without one.
+
 Ability = TypeVar("Ability")
 
 
 class Bound(functools.partial):
-    """apply with its config bound; equal (and hashed) by value, so jit caches see one function per config."""
+    """A model's forward with its config bound; equal (and hashed) by value: jit caches see one per config."""
 
     def __eq__(self, other):
         return (isinstance(other, Bound) and self.func is other.func and self.args == other.args
@@ -87,12 +103,12 @@ class Model:
     name: str
     Config: type
     init: Callable
-    apply: Callable  # the protocol's apply, or one with a keyword `config` (see `bind`)
+    forward: Callable  # the module's function: apply(params, state, x, *, train), maybe with a keyword `config`
     dataset: str = "context"  # the data kind it trains on (data.KINDS)
     description: str = ""
     config_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides of Config's defaults
     train_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides of TrainConfig's
-    abilities: tuple = ()  # ability records (ClosedForm, Decoder, Calibration, Penalty)
+    abilities: tuple = ()  # ability records (ClosedForm, Decoder, Calibration, Penalty, ParamLabels, ConfigUpgrade)
 
     def __post_init__(self):
         if self.dataset not in KINDS:
@@ -108,8 +124,22 @@ class Model:
         return dataclasses.replace(self, abilities=(*kept, record))
 
     def bind(self, config) -> Callable:
-        """The protocol apply(params, state, x, *, train) -> (logits, state) for this config."""
-        return bind_config(self.apply, config)
+        """The protocol's apply(params, state, x, *, train) -> (logits, state) for this config."""
+        return bind_config(self.forward, config)
+
+    def apply(self, params, state, x, *, train: bool, config) -> tuple[Any, Any]:
+        """(logits, new_state) of x under `config`: self.bind(config)(params, state, x, train=train)."""
+        return self.bind(config)(params, state, x, train=train)
+
+    @property
+    def param_labels(self) -> ParamLabels:
+        """The optimiser's view of the parameters (labels.py): the model's own, or GENERIC."""
+        return self.ability(ParamLabels) or GENERIC
+
+    def upgrade_config(self, config: dict, params: dict) -> dict:
+        """A saved config dict in today's fields (its ConfigUpgrade), given the saved params state dict."""
+        upgrade = self.ability(ConfigUpgrade)
+        return upgrade.upgrade(config, params) if upgrade else dict(config)
 
     @property
     def kind(self):
@@ -137,7 +167,14 @@ def _registry(*models: Model) -> Mapping[str, Model]:
     return MappingProxyType({m.name: m for m in models})
 
 
+def _mlp_upgrade(config: dict, params: dict) -> dict:
+    return mlp.upgrade_config(config)  # renamed fields only: the params are today's
+
+
 _RNN_DECODER = Decoder(rnn.init_cache, rnn.decode_step)
+_MLP_ABILITIES = (Calibration(mlp.calibrate), ConfigUpgrade(_mlp_upgrade))
+_TRANSFORMER_ABILITIES = (Decoder(transformer.init_cache, transformer.decode_step), transformer.PARAM_LABELS,
+                          ConfigUpgrade(transformer.upgrade_config))
 REGISTRY = _registry(
     Model("bigram", bigram.CountConfig, bigram.init, bigram.apply, abilities=(ClosedForm(bigram.fit),),
           description="counting bigram: normalised counts with additive smoothing (closed form)"),
@@ -145,12 +182,12 @@ REGISTRY = _registry(
           abilities=(Penalty(bigram.neural_penalty),),
           description="neural bigram: a [vocab, vocab] logits table trained by full-batch gradient descent",
           train_defaults={"steps": 500, "batch_size": None, "lr": 50.0, "lr_decay_step": None}),
-    Model("mlp", mlp.Config, mlp.init, mlp.apply, abilities=(Calibration(mlp.calibrate),),
+    Model("mlp", mlp.Config, mlp.init, mlp.apply, abilities=_MLP_ABILITIES,
           description="Bengio et al. 2003 MLP (lecture 2), with the lecture-3 initialisation by default"),
-    Model("mlp-bn", mlp.Config, mlp.init, mlp.apply, abilities=(Calibration(mlp.calibrate),),
+    Model("mlp-bn", mlp.Config, mlp.init, mlp.apply, abilities=_MLP_ABILITIES,
           config_defaults={"norm": "batch"},
           description="the MLP with BatchNorm after the hidden layer (lecture 3)"),
-    Model("mlp-deep", mlp.Config, mlp.init, mlp.apply, abilities=(Calibration(mlp.calibrate),),
+    Model("mlp-deep", mlp.Config, mlp.init, mlp.apply, abilities=_MLP_ABILITIES,
           config_defaults={"n_hidden": 100, "n_layers": 5, "norm": "batch", "out_norm": True},
           description="lecture 3's deep net: 5 x [linear -> batchnorm -> tanh] of width 100, then linear -> batchnorm"),
     Model("rnn", rnn.Config, rnn.init, rnn.apply, dataset="sequence", abilities=(_RNN_DECODER,),
@@ -163,16 +200,16 @@ REGISTRY = _registry(
           abilities=(Decoder(bow.init_cache, bow.decode_step),), train_defaults=bow.TRAIN_DEFAULTS,
           description="makemore's bag of words: a causal mean of the context, then a residual MLP, n_embd 64"),
     Model("transformer", transformer.Config, transformer.init, transformer.apply, dataset="sequence",
-          abilities=(Decoder(transformer.init_cache, transformer.decode_step),),
+          abilities=_TRANSFORMER_ABILITIES,
           train_defaults=transformer.TRAIN_DEFAULTS,
           description="makemore's GPT: 4 pre-LayerNorm blocks, 4 heads, n_embd 64, sampled with a key/value cache"),
     Model("gpt", transformer.Config, transformer.init, transformer.apply, dataset="text",
-          abilities=(Decoder(transformer.init_cache, transformer.decode_step),),
+          abilities=_TRANSFORMER_ABILITIES,
           config_defaults=gpt.GPT_CONFIG, train_defaults=gpt.GPT_TRAIN,
           description="nanoGPT's character-level GPT on running text (default: data/shakespeare.txt): 4 blocks, "
                       "4 heads, n_embd 128, block 64"),
     Model("gpt-speedrun", transformer.Config, transformer.init, transformer.apply, dataset="text",
-          abilities=(Decoder(transformer.init_cache, transformer.decode_step),),
+          abilities=_TRANSFORMER_ABILITIES,
           config_defaults=speedrun.SPEEDRUN_CONFIG, train_defaults=speedrun.SPEEDRUN_TRAIN,
           description="gpt with the speedrun's changes (rotary, RMSNorm, QK-norm, ReLU², untied head, soft-cap) "
                       "trained with Muon: nanoGPT's CPU loss in a fraction of its time"),

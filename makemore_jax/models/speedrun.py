@@ -28,7 +28,7 @@ SPEEDRUN_CONFIG = {
     "bias": False,
     "init": "gpt2",
     "pos": "rotary",
-    "norm": "rms",
+    "norm": "rms-nogain",  # RMSNorm with no learned gain
     "qk_norm": True,
     "activation": "relu2",
     "tie_embeddings": False,

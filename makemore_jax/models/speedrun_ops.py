@@ -65,7 +65,7 @@ def rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
 def rms_norm(x: jax.Array, *, eps: float = RMS_EPS) -> jax.Array:
     """RMSNorm with no learned gain: x / sqrt(mean(x^2) + eps) over the last axis.
 
-    Used on the residual stream (norm="rms") and, per head over D, on queries and keys
+    Used on the residual stream (norm="rms-nogain") and, per head over D, on queries and keys
     (QK-norm). The statistics are computed in at least float32 whatever x's dtype.
 
     Args:

@@ -22,10 +22,11 @@ makemore's transformer; nanoGPT's GPT is the same code with these `Config` field
     the attention softmax and the logits in float32, as torch's autocast on nanoGPT. The
     head's matmul takes bfloat16 inputs and accumulates into float32 logits.
 The speedrun GPT's options (modded-nanogpt, nanochat; the functions in speedrun_ops.py):
-pos="rotary" (rotary embeddings, base 10000, on q and k in every layer; no "wpe"), norm="rms"
-(RMSNorm without a gain for ln_1, ln_2, ln_f: no "ln_*" entries), qk_norm=True (q, k
-RMS-normalised per head over D, no gain), activation="relu2" (relu(x)^2 in the MLP), zero_init_proj
-(both c_proj start at 0, overriding scaled_residual_init), softcap=c > 0 (c tanh(logits / c)).
+pos="rotary" (rotary embeddings, base 10000, on q and k in every layer; no "wpe"),
+norm="rms-nogain" (RMSNorm without a gain for ln_1, ln_2, ln_f: no "ln_*" entries; norm="rms"
+is RMSNorm with a gain, nn.rmsnorm, as the MLPs' "rms"), qk_norm=True (q, k RMS-normalised per
+head over D, no gain), activation="relu2" (relu(x)^2 in the MLP), zero_init_proj (both c_proj
+start at 0, overriding scaled_residual_init), softcap=c > 0 (c tanh(logits / c)).
 Two initialisations (`Config.init`):
   - "gpt2" (default): GPT-2's: weights and embeddings N(0, 0.02), biases 0, LayerNorm 1
     and 0 (makemore.py's first version; nanoGPT's, which then rescales the residual
@@ -36,16 +37,22 @@ Two initialisations (`Config.init`):
     so each logit starts with variance about 1/3 and the initial loss near
     ln(vocab_size) + 1/6. It trains faster at first and ends at the same loss
     (benchmarks/RESULTS.md, "Transformer reproduction").
-Parameters:
+Parameters (init makes only the leaves the config has):
 
-    params = {"wte": [vocab, C], "wpe": [block_size, C],
+    params = {"wte": [vocab, C], "wpe": [block_size, C] (pos "learned" only),
               "blocks": [{"ln_1", "attn": {"c_attn": {"W": [C, 3, H, D], "b": [3, H, D]}, "c_proj"},
                           "ln_2", "mlp": {"c_fc", "c_proj"}}, ...],   (linear: {"W": [in, out], "b": [out]})
-              "ln_f": {"gamma", "beta"}, "lm_head": {"W": [C, vocab]}}   (no "b"/"beta" without bias,
-                                                                          no "lm_head" when tied)
+              "ln_f", "lm_head": {"W": [C, vocab]}}   (no "b" without bias, no "lm_head" when tied)
+    a norm (ln_1, ln_2, ln_f): {"gamma": [C], "beta": [C]} (norm "layer"; no "beta" without bias),
+             {"gamma": [C]} (norm "rms"), or no entry at all (norm "rms-nogain")
     state  = {} or, with dropout, {"dropout": {"key": uint32 [2]}}: the key of the next train
              step's masks, advanced by every train-mode call (so a checkpoint resumes exactly).
-             The rate is config.dropout: `apply` takes the config as a keyword.
+             The rate is config.dropout: `apply` takes the config as a keyword (models.Model.bind).
+
+One `block` function is the body of every layer, for `apply` (all positions, causal
+attention) and `decode_step` (one position against the cache) alike. The optimiser's
+groups come from this module's `PARAM_LABELS` (labels.py): the blocks' weight matrices,
+and c_attn's read as three matrices, q's, k's and v's, for Muon.
 
 Sampling uses a key/value cache (flax's decode=True): `init_cache` makes fixed-size
 [n, block_size, H, D] buffers per layer, `decode_step` writes one position with
@@ -58,17 +65,23 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from .. import nn
+from ..settings import SettingError
 from . import speedrun_ops as ops
+from .labels import MATRIX, OTHER, ParamLabels
 
 INITS = ("gpt2", "pytorch")
 GELUS = {"tanh": nn.gelu, "exact": functools.partial(jax.nn.gelu, approximate=False)}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-POSITIONS, NORMS, ACTIVATIONS = ("learned", "rotary"), ("layer", "rms"), ("gelu", "relu2")  # the speedrun options
+POSITIONS, ACTIVATIONS = ("learned", "rotary"), ("gelu", "relu2")  # the speedrun options
+RMS_NOGAIN = "rms-nogain"  # the speedrun's norm: RMSNorm with no learned gain (no norm parameters)
+NORMS = ("layer", "rms", RMS_NOGAIN)  # LayerNorm; RMSNorm with a gain (nn.rmsnorm, the MLPs' "rms"); without one
 GPT2_STD = 0.02  # GPT-2's weight scale
 # makemore's recipe: AdamW, lr 5e-4 held constant, weight decay 0.01, betas 0.9/0.99, batch 32.
 # makemore trains until stopped and keeps its best state; 25k steps is where this init's dev
@@ -94,7 +107,7 @@ class Config:
     scaled_residual_init: bool = False  # residual projections N(0, 0.02 / sqrt(2 n_layer)), as GPT-2 / nanoGPT
     dtype: str = "float32"  # "bfloat16": matmuls and activations in bfloat16; params, stream, logits float32
     pos: str = "learned"  # "learned" (wpe) or "rotary" (RoPE on q and k, no wpe)
-    norm: str = "layer"  # "layer" (LayerNorm) or "rms" (RMSNorm without a gain: no norm parameters)
+    norm: str = "layer"  # "layer" (LayerNorm), "rms" (RMSNorm with a gain) or "rms-nogain" (no norm parameters)
     qk_norm: bool = False  # RMS-normalise each head's q and k (no gain) before the scores
     activation: str = "gelu"  # the MLP's: "gelu" (flavour from `gelu`) or "relu2" (relu(x)^2)
     zero_init_proj: bool = False  # the residual projections (attn and MLP c_proj) start at zero
@@ -103,54 +116,81 @@ class Config:
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise SettingError(name, f"must be at least 1, got {getattr(self, name)}")
         if self.n_embd % (self.n_head * (2 if self.pos == "rotary" else 1)):  # rotary turns pairs of a head's channels
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})"
-                             + (", and of 2 n_head with pos 'rotary' (an even head size)" if self.pos == "rotary" else ""))
+            raise SettingError("n_embd", f"({self.n_embd}) must be a multiple of n_head ({self.n_head})"
+                               + (", and of 2 n_head with pos 'rotary' (an even head size)" if self.pos == "rotary" else ""))
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise SettingError("dropout", f"must be in [0, 1), got {self.dropout}")
         for name, choices in (("init", INITS), ("gelu", GELUS), ("dtype", DTYPES), ("pos", POSITIONS),
                               ("norm", NORMS), ("activation", ACTIVATIONS)):
             if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+                raise SettingError(name, f"must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if not 0 <= self.softcap < math.inf:
-            raise ValueError(f"softcap must be 0 (off) or a positive finite number, got {self.softcap}")
+            raise SettingError("softcap", f"must be 0 (off) or a positive finite number, got {self.softcap}")
         if self.scaled_residual_init and self.init != "gpt2":
-            raise ValueError(f"scaled_residual_init needs init 'gpt2', got {self.init!r}")
+            raise SettingError("scaled_residual_init", f"needs init 'gpt2', got {self.init!r}")
 
 
 def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
-    """Returns (params, state) as in the module docstring."""
-    C, H, bias = config.n_embd, config.n_head, config.bias
-    if config.init == "gpt2":
-        _linear_init, embedding_scale = functools.partial(nn.linear_init, scale=GPT2_STD), GPT2_STD
-    else:
-        _linear_init, embedding_scale = nn.torch_linear_init, 1.0
-    proj_init = _linear_init
-    if config.scaled_residual_init:
-        proj_init = functools.partial(nn.linear_init, scale=GPT2_STD / (2 * config.n_layer) ** 0.5)
-    if config.zero_init_proj:  # the same keys drawn, so every other leaf is as without it
-        proj_init = lambda *a, _init=proj_init, **kw: jax.tree.map(jnp.zeros_like, _init(*a, **kw))  # noqa: E731
-    unused = ("wpe",) * (config.pos == "rotary") + ("ln_1", "ln_2", "ln_f") * (config.norm == "rms")
-    used_only = lambda tree: {k: v for k, v in tree.items() if k not in unused}  # noqa: E731
+    """Returns (params, state) as in the module docstring: only the leaves the config has.
+
+    The key is split by role (wte, wpe, the head, dropout, one per block) whatever the
+    options, so an option that drops a leaf (rotary: no wpe) leaves the others as they were.
+    """
+    C = config.n_embd
+    dense, proj, embedding_scale = _initialisers(config)
     key_wte, key_wpe, key_head, key_drop, *block_keys = jax.random.split(key, 4 + config.n_layer)
-    blocks = []
-    for block_key in block_keys:
-        k1, k2, k3, k4 = jax.random.split(block_key, 4)
-        c_attn = jax.tree.map(lambda a: a.reshape(*a.shape[:-1], 3, H, C // H), _linear_init(k1, C, 3 * C, bias=bias))
-        blocks.append(used_only({"ln_1": nn.layernorm_init(C, bias=bias),
-                                 "attn": {"c_attn": c_attn, "c_proj": proj_init(k2, C, C, bias=bias)},
-                                 "ln_2": nn.layernorm_init(C, bias=bias),
-                                 "mlp": {"c_fc": _linear_init(k3, C, 4 * C, bias=bias),
-                                         "c_proj": proj_init(k4, 4 * C, C, bias=bias)}}))
-    params = used_only({"wte": nn.embedding_init(key_wte, config.vocab_size, C) * embedding_scale,
-                        "wpe": nn.embedding_init(key_wpe, config.block_size, C) * embedding_scale,
-                        "blocks": blocks,
-                        "ln_f": nn.layernorm_init(C, bias=bias)})
+    params = {"wte": nn.embedding_init(key_wte, config.vocab_size, C) * embedding_scale,
+              "blocks": [_block_init(block_key, config, dense, proj) for block_key in block_keys],
+              **_norm_init("ln_f", config)}
+    if config.pos == "learned":
+        params["wpe"] = nn.embedding_init(key_wpe, config.block_size, C) * embedding_scale
     if not config.tie_embeddings:
-        params["lm_head"] = _linear_init(key_head, C, config.vocab_size, bias=False)
+        params["lm_head"] = dense(key_head, C, config.vocab_size, bias=False)
     state = {"dropout": {"key": jax.random.key_data(key_drop)}} if config.dropout else {}
     return params, state
+
+
+def _initialisers(config: Config) -> tuple[Callable, Callable, float]:
+    """(dense, proj, embedding scale): dense(key, n_in, n_out, *, bias) -> {"W", "b"?} for c_attn,
+    c_fc and the head; proj the same for the residual projections (attention's and the MLP's c_proj)."""
+    if config.init == "gpt2":
+        dense, embedding_scale = functools.partial(nn.linear_init, scale=GPT2_STD), GPT2_STD
+    else:
+        dense, embedding_scale = nn.torch_linear_init, 1.0
+    proj = dense
+    if config.zero_init_proj:
+        proj = _zero_linear
+    elif config.scaled_residual_init:
+        proj = functools.partial(nn.linear_init, scale=GPT2_STD / (2 * config.n_layer) ** 0.5)
+    return dense, proj, embedding_scale
+
+
+def _zero_linear(key: jax.Array, n_in: int, n_out: int, *, bias: bool) -> dict:
+    """A linear layer at zero (zero_init_proj): {"W": [n_in, n_out]} (+ {"b": [n_out]}); nothing drawn."""
+    del key  # a block's keys are split the same with or without it
+    return {"W": jnp.zeros((n_in, n_out)), **({"b": jnp.zeros((n_out,))} if bias else {})}
+
+
+def _block_init(key: jax.Array, config: Config, dense: Callable, proj: Callable) -> dict:
+    """One block's parameters (module docstring); c_attn's [C, 3C] draw is viewed as [C, 3, H, D]."""
+    C, H, bias = config.n_embd, config.n_head, config.bias
+    key_attn, key_attn_proj, key_fc, key_mlp_proj = jax.random.split(key, 4)
+    c_attn = jax.tree.map(lambda a: a.reshape(*a.shape[:-1], 3, H, C // H), dense(key_attn, C, 3 * C, bias=bias))
+    return {**_norm_init("ln_1", config),
+            "attn": {"c_attn": c_attn, "c_proj": proj(key_attn_proj, C, C, bias=bias)},
+            **_norm_init("ln_2", config),
+            "mlp": {"c_fc": dense(key_fc, C, 4 * C, bias=bias), "c_proj": proj(key_mlp_proj, 4 * C, C, bias=bias)}}
+
+
+def _norm_init(name: str, config: Config) -> dict:
+    """{name: the norm's parameters} (NORMS), or {} for norm "rms-nogain", which has none."""
+    if config.norm == "layer":
+        return {name: nn.layernorm_init(config.n_embd, bias=config.bias)}
+    if config.norm == "rms":
+        return {name: nn.rmsnorm_init(config.n_embd)}
+    return {}
 
 
 # ----------------------------------------------------------------------------- forward
@@ -168,8 +208,19 @@ def _dense(params: dict, x: jax.Array, dtype) -> jax.Array:
 
 
 def _norm(params: dict, name: str, x: jax.Array, config: Config) -> jax.Array:
-    """params[name]'s LayerNorm of x [N, C], or RMSNorm without a gain under norm="rms" (no params[name])."""
-    return ops.rms_norm(x) if config.norm == "rms" else nn.layernorm(params[name], x)
+    """The norm `name` (ln_1, ln_2, ln_f) of x [N, C] under config.norm (NORMS)."""
+    if config.norm == "layer":
+        return nn.layernorm(params[name], x)
+    if config.norm == "rms":
+        return nn.rmsnorm(params[name], x)
+    return ops.rms_norm(x)  # "rms-nogain": no params[name]
+
+
+def _embed(params: dict, idx: jax.Array, positions: jax.Array, config: Config) -> jax.Array:
+    """Token plus learned position embeddings: idx int [...] at positions (broadcastable) -> [..., C].
+    Under pos="rotary" the tokens' alone: positions enter in the attention."""
+    x = nn.embedding(params["wte"], idx)
+    return x + params["wpe"][positions] if config.pos == "learned" else x
 
 
 def _rope(positions: jax.Array, config: Config, dtype, batch: int = 1) -> tuple | None:
@@ -218,6 +269,30 @@ def _head(params: dict, x: jax.Array, config: Config) -> jax.Array:
     return ops.softcap(logits, config.softcap) if config.softcap > 0 else logits
 
 
+def block(params: dict, x: jax.Array, attend: Callable, *, config: Config, dtype,
+          rope: tuple[jax.Array, jax.Array] | None = None, drop: Callable = lambda x: x) -> tuple[jax.Array, Any]:
+    """One pre-norm block on the residual stream: x + attention branch, then + MLP branch.
+
+    `apply` (every position) and `decode_step` (one position, with the key/value cache)
+    both run this; only `attend` differs between them.
+
+    Args:
+        params: one entry of params["blocks"].
+        x: [N, C], the stream's rows (apply: B*T positions; decode_step: n sequences at one position).
+        attend: (q, k, v [N, H, D]) -> (y [N, H, D], aux): each row's query over its keys
+            (its causal window, or the cache with this position written, the new cache as aux).
+        config: the model's Config; dtype: the compute dtype of the dense layers.
+        rope: cos, sin broadcastable to [N, H, D/2] (pos="rotary"), or None.
+        drop: dropout on each branch's output (train mode with dropout), else the identity.
+    Returns:
+        (x [N, C] in the stream's dtype, attend's aux).
+    """
+    q, k, v = _qkv(params, x, dtype, config, rope)
+    y, aux = attend(q, k, v)
+    x = x + drop(_dense(params["attn"]["c_proj"], y.reshape(x.shape[0], -1), dtype))  # the stream stays float32
+    return x + drop(_mlp(params, x, config)), aux
+
+
 def apply(params: dict, state: dict, idx: jax.Array, *, train: bool, config: Config) -> tuple[jax.Array, dict]:
     """idx int [B, T] (T <= block_size) -> (logits float32 [B, T, vocab], new_state).
 
@@ -228,14 +303,15 @@ def apply(params: dict, state: dict, idx: jax.Array, *, train: bool, config: Con
     B, T = idx.shape
     dtype = _compute_dtype(params["wte"], config)
     drop, attn_drop, state = _dropouts(state, config, train, len(params["blocks"]))
-    x = nn.embedding(params["wte"], idx) + (params["wpe"][:T] if config.pos == "learned" else 0)  # [B, T, C]
-    x = drop(x.reshape(B * T, -1))  # [B*T, C]: every dense layer is one 2-D matmul
+    x = drop(_embed(params, idx, jnp.arange(T), config).reshape(B * T, -1))  # [B*T, C]: 2-D matmuls
     rope = _rope(jnp.arange(T), config, dtype, batch=B)  # cos, sin [B*T, 1, D/2], for every layer
-    for block in params["blocks"]:
-        q, k, v = (a.reshape(B, T, *a.shape[1:]) for a in _qkv(block, x, dtype, config, rope))  # [B, T, H, D]
-        y = nn.attention(q, k, v, dropout=attn_drop).reshape(B * T, -1)
-        x = x + drop(_dense(block["attn"]["c_proj"], y, dtype))  # the stream stays float32
-        x = x + drop(_mlp(block, x, config))
+
+    def causal(q, k, v):  # [B*T, H, D] each: every position over its sequence's positions <= t
+        y = nn.attention(*(a.reshape(B, T, *a.shape[1:]) for a in (q, k, v)), dropout=attn_drop)
+        return y.reshape(q.shape), None
+
+    for block_params in params["blocks"]:
+        x, _ = block(block_params, x, causal, config=config, dtype=dtype, rope=rope, drop=drop)
     return _head(params, x, config).reshape(B, T, -1), state
 
 
@@ -284,17 +360,69 @@ def decode_step(params: dict, state: dict, cache: list[dict], token: jax.Array, 
         (float32 logits [n, vocab] for the token after pos, the cache with position pos written).
     """
     dtype = _compute_dtype(params["wte"], config)
-    x = nn.embedding(params["wte"], token) + (params["wpe"][pos] if config.pos == "learned" else 0)  # [n, C]
-    rope = _rope(pos, config, dtype)  # cos, sin [D/2]: every sequence is at position pos
+    x = _embed(params, token, pos, config)  # [n, C]
+    rope = _rope(pos, config, dtype)  # cos, sin [1, 1, D/2]: every sequence is at position pos
     new_cache = []
-    for block, layer in zip(params["blocks"], cache):
-        q, k, v = _qkv(block, x, dtype, config, rope)  # [n, H, D]
-        at = (0, pos, 0, 0)
-        layer = {"k": jax.lax.dynamic_update_slice(layer["k"], k[:, None], at),
-                 "v": jax.lax.dynamic_update_slice(layer["v"], v[:, None], at)}
-        visible = (jnp.arange(layer["k"].shape[1]) <= pos)[None, :]  # [1, block_size]: keys written so far
-        y = nn.attention(q[:, None], layer["k"], layer["v"], mask=visible)[:, 0]  # [n, H, D]
-        x = x + _dense(block["attn"]["c_proj"], y.reshape(x.shape[0], -1), dtype)
-        x = x + _mlp(block, x, config)
+    for block_params, layer in zip(params["blocks"], cache):
+        x, layer = block(block_params, x, _cached_attention(layer, pos), config=config, dtype=dtype, rope=rope)
         new_cache.append(layer)
     return _head(params, x, config), new_cache
+
+
+def _cached_attention(layer: dict, pos: jax.Array) -> Callable:
+    """`block`'s attend at one position: write k, v [n, H, D] at pos into the layer's
+    {"k", "v"} [n, block_size, H, D], then attend over the positions written (<= pos)."""
+    def attend(q, k, v):
+        at = (0, pos, 0, 0)
+        written = {"k": jax.lax.dynamic_update_slice(layer["k"], k[:, None], at),
+                   "v": jax.lax.dynamic_update_slice(layer["v"], v[:, None], at)}
+        visible = (jnp.arange(written["k"].shape[1]) <= pos)[None, :]  # [1, block_size]
+        return nn.attention(q[:, None], written["k"], written["v"], mask=visible)[:, 0], written
+    return attend
+
+
+# ----------------------------------------------------------------------------- the optimiser's view
+
+
+def _key(path, i: int):
+    """The dict key at path[i], or None (a list index, or a path too short)."""
+    return getattr(path[i], "key", None) if -len(path) <= i < len(path) else None
+
+
+def param_labels(params: dict) -> dict:
+    """MATRIX for the blocks' weights (c_attn W [C, 3, H, D], attention's c_proj W [C, C], the
+    MLP's c_fc W [C, 4C] and c_proj W [4C, C]); OTHER for the rest: wte and wpe (row lookups,
+    not matmuls; a tied wte is also the head), lm_head W (Muon's recipe keeps the input and
+    output layers on AdamW), the norms' gains and shifts, and every bias (labels.py)."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: MATRIX if _key(path, 0) == "blocks" and _key(path, -1) == "W" else OTHER, params)
+
+
+def decayed(params: dict) -> dict:
+    """True for the weights ("W") and the embeddings (wte, wpe); False for the biases (c_attn's
+    b [3, H, D] too, 3-D as it is) and the norms' parameters (labels.py)."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: _key(path, -1) in ("W", "wte", "wpe"), params)
+
+
+def muon_dimensions(tree: dict) -> dict:
+    """c_attn's W [C, 3, H, D] as three [C, C] matrices, q's, k's and v's, orthogonalised apart
+    (axis 1 a batch axis); any other leaf one [in, out...] matrix (labels.py)."""
+    def dimensions(path, leaf):
+        if _key(path, -2) == "c_attn" and _key(path, -1) == "W":
+            return optax.contrib.MuonDimensionNumbers(reduction_axis=0, output_axis=(2, 3))
+        return optax.contrib.MuonDimensionNumbers(reduction_axis=0, output_axis=tuple(range(1, leaf.ndim)))
+    return jax.tree_util.tree_map_with_path(dimensions, tree)
+
+
+PARAM_LABELS = ParamLabels(param_labels, decayed, muon_dimensions)
+
+
+def upgrade_config(config: dict, params: dict) -> dict:
+    """An old checkpoint's config dict in today's names, given its saved params (a state dict).
+
+    norm "rms" once meant RMSNorm without a gain, saved with no ln_1 / ln_2 / ln_f; that is
+    "rms-nogain" now ("rms" has a gain, and an ln_f). A dict of today comes back equal.
+    """
+    if config.get("norm") == "rms" and "ln_f" not in params:
+        return {**config, "norm": RMS_NOGAIN}
+    return dict(config)

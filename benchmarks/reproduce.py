@@ -38,7 +38,7 @@ RECIPES = {  # name -> (model, config overrides, check, bound on the val loss, s
 def splits(model, config, words: list[str], split: str, split_seed: int = 42) -> dict:
     vocab = data.Vocab.from_words(words)
     parts = dict(zip(("train", "dev", "test"), SPLITS[split](words, seed=split_seed)))
-    return {k: data.build_dataset(model.dataset, w, vocab, config.block_size) for k, w in parts.items()}
+    return {k: model.kind.build(w, vocab, config.block_size) for k, w in parts.items()}
 
 
 def run(model_name: str, words: list[str], *, split: str = "lectures", seed: int = 0, steps: int | None = None,
@@ -46,7 +46,7 @@ def run(model_name: str, words: list[str], *, split: str = "lectures", seed: int
     """Train one run; {"final": {split: loss}, "best": {split: loss at the best dev}, "best_step", "seconds", ...}."""
     import jax
 
-    from makemore_jax.evaluate import split_loss
+    from makemore_jax.evaluate import kind_loss
     from makemore_jax.train import TrainConfig, create_train_state, fit
     model, overrides = models.get(model_name), dict(overrides or {})
     config = model.make_config(vocab_size=data.Vocab.from_words(words).size, words=words,
@@ -57,18 +57,23 @@ def run(model_name: str, words: list[str], *, split: str = "lectures", seed: int
     tc = TrainConfig(**{**model.train_defaults, **decay, "steps": steps, "chunk_size": min(eval_every, steps),
                         **{k: v for k, v in overrides.items() if k not in model.config_fields}})
     arrays = splits(model, config, words, split, split_seed)
-    loss = lambda ts, s: split_loss(model.apply, ts.params, ts.model_state, *arrays[s])  # noqa: E731
+    loss = lambda ts, s: kind_loss(model, config, ts.params, ts.model_state, arrays[s])  # noqa: E731
     best, curve, t = {"dev": float("inf")}, [], time.perf_counter()
-
-    def on_chunk(ts):
-        curve.append({"step": int(ts.step), "dev": loss(ts, "dev")})
-        if curve[-1]["dev"] < best["dev"]:
-            best.update(dev=curve[-1]["dev"], step=int(ts.step), state=ts)
-
     os.makedirs(out or ".", exist_ok=True)
+    log = open(os.path.join(out, "log.jsonl"), "w") if out else None
+
+    class DevEvery:  # a loop callback: dev loss (and the log line) after every chunk
+        def on_chunk(self, ts, step, losses, elapsed):
+            curve.append({"step": int(ts.step), "dev": loss(ts, "dev")})
+            if log:
+                log.write(json.dumps({"step": step, "loss": float(losses.mean()), "time": elapsed}) + "\n")
+            if curve[-1]["dev"] < best["dev"]:
+                best.update(dev=curve[-1]["dev"], step=int(ts.step), state=ts)
+
     ts = create_train_state(model, config, tc, jax.random.key(seed))
-    ts, summary = fit(model, config, tc, *arrays["train"], ts, on_chunk=on_chunk, quiet=True,
-                      log_path=os.path.join(out, "log.jsonl") if out else None)
+    ts, summary = fit(model, config, tc, *arrays["train"], ts, quiet=True, callbacks=[DevEvery()])
+    if log:
+        log.close()
     return _write(out, {"model": model_name, "split": split, "seed": seed, "steps": steps, "config": vars(config),
                         "final": {s: loss(ts, s) for s in arrays}, "best": {s: loss(best["state"], s) for s in arrays},
                         "best_step": best["step"], "curve": curve, "seconds": time.perf_counter() - t,

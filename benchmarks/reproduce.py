@@ -10,7 +10,8 @@ Data: makemore's names.txt (machine.shared_names) when present, else the bundled
 dev words, the rest train). A run trains the model's recipe (its train_defaults, the lr decay
 scaled to --steps), evaluates dev every --eval-every steps and reports every split at the
 end and at the best dev loss. `--framework torch` runs makemore.py's own transformer and loop
-(references.torch_transformer.train_makemore). --out: log.jsonl, dev.jsonl, result.json.
+(references.torch_transformer.train_makemore). Each run is a fresh worker process of its
+framework (harness.one_call). --out: log.jsonl, dev.jsonl, result.json.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 
 from makemore_jax import data, models
 
+from benchmarks.harness import one_call
 from benchmarks.machine import shared_names
 
 SPLITS = {"lectures": data.split_words, "makemore": data.split_words_makemore}
@@ -117,8 +119,9 @@ def recipes(words: list[str], *, quick: bool, only: str = "", split: str = "lect
     for recipe, (model, overrides, check, bound, n_seeds) in RECIPES.items():
         if only not in recipe:
             continue
-        runs = [run(model, words, split=split, seed=s, steps=steps, overrides=overrides, eval_every=steps)
-                for s in range(2 if quick else n_seeds)]
+        runs = [one_call("jax", "benchmarks.reproduce:run", {"model_name": model, "words": words, "split": split,
+                                                              "seed": s, "steps": steps, "overrides": overrides,
+                                                              "eval_every": steps}) for s in range(2 if quick else n_seeds)]
         train, val = [r["final"]["train"] for r in runs], [r["final"]["dev"] for r in runs]
         met = (statistics.mean(val) if check == "mean" else max(val)) <= bound
         print(f"| {recipe} | {' '.join(f'{v:.4f}' for v in train)} | {' '.join(f'{v:.4f}' for v in val)} | "
@@ -164,9 +167,11 @@ def main(quick: bool = False, argv: list[str] | None = None) -> dict:
               "split_seed": args.split_seed, "out": args.out}
     overrides = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     if args.framework == "torch":
-        result = torch_run(words, steps=args.steps or 20_000, init=overrides.get("init", "pytorch"), **common)
+        args_ = {"words": words, "steps": args.steps or 20_000, "init": overrides.get("init", "pytorch"), **common}
+        result = one_call("torch-1t", "benchmarks.reproduce:torch_run", args_)
     else:
-        result = run(args.model, words, steps=args.steps, overrides=overrides, **common)
+        args_ = {"model_name": args.model, "words": words, "steps": args.steps, "overrides": overrides, **common}
+        result = one_call("jax", "benchmarks.reproduce:run", args_)
     print(f"{result['model']}: best dev at step {result['best_step']:,}: "
           + "  ".join(f"{k} {v:.4f}" for k, v in result["best"].items()) + f"  ({result['seconds']:.0f} s)")
     return result

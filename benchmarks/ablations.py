@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks.harness import Pool, Side, compare, table
+from benchmarks.harness import Side, compare, pool, table
 from benchmarks.machine import ONE_XLA_THREAD, cpu_model
 
 CHUNK = 1000
@@ -89,8 +89,8 @@ def main(variants=DEFAULT, model: str = "mlp", repeats: int = 5, steps: int = 20
     args = {"model": model, "chunk": chunk, "warmup_chunks": warmup_chunks}
     sides = {v: Side("jax", "benchmarks.ablations:side", {**args, "variant": v}, n=steps,
                      env={"XLA_FLAGS": VARIANTS[v][1]}) for v in variants}
-    with Pool() as pool:
-        figures = compare(pool, sides, repeats=repeats, fresh=True)
+    with pool() as workers:
+        figures = compare(workers, sides, repeats=repeats, fresh=True)
     print(f"\n{model}, {steps:,} timed steps per process after {warmup_chunks} untimed chunks, median of {repeats} "
           f"alternating fresh processes; {cpu_model()}\n")
     table(figures, variants[0], "steps/s")

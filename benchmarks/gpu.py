@@ -13,15 +13,12 @@ check itself is tested without a GPU.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
 from benchmarks import gpt, machine
-from benchmarks.harness import Pool, Side, compare, process_env, rate_cell, ratio, ratio_cell
+from benchmarks.harness import Side, command, compare, markdown, pool, rate_cell, ratio, ratio_cell, train_command
 
 GPU_RECIPE = {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2}
 DRY_RECIPE = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 16, "dropout": 0.2}
@@ -35,17 +32,11 @@ def flags(config: dict) -> list[str]:
     return [a for k, v in config.items() for a in (f"--{k.replace('_', '-')}", str(v))]
 
 
-def _command(name: str, argv: list[str], out: str) -> dict:
-    """One fresh process of `argv`; its wall time, exit status, and the losses it saved in `out`, if any."""
-    t = time.perf_counter()
-    proc = subprocess.run(argv, cwd=machine.ROOT, env=process_env("jax-xla-threads"), capture_output=True, text=True)
-    row = {"step": name, "command": " ".join(argv[1:]), "status": proc.returncode, "wall_s": time.perf_counter() - t,
-           "tail": (proc.stdout + proc.stderr).strip().splitlines()[-1:]}
-    meta = os.path.join(out, "checkpoint.json")
-    if os.path.isfile(meta):
-        with open(meta) as f:
-            row["losses"] = json.load(f).get("results")
-    print(f"  gpu: {name}: exit {proc.returncode}, {row['wall_s']:.1f} s", file=sys.stderr, flush=True)
+def _step(name: str, argv: list[str], out: str | None) -> dict:
+    """One step of the check: a fresh process of `argv` (harness.command), its exit status, wall time, losses."""
+    row = {"step": name, "command": " ".join(argv[1:]), **command(argv, out=out, check=False)}
+    row["losses"] = row.pop("results", None)
+    print(f"  gpu: {name}: exit {row['status']}, {row['wall_s']:.1f} s", file=sys.stderr, flush=True)
     return row
 
 
@@ -83,8 +74,8 @@ def speed_sides(overrides: dict, batch: int, dry: bool, repeats: int, seconds: f
     if machine.torch_available():
         sides["PyTorch nanoGPT"] = Side("torch-1t", "benchmarks.gpu:torch_device_training",
                                         {**args, "device": "cpu" if dry else "cuda"}, first_n=2)
-    with Pool() as pool:
-        return compare(pool, sides, repeats=repeats, seconds=seconds)
+    with pool() as workers:
+        return compare(workers, sides, repeats=repeats, seconds=seconds)
 
 
 def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = None) -> dict:
@@ -97,23 +88,20 @@ def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = 
         with open(gpt.CORPUS, encoding="utf-8") as f, open(corpus := os.path.join(tmp, "small.txt"), "w") as g:
             g.write(f.read(20_000))
     tests = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", *TESTS, *["--collect-only"] * dry]
-    mlp = [py, "-m", "makemore_jax", "train", "--model", "mlp", "--out", os.path.join(tmp, "mlp"), "--quiet", "-n", "0"]
+    mlp = train_command("mlp", os.path.join(tmp, "mlp"))
     gpu_run = [*flags(recipe), "--batch-size", str(batch), "--lr", "1e-3", "--min-lr-ratio", "0.1",
                "--steps", str(steps), "--warmup-steps", str(min(100, steps))]
     plan = {"device tests": tests, "lecture MLP": mlp + ["--steps", "50"] * dry,
-            "gpt, CPU recipe": gpt.ours_command(0, os.path.join(tmp, "gpt-cpu"), corpus=corpus, steps=cpu_steps),
-            "gpt, GPU recipe": gpt.ours_command(0, os.path.join(tmp, "gpt-gpu"), corpus=corpus, extra=gpu_run)}
-    rows = [_command(name, argv_, argv_[argv_.index("--out") + 1] if "--out" in argv_ else tmp)
+            "gpt, CPU recipe": gpt.ours_command("gpt", 0, os.path.join(tmp, "gpt-cpu"), corpus=corpus, steps=cpu_steps),
+            "gpt, GPU recipe": gpt.ours_command("gpt", 0, os.path.join(tmp, "gpt-gpu"), corpus=corpus, flags=gpu_run)}
+    rows = [_step(name, argv_, argv_[argv_.index("--out") + 1] if "--out" in argv_ else None)
             for name, argv_ in plan.items()]
     speed = {dtype: speed_sides({**recipe, "dtype": dtype}, batch, dry, repeats, seconds) for dtype in DTYPES}
     print(f"GPU check{' (--dry-run: toy sizes on the CPU)' * dry}; JAX device {machine.info()['jax_device']}.\n")
-    print("| step | exit | wall s | losses |\n|---|---:|---:|---|")
-    for r in rows:
-        losses = ", ".join(f"{k} {v:.4f}" for k, v in (r.get("losses") or {}).items()) or " ".join(r["tail"])[:80]
-        print(f"| {r['step']} | {r['status']} | {r['wall_s']:.1f} | {losses} |")
+    markdown("step | exit: | wall s: | losses", [[r["step"], r["status"], f"{r['wall_s']:.1f}", ", ".join(
+        f"{k} {v:.4f}" for k, v in (r.get("losses") or {}).items()) or " ".join(r["tail"])[:80]] for r in rows])
     print(f"\nsteps/s of the GPU recipe (batch {batch}), median of {repeats} alternating repeats:\n")
-    print("| dtype | JAX fused | PyTorch nanoGPT | JAX is |\n|---|---:|---:|---:|")
-    for dtype, fig in speed.items():
-        print(f"| {dtype} | {rate_cell(fig['JAX fused'])} | {rate_cell(fig.get('PyTorch nanoGPT'))} | "
-              f"{ratio_cell(ratio(fig['JAX fused'], fig.get('PyTorch nanoGPT')))} |")
+    markdown("dtype | JAX fused: | PyTorch nanoGPT: | JAX is:", [
+        [dtype, rate_cell(fig["JAX fused"]), rate_cell(fig.get("PyTorch nanoGPT")),
+         ratio_cell(ratio(fig["JAX fused"], fig.get("PyTorch nanoGPT")))] for dtype, fig in speed.items()])
     return {"dry_run": dry, "steps": rows, "speed": speed}

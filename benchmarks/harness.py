@@ -1,17 +1,23 @@
-"""Fair side-by-side timing: worker processes, alternating repeats, medians and ranges.
+"""Fair side-by-side timing, the one protocol every benchmark uses.
 
-A side is a timed loop built by `factory(**args) -> (run, info)` in a worker process
-(`python -m benchmarks.harness`); run(n) does n units -> (units, value[, seconds where the
-side times itself]). Sides of one framework share a process, frameworks never do (PyTorch
-where JAX has run is slower). Each side is warmed up and calibrated to about `seconds` per
-repeat (or runs `Side.n` units); the repeats go round the sides, the first rotated each
-round, so drifts in the load hit every side alike; `fresh=True` starts a process per repeat.
-Figures: the median with the min-max range. BENCH_INLINE=1 runs sides in this process.
-Protocol: one JSON line each way ({"op": "setup" | "run" | "call" | "rss" | "quit", ...}).
+Two ways to time a side, each framework in its own process:
+- a worker (`python -m benchmarks.harness`) builds a timed loop `factory(**args) -> (run,
+  info)`; run(n) does n units -> (units, value[, seconds where the side times itself]).
+  `compare` warms every side up, calibrates it to about `seconds` per repeat (or `Side.n`
+  units) and goes round the sides repeat by repeat, the first rotated each round, so drifts
+  in the load hit every side alike; `fresh=True` starts a process per repeat. Sides of one
+  framework share a process, frameworks never do (PyTorch where JAX has run is slower).
+  `one_call` runs one factory call in a fresh worker and times the process's whole life.
+- `command` times a whole command (e.g. `makemore-jax train`, built by `train_command`) and
+  reads the results it saved; `alternate` takes turns over such runs.
+Figures: the median with the min-max range. Within `sharing()` (the suite's --quick) every
+benchmark reuses one worker per process name. BENCH_INLINE=1 runs workers in this process.
+Wire protocol: one JSON line each way ({"op": "setup" | "run" | "call" | "rss" | "quit", ...}).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -28,8 +34,8 @@ from benchmarks.machine import ONE_XLA_THREAD, ROOT
 
 
 def process_env(process: str, extra: dict | None = None) -> dict[str, str]:
-    """A worker's environment from its name: "jax..." runs XLA on one thread as the CLI (unless the
-    name has "xla-threads"); "torch...-<k>t" has k intra-op threads. `extra` goes on top."""
+    """A process's environment from its name: "jax..." runs XLA on one thread as the CLI (unless the name
+    has "xla-threads"); "torch...-<k>t" has k intra-op threads; any other (a command) its own XLA setting."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     env.pop("XLA_FLAGS", None)
     if process.startswith("jax") and "xla-threads" not in process:
@@ -41,19 +47,19 @@ def process_env(process: str, extra: dict | None = None) -> dict[str, str]:
 
 
 class WorkerError(RuntimeError):
-    pass
+    """A worker died, or a side or a command failed (the message says why)."""
 
 
 class Worker:
     """One worker process (in this process where log_dir is None); `call(**request)` -> the answer."""
 
-    def __init__(self, process: str, log_dir: str | None, env: dict | None = None):
+    def __init__(self, process: str, log_dir: str | None, env: dict | None = None, nice: int = 0):
         self.name, self.started, self.runs, self._proc = process, time.perf_counter(), {}, None
         if log_dir is not None:
             self.log_path = os.path.join(log_dir, f"{process}-{id(self)}.log")
             self._log = open(self.log_path, "w")
-            self._proc = subprocess.Popen([sys.executable, "-m", "benchmarks.harness"], cwd=ROOT, text=True,
-                                          env=process_env(process, env), stdin=subprocess.PIPE,
+            self._proc = subprocess.Popen([*_niced(nice), sys.executable, "-m", "benchmarks.harness"], cwd=ROOT,
+                                          text=True, env=process_env(process, env), stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=self._log)
 
     def call(self, **request) -> dict:
@@ -71,8 +77,7 @@ class Worker:
         if not line:
             with open(self.log_path) as f:
                 raise WorkerError(f"worker {self.name} died (exit {self._proc.poll()}): {f.read()[-800:]}")
-        answer = json.loads(line)
-        if "error" in answer:
+        if "error" in (answer := json.loads(line)):
             raise WorkerError(f"{self.name}: {answer['error']}")
         return answer
 
@@ -89,7 +94,9 @@ class Worker:
 
 
 class Pool:
-    """Worker processes by name, started on first use; `with Pool() as pool:` ends them."""
+    """Worker processes by name, started on first use; `with Pool() as p:` ends them."""
+
+    current: Pool | None = None  # the pool every benchmark shares within `sharing()`
 
     def __init__(self):
         self._dir = None if os.environ.get("BENCH_INLINE") else tempfile.TemporaryDirectory(prefix="bench-workers-")
@@ -100,9 +107,9 @@ class Pool:
             self.workers[process] = self.fresh(process)
         return self.workers[process]
 
-    def fresh(self, process: str, env: dict | None = None) -> Worker:
+    def fresh(self, process: str, env: dict | None = None, nice: int = 0) -> Worker:
         """A new worker (the caller closes it)."""
-        return Worker(process, self._dir and self._dir.name, env)
+        return Worker(process, self._dir and self._dir.name, env, nice)
 
     def peak_rss_mb(self) -> dict[str, float]:
         return {name: w.call(op="rss")["peak_rss_mb"] for name, w in self.workers.items()}
@@ -117,6 +124,80 @@ class Pool:
             self._dir.cleanup()
 
 
+@contextlib.contextmanager
+def pool():
+    """The pool shared within `sharing()`, else a new one, ended on exit."""
+    if Pool.current is not None:
+        yield Pool.current
+    else:
+        with Pool() as p:
+            yield p
+
+
+@contextlib.contextmanager
+def sharing():
+    """One worker per process name for everything inside (the suite's --quick: fewer process starts)."""
+    with Pool() as p:
+        Pool.current = p
+        try:
+            yield p
+        finally:
+            Pool.current = None
+
+
+def one_call(process: str, factory: str, args: dict, *, env: dict | None = None, nice: int = 0) -> dict:
+    """`factory(**args)` in a fresh worker `process`: its answer and "wall_s", the process's whole life."""
+    with pool() as p:
+        worker = p.fresh(process, env, nice)
+        try:
+            answer = worker.call(op="call", factory=factory, args=args)
+        finally:
+            worker.close()
+    return {**answer, "wall_s": time.perf_counter() - worker.started}
+
+
+def _niced(nice: int) -> list[str]:
+    return ["nice", "-n", str(nice)] if nice else []
+
+
+# ----------------------------------------------------------------------------- whole commands
+
+
+def train_command(model: str, out: str, *flags: str) -> list[str]:
+    """`makemore-jax train --model MODEL` as a user runs it, quiet, no samples, into `out`."""
+    return [sys.executable, "-m", "makemore_jax", "train", "--model", model, "--out", out, "--overwrite", "--quiet",
+            "-n", "0", *flags]
+
+
+def command(argv: list[str], *, out: str | None = None, env: dict | None = None, check: bool = True,
+            nice: int = 0) -> dict:
+    """One fresh process of `argv` (its own XLA setting; `env` on top): "wall_s", "status", "tail" (its
+    last output line) and "results" (the losses `makemore-jax train` saved in `out`'s checkpoint.json)."""
+    t = time.perf_counter()
+    proc = subprocess.run([*_niced(nice), *argv], cwd=ROOT, capture_output=True, text=True,
+                          env=process_env("command", env))
+    row = {"status": proc.returncode, "wall_s": time.perf_counter() - t,
+           "tail": (proc.stdout + proc.stderr).strip().splitlines()[-1:]}
+    if check and proc.returncode:
+        raise WorkerError(f"{' '.join(argv[:8])} ...: exit {proc.returncode}: {proc.stderr[-800:]}")
+    if out and os.path.isfile(meta := os.path.join(out, "checkpoint.json")):
+        with open(meta) as f:
+            row["results"] = json.load(f).get("results")
+    return row
+
+
+def alternate(runs: dict, keys) -> dict[str, list]:
+    """{side: [runs[side](key) for each key]}, the sides taking turns to go first (key: a seed or a repeat)."""
+    rows = {side: [] for side in runs}
+    for i, key in enumerate(keys):
+        for side in list(runs)[i % len(runs):] + list(runs)[:i % len(runs)]:
+            rows[side].append(runs[side](key))
+    return rows
+
+
+# ----------------------------------------------------------------------------- timed loops in workers
+
+
 @dataclasses.dataclass(frozen=True)
 class Side:
     """A timed loop built by `factory(**args)` in worker `process` (with `env` on top, fresh runs only)."""
@@ -129,7 +210,7 @@ class Side:
     env: dict | None = None
 
 
-def compare(pool: Pool, sides: dict[str, Side], *, repeats: int = 5, seconds: float = 1.0,
+def compare(p: Pool, sides: dict[str, Side], *, repeats: int = 5, seconds: float = 1.0,
             fresh: bool = False) -> dict[str, dict]:
     """Time every side, alternating; {side: figures} with "rate" (median units/s), "min", "max",
     "rates", "n", "repeats", "value" (the last run's), the factory's info, "process_s" (fresh:
@@ -146,11 +227,11 @@ def compare(pool: Pool, sides: dict[str, Side], *, repeats: int = 5, seconds: fl
             out[name] = {"error": str(e)}
             print(f"  ({name}: {e})", file=sys.stderr)
     for name in () if fresh else sides:
-        attempt(name, pool[sides[name].process], True)
+        attempt(name, p[sides[name].process], True)
     for r in range(repeats):
         order = [n for n in sides if "error" not in out[n]]
         for name in order[r % len(order):] + order[:r % len(order)] if order else []:
-            worker = pool.fresh(sides[name].process, sides[name].env) if fresh else pool[sides[name].process]
+            worker = p.fresh(sides[name].process, sides[name].env) if fresh else p[sides[name].process]
             answer = attempt(name, worker, fresh)
             if fresh:
                 worker.close()
@@ -183,11 +264,11 @@ def _setup(worker: Worker, name: str, side: Side, seconds: float, units: dict) -
 # ----------------------------------------------------------------------------- formatting
 
 
-def rate_cell(figures: dict | None, scale: float = 1.0) -> str:
+def rate_cell(figures: dict | None) -> str:
     """'12,345 (11,000-13,000)' from a side's figures, or why it is missing."""
     if not figures or "rate" not in figures:
         return "failed" if figures else "—"
-    return f"{figures['rate'] * scale:,.0f} ({figures['min'] * scale:,.0f}-{figures['max'] * scale:,.0f})"
+    return f"{figures['rate']:,.0f} ({figures['min']:,.0f}-{figures['max']:,.0f})"
 
 
 def ratio(a: dict | None, b: dict | None) -> float | None:
@@ -197,6 +278,11 @@ def ratio(a: dict | None, b: dict | None) -> float | None:
 
 def ratio_cell(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}x"
+
+
+def torch_threads(mode: str) -> tuple[int, ...]:
+    """The PyTorch thread counts a mode times (the faster counts): 1 and 2, or 1 in a short run."""
+    return (1, 2) if mode == "full" else (1,)
 
 
 def best(figures: dict[str, dict], names) -> tuple[str | None, dict | None]:
@@ -209,18 +295,26 @@ def threads_label(threads: int) -> str:
     return f"{threads} thread{'s' * (threads > 1)}"
 
 
+def markdown(header: str, rows) -> None:
+    """Print a markdown table: `header` "a | b:" (a trailing ':' right-aligns the column), then the rows' cells."""
+    names = [h.strip() for h in header.split("|")]
+    print("| " + " | ".join(n.rstrip(":") for n in names) + " |\n|" + "".join(
+        "---:|" if n.endswith(":") else "---|" for n in names))
+    for row in rows:
+        print("| " + " | ".join(map(str, row)) + " |")
+
+
 def table(figures: dict[str, dict], base: str, unit: str, rss: dict | None = None,
           processes: dict[str, str] | None = None) -> None:
-    """One markdown row per side: median (min-max) `unit`, the base side's ratio to it, set-up s, first call s."""
-    print(f"| side | {unit} median (min-max) | {base.split(',')[0]} is | set-up s | first call s | peak RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, fig in figures.items():
+    """One row per side: median (min-max) `unit`, the base side's ratio to it, set-up s, first call s, peak RSS."""
+    def row(name, fig):
         if "rate" not in fig:
-            print(f"| {name} | failed: {fig.get('error', '?')[:120]} | | | | |")
-            continue
+            return [name, f"failed: {fig.get('error', '?')[:120]}", "", "", "", ""]
         mib = (rss or {}).get((processes or {}).get(name))
-        print(f"| {name} | {rate_cell(fig)} | {ratio_cell(ratio(figures.get(base), fig))} | "
-              f"{fig.get('setup_s', 0):.2f} | {fig.get('first_call_s', 0):.2f} | {f'{mib:,.0f}' if mib else '—'} |")
+        return [name, rate_cell(fig), ratio_cell(ratio(figures.get(base), fig)), f"{fig.get('setup_s', 0):.2f}",
+                f"{fig.get('first_call_s', 0):.2f}", f"{mib:,.0f}" if mib else "—"]
+    markdown(f"side | {unit} median (min-max): | {base.split(',')[0]} is: | set-up s: | first call s: | peak RSS MiB:",
+             [row(name, fig) for name, fig in figures.items()])
 
 
 # ----------------------------------------------------------------------------- the worker process

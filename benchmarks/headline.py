@@ -4,7 +4,7 @@ lectures' PyTorch code needs for the same training steps.
 Each model of the lecture path is trained by `makemore-jax train` in a fresh process
 (start-up, data, compile, training, evaluation of three splits and the checkpoint all
 count). The PyTorch side is the lecture's own loop ("lecture eager") timed over a shorter
-run at 1 and 2 threads (the faster counts) and extrapolated to the same steps: its start-up,
+run at 1 and 2 threads (the faster counts; --quick: 1) and extrapolated to the same steps: its start-up,
 evaluation and saving are left out, which favours PyTorch. The path is also run with the
 commands side by side, one per core (longest first): the wall time of the whole path.
 
@@ -13,9 +13,9 @@ commands side by side, one per core (longest first): the wall time of the whole 
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +23,7 @@ import time
 from makemore_jax import models
 
 from benchmarks import machine
-from benchmarks.harness import Pool, Side, best, compare
+from benchmarks.harness import Side, best, command, compare, pool, train_command
 from benchmarks.references import REFERENCES
 
 LECTURE_PATH = (("mlp", ("--init", "unit")), ("mlp-bn", ()), ("mlp-deep", ()), ("wavenet", ()))
@@ -33,23 +33,11 @@ SIZES = {"full": (200_000, 2.0, 3, None), "quick": (1_000, 0.2, 1, 1), "toy": (5
 
 def path_wall_seconds(path: list[tuple[str, tuple[str, ...]]], steps: int, lanes: int) -> float:
     """Wall time of `makemore-jax train` for each (model, flags) of `path`, in its order, up to `lanes` at once."""
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # the command's own XLA setting
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [machine.ROOT, os.environ.get("PYTHONPATH")]))
-    queue, running, t = list(path), [], time.perf_counter()
-    with tempfile.TemporaryDirectory() as out:
-        while queue or running:
-            while queue and len(running) < lanes:
-                model, extra = queue.pop(0)
-                running.append(subprocess.Popen(
-                    [sys.executable, "-m", "makemore_jax", "train", "--model", model, *extra, "--steps", str(steps),
-                     "--out", os.path.join(out, str(len(queue))), "--quiet", "-n", "0"], cwd=machine.ROOT, env=env,
-                    stdout=subprocess.DEVNULL))
-            time.sleep(0.05)
-            for proc in [p for p in running if p.poll() is not None]:
-                if proc.returncode:
-                    raise subprocess.CalledProcessError(proc.returncode, proc.args)
-                running.remove(proc)
-    return time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as out, concurrent.futures.ThreadPoolExecutor(lanes) as lane:
+        t = time.perf_counter()
+        list(lane.map(lambda i: command(train_command(path[i][0], os.path.join(out, str(i)), *path[i][1],
+                                                      "--steps", str(steps))), range(len(path))))
+        return time.perf_counter() - t
 
 
 def main(quick: bool = False, mode: str | None = None) -> dict:
@@ -64,9 +52,9 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
         if torch and name in REFERENCES:
             args = {"model": name, "variant": "lecture eager", "overrides": {"init": "unit"} if extra else {}}
             side_set = {f"{t}t": Side(f"torch-{t}t", "benchmarks.sides:torch_training", {**args, "threads": t},
-                                      first_n=20) for t in (1, 2)}
-            with Pool() as pool:
-                _, fig = best(compare(pool, side_set, repeats=3, seconds=torch_seconds), side_set)
+                                      first_n=20) for t in ((1, 2) if mode == "full" else (1,))}
+            with pool() as workers:
+                _, fig = best(compare(workers, side_set, repeats=3, seconds=torch_seconds), side_set)
             if fig is not None:
                 row.update(torch_rate=fig["rate"], torch_threads=fig["threads"], torch_measured_steps=fig["n"],
                            torch_s=steps / fig["rate"])
@@ -77,7 +65,7 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
     total_torch = sum(r["torch_s"] for r in with_torch) if with_torch else None
     print(f"{steps:,} steps per model through `makemore-jax train` (fresh process: start-up, compile, training, "
           f"evaluation, checkpoint); the first model the median of {first_repeats} run(s). PyTorch: the lecture's "
-          f"loop, training only, 3 alternating repeats at 1 and 2 threads (the faster counts), extrapolated.\n\n"
+          f"loop, training only, 3 alternating repeats at its faster thread count, extrapolated.\n\n"
           "| model | JAX end to end s | PyTorch lecture code s (extrapolated) | measured over | JAX is |\n"
           "|---|---:|---:|---|---:|")
     for (name, extra), r in zip(path, rows.values()):

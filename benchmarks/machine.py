@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import datetime
-import functools
 import importlib.metadata
 import importlib.util
 import os
 import platform
 import subprocess
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ONE_XLA_THREAD = "--xla_cpu_multi_thread_eigen=false"  # what the makemore-jax command runs with (cli.py)
@@ -71,38 +69,3 @@ def markdown(m: dict) -> str:
             f"{m['cores']} cores, {m['memory_gib']:.0f} GiB; JAX device {m['jax_device']}; Python {m['python']}; "
             f"{versions}; {m['date']}, commit {m['git_commit']}; load average at the start "
             f"{', '.join(f'{x:.2f}' for x in m['load_average'])}.")
-
-
-def matmul_gflops(framework: str, n: int = 2048, repeats: int = 10) -> dict:
-    """GFLOP/s of an n x n float32 matmul, best of `repeats`, in this process's framework (a worker call)."""
-    if framework == "jax":
-        import jax
-        a, f = jax.random.normal(jax.random.key(0), (n, n)), jax.jit(lambda a: a @ a)
-        fn = lambda: f(a).block_until_ready()  # noqa: E731
-    else:
-        import torch
-        a = torch.randn(n, n)
-        fn = lambda: a @ a  # noqa: E731
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return {"gflops": 2 * n**3 / min(times) / 1e9, "n": n}
-
-
-@functools.lru_cache(maxsize=None)  # once per process: training and scaling both report it
-def matmul_peak(torch: bool, n: int = 2048) -> dict:
-    """{"jax": GFLOP/s with XLA's own threads, "torch": at 2 threads (or None), "best"}."""
-    from benchmarks.harness import Pool, WorkerError
-    peak = {"torch": None}
-    with Pool() as pool:
-        call = lambda process, fw: pool[process].call(op="call", factory="benchmarks.machine:matmul_gflops",  # noqa
-                                                      args={"framework": fw, "n": n})["gflops"]
-        peak["jax"] = call("jax-xla-threads", "jax")
-        try:
-            peak["torch"] = call("torch-2t", "torch") if torch else None
-        except WorkerError:
-            pass
-    return {**peak, "best": max(v for v in peak.values() if v)}

@@ -1,72 +1,86 @@
 """One forward+backward of the moons MLP(2, [16, 16, 1]) on 100 points: micrograd against
-jax.jit(jax.value_and_grad(...)) of the same loss (max-margin + 1e-4 L2), both in this process
-(one is pure Python). micrograd is timed with Python's cycle collector on and paused (as
-timeit runs it); JAX's first call (trace + compile) is reported on its own.
+jax.jit(jax.value_and_grad(...)) of the same loss (max-margin + 1e-4 L2), each in its own
+worker (harness.compare: alternating, median with min-max). micrograd is timed with Python's
+cycle collector on and paused (as timeit runs it); JAX's first call (trace + compile) is
+reported on its own.
 
     python -m benchmarks micrograd [--quick]
 """
 
 from __future__ import annotations
 
-import functools
 import gc
-import statistics
-import time
 
-import jax
-import jax.numpy as jnp
+from benchmarks.harness import Side, compare, markdown, pool
 
-from makemore_jax.micrograd.compare import loss_jax, loss_micrograd, mlp_params
-from makemore_jax.micrograd.demos import make_moons
-from makemore_jax.micrograd.nn import MLP
-
-SIZES = {"full": (9, 300), "quick": (3, 20), "toy": (1, 3)}  # repeats: micrograd, JAX
+SIZES = {"full": (5, 0.5), "quick": (3, 0.05), "toy": (1, 0.0)}  # repeats, seconds per repeat
+SIDES = {"micrograd": ("micrograd", "micrograd_side", {"gc_paused": False}),
+         "micrograd, cycle collector paused": ("micrograd", "micrograd_side", {"gc_paused": True}),
+         "jax.jit(jax.value_and_grad)": ("jax", "jax_side", {})}
 
 
-def _median_seconds(fn, repeats: int, *, gc_paused: bool = False) -> float:
-    times, was_enabled = [], gc.isenabled()
-    if gc_paused:
-        gc.disable()
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    if was_enabled:
-        gc.enable()
-    return statistics.median(times)
+def _problem():
+    from makemore_jax.micrograd.demos import make_moons
+    from makemore_jax.micrograd.nn import MLP
+    X, y = make_moons(100, noise=0.1, seed=0)  # (100, 2), (100,)
+    return MLP(2, [16, 16, 1], nonlin="relu", linear_out=True, seed=0), X, y
+
+
+def micrograd_side(gc_paused: bool):
+    """Factory: run(n) -> n micrograd forward+backward passes (cycle collector paused meanwhile, or not)."""
+    from makemore_jax.micrograd.compare import loss_micrograd
+    mlp, X, y = _problem()
+    xs, ys = X.tolist(), y.tolist()
+
+    def run(n):
+        was = gc.isenabled()
+        if gc_paused:
+            gc.disable()
+        for _ in range(n):
+            loss = loss_micrograd(mlp, xs, ys, loss="max_margin")
+            mlp.zero_grad()
+            loss.backward()
+        if was:
+            gc.enable()
+        return n, loss.data
+    return run, {}
+
+
+def jax_side():
+    """Factory: run(n) -> n calls of the jitted value_and_grad of the same loss at micrograd's parameters."""
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+
+    from makemore_jax.micrograd.compare import loss_jax, mlp_params
+    mlp, X, y = _problem()
+    params = mlp_params(mlp)
+    X, y = jnp.asarray(X, params[0]["W"].dtype), jnp.asarray(y, params[0]["W"].dtype)
+    step = jax.jit(jax.value_and_grad(functools.partial(loss_jax, loss="max_margin", nonlin="relu", linear_out=True)))
+    run = lambda n: (n, [jax.block_until_ready(step(params, X, y)) for _ in range(n)][-1][0])  # noqa: E731
+    return run, {"device": str(jax.devices()[0]), "dtype": str(params[0]["W"].dtype)}
 
 
 def main(quick: bool = False, mode: str | None = None) -> dict:
     """Time both; print a table; return {"micrograd_ms", "micrograd_gc_paused_ms", "jax_us",
-    "jax_first_call_s", "ratio", "ratio_gc_paused", "loss_micrograd", "loss_jax", ...}."""
-    repeats_micrograd, repeats_jax = SIZES[mode or ("quick" if quick else "full")]
-    X, y = make_moons(100, noise=0.1, seed=0)  # (100, 2), (100,)
-    mlp, xs, ys = MLP(2, [16, 16, 1], nonlin="relu", linear_out=True, seed=0), X.tolist(), y.tolist()
-
-    def micrograd_step() -> float:
-        loss = loss_micrograd(mlp, xs, ys, loss="max_margin")
-        mlp.zero_grad()
-        loss.backward()
-        return loss.data
-
-    loss_mg, micrograd_s = micrograd_step(), _median_seconds(micrograd_step, repeats_micrograd)
-    paused_s = _median_seconds(micrograd_step, repeats_micrograd, gc_paused=True)
-    params = mlp_params(mlp)
-    X_dev, y_dev = jnp.asarray(X, params[0]["W"].dtype), jnp.asarray(y, params[0]["W"].dtype)
-    step = jax.jit(jax.value_and_grad(functools.partial(loss_jax, loss="max_margin", nonlin="relu", linear_out=True)))
-    start = time.perf_counter()
-    loss_j, _ = jax.block_until_ready(step(params, X_dev, y_dev))  # trace + compile + run
-    first_call_s = time.perf_counter() - start
-    jax_s = _median_seconds(lambda: jax.block_until_ready(step(params, X_dev, y_dev)), repeats_jax)
-    f = {"micrograd_ms": micrograd_s * 1e3, "micrograd_gc_paused_ms": paused_s * 1e3, "jax_us": jax_s * 1e6,
-         "jax_first_call_s": first_call_s, "ratio": micrograd_s / jax_s, "ratio_gc_paused": paused_s / jax_s,
-         "loss_micrograd": loss_mg, "loss_jax": float(loss_j), "device": str(jax.devices()[0]),
-         "dtype": str(params[0]["W"].dtype), "repeats_micrograd": repeats_micrograd, "repeats_jax": repeats_jax}
-    print(f"moons MLP(2, [16, 16, 1]), 100 points, forward + backward; JAX on {f['device']} in {f['dtype']}; "
-          f"loss {loss_mg:.6f} (micrograd) vs {f['loss_jax']:.6f} (JAX)\n\n| implementation | median time |\n|---|---|")
-    print(f"| micrograd ({repeats_micrograd} runs) | {f['micrograd_ms']:.1f} ms |\n"
-          f"| micrograd, cycle collector paused | {f['micrograd_gc_paused_ms']:.1f} ms |\n"
-          f"| jax.jit(jax.value_and_grad) ({repeats_jax} runs) | {f['jax_us']:.1f} µs |\n"
-          f"| JAX first call (trace + compile) | {f['jax_first_call_s'] * 1e3:.0f} ms |\n"
-          f"| ratio micrograd / JAX | {f['ratio']:,.0f}x ({f['ratio_gc_paused']:,.0f}x paused) |")
+    "jax_first_call_s", "ratio", "ratio_gc_paused", "loss_micrograd", "loss_jax", "sides"}."""
+    repeats, seconds = SIZES[mode or ("quick" if quick else "full")]
+    sides = {name: Side(process, f"benchmarks.micrograd_vs_jax:{factory}", args, first_n=1)
+             for name, (process, factory, args) in SIDES.items()}
+    with pool() as workers:
+        figures = compare(workers, sides, repeats=repeats, seconds=seconds)
+    (mg, paused, jx), per_call = figures.values(), lambda f, unit: f"{unit / f['rate']:,.1f} ({unit / f['max']:,.1f}-" \
+        f"{unit / f['min']:,.1f})"
+    f = {"micrograd_ms": 1e3 / mg["rate"], "micrograd_gc_paused_ms": 1e3 / paused["rate"], "jax_us": 1e6 / jx["rate"],
+         "jax_first_call_s": jx["first_call_s"], "ratio": jx["rate"] / mg["rate"], "ratio_gc_paused": jx["rate"] /
+         paused["rate"], "loss_micrograd": mg["value"], "loss_jax": jx["value"], "device": jx["device"],
+         "repeats": repeats, "sides": figures}
+    print(f"moons MLP(2, [16, 16, 1]), 100 points, forward + backward; JAX on {jx['device']} in {jx['dtype']}; loss "
+          f"{mg['value']:.6f} (micrograd) vs {jx['value']:.6f} (JAX); median of {repeats} alternating repeats\n")
+    markdown("implementation | median time (min-max):", [
+        ["micrograd", f"{per_call(mg, 1e3)} ms"], ["micrograd, cycle collector paused", f"{per_call(paused, 1e3)} ms"],
+        ["jax.jit(jax.value_and_grad)", f"{per_call(jx, 1e6)} µs"],
+        ["JAX first call (trace + compile)", f"{jx['first_call_s'] * 1e3:.0f} ms"],
+        ["ratio micrograd / JAX", f"{f['ratio']:,.0f}x ({f['ratio_gc_paused']:,.0f}x paused)"]])
     return f

@@ -10,7 +10,8 @@ Data: makemore's names.txt (machine.shared_names) when present, else the bundled
 dev words, the rest train). A run trains the model's recipe (its train_defaults, the lr decay
 scaled to --steps), evaluates dev every --eval-every steps and reports every split at the
 end and at the best dev loss. `--framework torch` runs makemore.py's own transformer and loop
-(references.torch_transformer.train_makemore). --out: log.jsonl, dev.jsonl, result.json.
+(references.torch_transformer.train_makemore). Each run is a fresh worker process of its
+framework (harness.one_call). --out: log.jsonl, dev.jsonl, result.json.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 
 from makemore_jax import data, models
 
+from benchmarks.harness import one_call
 from benchmarks.machine import shared_names
 
 SPLITS = {"lectures": data.split_words, "makemore": data.split_words_makemore}
@@ -38,7 +40,7 @@ RECIPES = {  # name -> (model, config overrides, check, bound on the val loss, s
 def splits(model, config, words: list[str], split: str, split_seed: int = 42) -> dict:
     vocab = data.Vocab.from_words(words)
     parts = dict(zip(("train", "dev", "test"), SPLITS[split](words, seed=split_seed)))
-    return {k: data.build_dataset(model.dataset, w, vocab, config.block_size) for k, w in parts.items()}
+    return {k: model.kind.build(w, vocab, config.block_size) for k, w in parts.items()}
 
 
 def run(model_name: str, words: list[str], *, split: str = "lectures", seed: int = 0, steps: int | None = None,
@@ -46,7 +48,7 @@ def run(model_name: str, words: list[str], *, split: str = "lectures", seed: int
     """Train one run; {"final": {split: loss}, "best": {split: loss at the best dev}, "best_step", "seconds", ...}."""
     import jax
 
-    from makemore_jax.evaluate import split_loss
+    from makemore_jax.evaluate import kind_loss
     from makemore_jax.train import TrainConfig, create_train_state, fit
     model, overrides = models.get(model_name), dict(overrides or {})
     config = model.make_config(vocab_size=data.Vocab.from_words(words).size, words=words,
@@ -57,18 +59,23 @@ def run(model_name: str, words: list[str], *, split: str = "lectures", seed: int
     tc = TrainConfig(**{**model.train_defaults, **decay, "steps": steps, "chunk_size": min(eval_every, steps),
                         **{k: v for k, v in overrides.items() if k not in model.config_fields}})
     arrays = splits(model, config, words, split, split_seed)
-    loss = lambda ts, s: split_loss(model.bind(config), ts.params, ts.model_state, *arrays[s])  # noqa: E731
+    loss = lambda ts, s: kind_loss(model, config, ts.params, ts.model_state, arrays[s])  # noqa: E731
     best, curve, t = {"dev": float("inf")}, [], time.perf_counter()
-
-    def on_chunk(ts):
-        curve.append({"step": int(ts.step), "dev": loss(ts, "dev")})
-        if curve[-1]["dev"] < best["dev"]:
-            best.update(dev=curve[-1]["dev"], step=int(ts.step), state=ts)
-
     os.makedirs(out or ".", exist_ok=True)
+    log = open(os.path.join(out, "log.jsonl"), "w") if out else None
+
+    class DevEvery:  # a loop callback: dev loss (and the log line) after every chunk
+        def on_chunk(self, ts, step, losses, elapsed):
+            curve.append({"step": int(ts.step), "dev": loss(ts, "dev")})
+            if log:
+                log.write(json.dumps({"step": step, "loss": float(losses.mean()), "time": elapsed}) + "\n")
+            if curve[-1]["dev"] < best["dev"]:
+                best.update(dev=curve[-1]["dev"], step=int(ts.step), state=ts)
+
     ts = create_train_state(model, config, tc, jax.random.key(seed))
-    ts, summary = fit(model, config, tc, *arrays["train"], ts, on_chunk=on_chunk, quiet=True,
-                      log_path=os.path.join(out, "log.jsonl") if out else None)
+    ts, summary = fit(model, config, tc, *arrays["train"], ts, callbacks=[DevEvery()])
+    if log:
+        log.close()
     return _write(out, {"model": model_name, "split": split, "seed": seed, "steps": steps, "config": vars(config),
                         "final": {s: loss(ts, s) for s in arrays}, "best": {s: loss(best["state"], s) for s in arrays},
                         "best_step": best["step"], "curve": curve, "seconds": time.perf_counter() - t,
@@ -112,8 +119,9 @@ def recipes(words: list[str], *, quick: bool, only: str = "", split: str = "lect
     for recipe, (model, overrides, check, bound, n_seeds) in RECIPES.items():
         if only not in recipe:
             continue
-        runs = [run(model, words, split=split, seed=s, steps=steps, overrides=overrides, eval_every=steps)
-                for s in range(2 if quick else n_seeds)]
+        runs = [one_call("jax", "benchmarks.reproduce:run", {"model_name": model, "words": words, "split": split,
+                                                              "seed": s, "steps": steps, "overrides": overrides,
+                                                              "eval_every": steps}) for s in range(2 if quick else n_seeds)]
         train, val = [r["final"]["train"] for r in runs], [r["final"]["dev"] for r in runs]
         met = (statistics.mean(val) if check == "mean" else max(val)) <= bound
         print(f"| {recipe} | {' '.join(f'{v:.4f}' for v in train)} | {' '.join(f'{v:.4f}' for v in val)} | "
@@ -159,9 +167,11 @@ def main(quick: bool = False, argv: list[str] | None = None) -> dict:
               "split_seed": args.split_seed, "out": args.out}
     overrides = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     if args.framework == "torch":
-        result = torch_run(words, steps=args.steps or 20_000, init=overrides.get("init", "pytorch"), **common)
+        args_ = {"words": words, "steps": args.steps or 20_000, "init": overrides.get("init", "pytorch"), **common}
+        result = one_call("torch-1t", "benchmarks.reproduce:torch_run", args_)
     else:
-        result = run(args.model, words, steps=args.steps, overrides=overrides, **common)
+        args_ = {"model_name": args.model, "words": words, "steps": args.steps, "overrides": overrides, **common}
+        result = one_call("jax", "benchmarks.reproduce:run", args_)
     print(f"{result['model']}: best dev at step {result['best_step']:,}: "
           + "  ".join(f"{k} {v:.4f}" for k, v in result["best"].items()) + f"  ({result['seconds']:.0f} s)")
     return result

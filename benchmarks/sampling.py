@@ -1,8 +1,9 @@
 """Sampling speed (names/s) of the lecture-2 MLP: the library's batched, jitted sampler against
 the lectures' one-name-at-a-time loop and a batched PyTorch sampler, PyTorch at 1 and 2
-threads (the faster counts). All draw from the same parameters (the MLP after a few thousand
-steps, saved once by the JAX worker) and decode to strings; each side's mean name length
-shows they make the same kind of names. Target: the JAX sampler >= 50x the lectures' loop.
+threads (the faster counts; --quick: 1). All draw from the same parameters (the MLP after a
+few thousand steps, saved once by the JAX worker) and decode to strings; each side's mean
+name length shows they make the same kind of names. Target: the JAX sampler >= 50x the
+lectures' loop.
 
     python -m benchmarks sampling [--quick]
 """
@@ -15,7 +16,7 @@ import tempfile
 import numpy as np
 
 from benchmarks import machine, sides
-from benchmarks.harness import Pool, Side, best, compare, ratio, ratio_cell, table, threads_label
+from benchmarks.harness import Side, best, compare, pool, ratio, ratio_cell, table, threads_label, torch_threads
 
 TARGET = 50.0
 JAX = "JAX sample_ids (batched, jitted)"
@@ -33,13 +34,13 @@ def prepare(path: str, steps: int) -> dict:
     p = jax.device_get(ts.params)
     (hidden,), out = p["layers"], p["out"]["linear"]
     np.savez(path, C=p["C"], W1=hidden["linear"]["W"], b1=hidden["linear"]["b"], W2=out["W"], b2=out["b"])
-    return {"loss": summary["final_loss"], "max_len": 2 * max(map(len, sides.words()[0]))}
+    return {"loss": summary["final_loss"], "max_len": 2 * max(map(len, sides.corpus("mlp")[0]))}
 
 
-def _load(path: str) -> tuple[dict, int]:
+def _load(path: str) -> tuple[dict, int, object]:
     with np.load(path) as f:
         p = {k: f[k] for k in f.files}
-    return p, p["W1"].shape[0] // p["C"].shape[1]  # (parameters, block_size)
+    return p, p["W1"].shape[0] // p["C"].shape[1], sides.corpus("mlp")[1]  # (parameters, block_size, vocab)
 
 
 def _run(sample):
@@ -61,14 +62,14 @@ def jax_sampler(path: str, batch: int, max_len: int):
 
     from makemore_jax import models
     from makemore_jax.sample import decode, sample_ids
-    (p, block_size), mlp, vocab = _load(path), models.get("mlp"), sides.words()[1]
-    apply = mlp.bind(mlp.make_config(vocab_size=vocab.size, block_size=block_size, n_embd=p["C"].shape[1],
-                                     n_hidden=p["W1"].shape[1]))
+    p, block_size, vocab = _load(path)
     params = jax.device_put({"C": p["C"], "layers": [{"linear": {"W": p["W1"], "b": p["b1"]}}],
                              "out": {"linear": {"W": p["W2"], "b": p["b2"]}}})
-    return _run(lambda call, _: decode(jax.device_get(sample_ids(
-        apply, params, {}, jax.random.key(call), n=batch, block_size=block_size, max_len=max_len)), vocab)), \
-        {"batch": batch}
+    mlp = models.get("mlp")
+    apply = mlp.bind(mlp.make_config(vocab_size=vocab.size, block_size=block_size, n_embd=p["C"].shape[1],
+                                     n_hidden=p["W1"].shape[1]))
+    return _run(lambda call, _: decode(jax.device_get(sample_ids(apply, params, {}, jax.random.key(
+        call), n=batch, block_size=block_size, max_len=max_len)), vocab)), {"batch": batch}
 
 
 def torch_sampler(path: str, threads: int, batch: int | None, max_len: int):
@@ -77,7 +78,7 @@ def torch_sampler(path: str, threads: int, batch: int | None, max_len: int):
 
     from benchmarks.references import torch_mlp
     torch.set_num_threads(threads)
-    (p, block_size), vocab = _load(path), sides.words()[1]
+    p, block_size, vocab = _load(path)
     p = {k: torch.as_tensor(v) for k, v in p.items()}
 
     def sample(call, n):
@@ -90,20 +91,19 @@ def torch_sampler(path: str, threads: int, batch: int | None, max_len: int):
 
 def main(quick: bool = False, mode: str | None = None) -> dict:
     """Time the samplers; print a table; return {"sides", "ratios", "batch", "train_steps"}."""
-    batch, steps, repeats, seconds = SIZES[mode or ("quick" if quick else "full")]
-    torch = machine.torch_available()
-    with tempfile.TemporaryDirectory() as tmp, Pool() as pool:
+    mode = mode or ("quick" if quick else "full")
+    (batch, steps, repeats, seconds), torch = SIZES[mode], machine.torch_available()
+    with tempfile.TemporaryDirectory() as tmp, pool() as workers:
         path = os.path.join(tmp, "mlp.npz")
-        prep = pool["jax"].call(op="call", factory="benchmarks.sampling:prepare", args={"path": path, "steps": steps})
+        prep = workers["jax"].call(op="call", factory="benchmarks.sampling:prepare", args={"path": path, "steps": steps})
         common = {"path": path, "max_len": prep["max_len"]}
         side_set = {JAX: Side("jax", "benchmarks.sampling:jax_sampler", {**common, "batch": batch}, first_n=batch)}
-        for t in (1, 2) if torch else ():
+        for t in torch_threads(mode) if torch else ():
             for label, b in ((f"PyTorch, the lectures' loop (one name at a time), {threads_label(t)}", None),
                              (f"PyTorch batched, {batch} names per call, {threads_label(t)}", batch)):
                 side_set[label] = Side(f"torch-{t}t", "benchmarks.sampling:torch_sampler",
                                        {**common, "threads": t, "batch": b}, first_n=b or 20)
-        figures = compare(pool, side_set, repeats=repeats, seconds=seconds)
-        rss = pool.peak_rss_mb()
+        figures, rss = compare(workers, side_set, repeats=repeats, seconds=seconds), workers.peak_rss_mb()
     ratios = {kind: ratio(figures[JAX], best(figures, [s for s in side_set if key in s])[1])
               for kind, key in (("lecture loop", "lectures' loop"), ("batched PyTorch", "batched"))}
     print(f"lecture-2 MLP trained {steps:,} steps (last loss {prep['loss']:.3f}); names of at most "

@@ -3,7 +3,8 @@ the hidden width (batch 32) grow, JAX against PyTorch, with a PNG of both sweeps
 (`scaling.png` in the suite's --out). Small steps are overhead-bound (steps/s hardly moves
 as the work grows); once the matmuls dominate, steps/s falls in proportion and GFLOP/s nears
 the matmul peak. Sides: the fused engine as the CLI runs it (XLA on one thread), the same
-with XLA's own threads, the lectures' PyTorch loop at 1 and 2 threads; FLOPs: XLA's count.
+with XLA's own threads, the lectures' PyTorch loop at 1 and 2 threads (--quick: the CLI's JAX
+setting and PyTorch at 1 thread); FLOPs: XLA's count.
 
     python -m benchmarks scaling [--quick]
 """
@@ -13,14 +14,14 @@ from __future__ import annotations
 import os
 import sys
 
-from benchmarks import machine
-from benchmarks.harness import Pool, Side, compare
+from benchmarks import machine, sides
+from benchmarks.harness import Side, compare, markdown, pool
 
 OURS = "JAX fused, XLA 1 thread (as the CLI)"
 SIDES = {OURS: "jax", "JAX fused, XLA threads": "jax-xla-threads",  # name -> process
          "PyTorch lecture eager, 1 thread": "torch-1t", "PyTorch lecture eager, 2 threads": "torch-2t"}
 SIZES = {"full": ({"batch": (1, 8, 64, 512, 4096), "width": (64, 256, 1024, 4096)}, 5, 0.4),
-         "quick": ({"batch": (1, 1024), "width": (64, 2048)}, 2, 0.05),  # only the CLI's JAX setting
+         "quick": ({"batch": (1, 1024), "width": (64, 2048)}, 2, 0.05),
          "toy": ({"batch": (1,), "width": (256,)}, 1, 0.0)}
 SWEEPS = {"batch": "batch size (width 200)", "width": "hidden width (batch 32)"}
 
@@ -28,9 +29,11 @@ SWEEPS = {"batch": "batch size (width 200)", "width": "hidden width (batch 32)"}
 def point_sides(batch: int, width: int, torch: bool, small: bool, chunk: int | None = None) -> dict[str, Side]:
     args, out = {"model": "mlp", "batch_size": batch, "overrides": {"n_hidden": width}}, {}
     for name, process in SIDES.items():
-        if process == "jax" or process == "jax-xla-threads" and not small:
+        if small and process in ("jax-xla-threads", "torch-2t"):
+            continue
+        if process.startswith("jax"):
             out[name] = Side(process, "benchmarks.sides:jax_training", {**args, "chunk": chunk})
-        elif process.startswith("torch") and torch:
+        elif torch:
             out[name] = Side(process, "benchmarks.sides:torch_training",
                              {**args, "variant": "lecture eager", "threads": int(process[-2])}, first_n=2)
     return out
@@ -40,12 +43,13 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
     """Run both sweeps; print tables; draw the PNG; return {"points": [...], "peak_gflops", "png", "findings"}."""
     mode = mode or ("quick" if quick else "full")
     (grid, repeats, seconds), torch = SIZES[mode], machine.torch_available()
-    peak, results = machine.matmul_peak(torch, n=512 if mode == "toy" else 2048), []
-    with Pool() as pool:
+    peak = sides.matmul_peak(torch, n=512 if mode == "toy" else 2048, torch_threads=1 if mode != "full" else 2)
+    results = []
+    with pool() as workers:
         for sweep, value, batch, width in [("batch", b, b, 200) for b in grid["batch"]] + \
                 [("width", w, 32, w) for w in grid["width"]]:
             print(f"  scaling: batch {batch}, width {width}", file=sys.stderr, flush=True)
-            figures = compare(pool, point_sides(batch, width, torch, mode != "full", 10 if mode == "toy" else None),
+            figures = compare(workers, point_sides(batch, width, torch, mode != "full", 10 if mode == "toy" else None),
                               repeats=repeats, seconds=seconds)
             flops = next((f["flops_per_step"] for f in figures.values() if f.get("flops_per_step")), None)
             results.append({"sweep": sweep, "value": value, "batch": batch, "width": width, "flops_per_step": flops,
@@ -58,11 +62,10 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
     findings = []
     for sweep in SWEEPS:
         rows = [r for r in results if r["sweep"] == sweep]
-        print(f"| {SWEEPS[sweep]} | MFLOP/step | " + " | ".join(names) + " |\n|---:|---:|" + "---:|" * len(names))
-        for r in rows:
-            print(f"| {r['value']} | {(r['flops_per_step'] or 0) / 1e6:,.2f} | " + " | ".join(
+        markdown(f"{SWEEPS[sweep]}: | MFLOP/step: | " + " | ".join(f"{n}:" for n in names), [
+            [r["value"], f"{(r['flops_per_step'] or 0) / 1e6:,.2f}", *(
                 f"{r['steps_per_s'][n]:,.0f} ({r['gflops'][n]:.1f})" if r["steps_per_s"].get(n) else "—"
-                for n in names) + " |")
+                for n in names)] for r in rows])
         print()
         findings += _finding(sweep, [r for r in rows if r["steps_per_s"].get(OURS)])
     print("\n".join(f"- {line}" for line in findings))

@@ -1,36 +1,32 @@
 """The timed loops, built inside worker processes (harness factories: `(run, info)`, run(n) ->
 (units done, last value)): JAX's fused engine, a per-step `jax.jit` loop and the PyTorch
-references' loops on the same problem, and both frameworks' whole-split loss. `problem`
-builds data and config as the CLI does: the model's dataset over the bundled names' split.
+references' loops on the same problem, both frameworks' whole-split loss, and the matmul
+peak. `problem` builds data and config as the CLI does: the model's data kind over its split.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import json
 import math
 import time
 
 import numpy as np
 
-from makemore_jax import data, kinds, models
+from makemore_jax import data, models
+
+from benchmarks.harness import WorkerError, pool
 
 CHUNK = 1000  # steps per dispatch of the fused engine (the CLI's default chunk_size)
 
 
 @functools.lru_cache(maxsize=None)
-def words(path: str = data.DEFAULT_DATA) -> tuple[list[str], data.Vocab]:
-    """The words of `path` and their vocabulary (read once per process)."""
-    ws = data.load_words(path)
-    return ws, data.Vocab.from_words(ws)
-
-
-@functools.lru_cache(maxsize=None)
-def corpus(kind: str, path: str | None = None) -> tuple:
-    """The items of `path` (default: the kind's bundled file) as data `kind` reads them, and their vocabulary."""
-    k = kinds.get(kind)
-    items = data.read_data(path, k).items
-    return items, k.vocab(items)
+def corpus(model_name: str, path: str | None = None) -> tuple:
+    """The items of `path` (default: the model's bundled file) as its data kind reads them, and their vocabulary."""
+    kind = models.get(model_name).kind
+    items = data.read_data(path, kind).items
+    return items, kind.vocab(items)
 
 
 def problem(model_name: str, overrides: dict | None = None, *, split: str = "train", path: str | None = None):
@@ -41,8 +37,7 @@ def problem(model_name: str, overrides: dict | None = None, *, split: str = "tra
         split: a name of the model's data kind's splits ("train", "dev", "test" of the words; "train", "val").
         path: the data file (default: the kind's bundled one).
     """
-    model = models.get(model_name)
-    items, vocab = corpus(model.dataset, path)
+    model, (items, vocab) = models.get(model_name), corpus(model_name, path)
     config = model.make_config(vocab_size=vocab.size, words=items, **dict(overrides or {}))
     part = dict(zip(model.kind.splits, model.kind.split(items)))[split]
     return (model, config, *model.kind.build(part, vocab, config.block_size), vocab)
@@ -51,14 +46,14 @@ def problem(model_name: str, overrides: dict | None = None, *, split: str = "tra
 def train_config(model: models.Model, batch_size: int | None = 0):
     """The model's TrainConfig (its train_defaults, the schedule over >= 200k steps); batch_size 0: its own."""
     from makemore_jax.train import TrainConfig
-    defaults = {"steps": 200_000, **model.train_defaults}
-    defaults["steps"] = max(defaults["steps"], 200_000)  # the schedule only; runs go on as long as asked
-    return TrainConfig(**{**defaults, **({} if batch_size == 0 else {"batch_size": batch_size})})
+    steps = max(model.train_defaults.get("steps", 0), 200_000)  # the schedule only; runs go on as long as asked
+    return TrainConfig(**{**model.train_defaults, "steps": steps, **({} if batch_size == 0 else {"batch_size": batch_size})})
 
 
 def trained_models() -> list[str]:
     """Registered models trained by gradient steps (a closed-form fit has nothing to time)."""
-    return [name for name, m in models.REGISTRY.items() if not m.ability(models.ClosedForm)]
+    from makemore_jax.lifecycle import fitting
+    return [name for name, m in models.REGISTRY.items() if fitting(m).trains]
 
 
 def reference_module(model_name: str):
@@ -81,6 +76,22 @@ def jax_setup(model: str, batch_size: int | None = 0, overrides: dict | None = N
     return m, config, tc, ts, make_train_step(m, config, make_optimizer(tc, m.param_labels)), X, Y
 
 
+@functools.lru_cache(maxsize=None)
+def _compiled(model: str, batch_size: int | None, overrides: str, seed: int) -> tuple:
+    """jax_setup's pieces, one batch and the jitted step, compiled once per process (a model's fused and
+    per-step sides share it): (setup, batch, draw, step, info, compile seconds)."""
+    import jax
+    setup = m, config, tc, ts, train_step, X, Y = jax_setup(model, batch_size, json.loads(overrides), seed)
+    B, draw = tc.batch_size, functools.partial(m.kind.batch, block_size=config.block_size)
+    batch = (X, Y) if B is None else tuple(a[0] for a in draw((X, Y), ts.key, jax.numpy.arange(1), B))
+    t = time.perf_counter()
+    step = jax.jit(train_step).lower(ts, batch).compile()
+    cost = step.cost_analysis()
+    info = {"flops_per_step": float((cost[0] if isinstance(cost, (list, tuple)) else cost or {}).get("flops", 0))
+            or None, "batch_size": B, "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(ts.params))}
+    return setup, batch, draw, step, info, time.perf_counter() - t
+
+
 def fused_run(chunk_fn, ts, X, Y, chunk: int):
     """run(n) over a jitted chunk(ts, X, Y) -> (ts, losses) of `chunk` steps: ceil(n / chunk) dispatches."""
     import jax
@@ -101,33 +112,34 @@ def jax_training(model: str, loop: str = "fused", batch_size: int | None = 0, ov
     the batch per step, the batches drawn as the engine draws them (the data kind's `batch`:
     both loops take the same steps). The fused chunk runs `chunk` steps per dispatch: the
     CLI's 1000, or fewer (at least 10) where a chunk would take over a quarter of a second.
+    "compile_s": the chunk's compile, and the step's where this side compiled it.
     """
     import jax
 
     from makemore_jax.train import make_train_chunk
-    m, config, tc, ts, train_step, X, Y = jax_setup(model, batch_size, overrides, seed)
-    B, draw = tc.batch_size, functools.partial(m.kind.batch, block_size=config.block_size)
-    steps = lambda first, n: jax.numpy.arange(n) + first  # noqa: E731
-    batch = (X, Y) if B is None else tuple(a[0] for a in draw((X, Y), ts.key, steps(0, 1), B))
-    t = time.perf_counter()
-    step = jax.jit(train_step).lower(ts, batch).compile()
-    cost = step.cost_analysis()
-    info = {"flops_per_step": float((cost[0] if isinstance(cost, (list, tuple)) else cost or {}).get("flops", 0))
-            or None, "batch_size": B, "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(ts.params))}
+    key = (model, batch_size, json.dumps(overrides or {}, sort_keys=True), seed)
+    first = key not in _COMPILED
+    _COMPILED.add(key)
+    (m, config, tc, ts, train_step, X, Y), batch, draw, step, info, compile_s = _compiled(*key)
+    B, t = tc.batch_size, time.perf_counter()
     if loop == "fused":
-        info["chunk"] = chunk = chunk or _chunk_size(step, ts, batch)
+        info = {**info, "chunk": (chunk := chunk or _chunk_size(step, ts, batch))}
         run = fused_run(make_train_chunk(train_step, chunk, B, batch=draw).lower(ts, X, Y).compile(), ts, X, Y, chunk)
     else:
         state = {"ts": ts}
 
         def run(n):
             ts = state["ts"]
-            xs, ys = (None, None) if B is None else (np.asarray(a) for a in draw((X, Y), ts.key, steps(ts.step, n), B))
+            xs, ys = (None, None) if B is None else (
+                np.asarray(a) for a in draw((X, Y), ts.key, jax.numpy.arange(n) + ts.step, B))
             for i in range(n):
                 ts, metrics = step(ts, batch if B is None else (xs[i], ys[i]))
             state["ts"] = ts
             return n, float(metrics["loss"])
-    return run, {**info, "compile_s": time.perf_counter() - t}
+    return run, {**info, "compile_s": compile_s * first + time.perf_counter() - t}
+
+
+_COMPILED: set = set()  # the steps this process has compiled (the side that did counts its compile)
 
 
 def _chunk_size(step, ts, batch, budget_s: float = 0.25) -> int:
@@ -142,14 +154,15 @@ def _chunk_size(step, ts, batch, budget_s: float = 0.25) -> int:
 
 
 def jax_split_loss(model: str, split: str = "train"):
-    """`evaluate.split_loss` of a freshly initialised model over a whole split: run(n) -> (n * examples, loss)."""
+    """`evaluate.kind_loss` of a freshly initialised model over a whole split: run(n) -> (n * examples, loss)."""
     import jax
 
-    from makemore_jax.evaluate import split_loss
+    from makemore_jax.evaluate import kind_loss
     m, config, X, Y, _ = problem(model, split=split)
     params, state = m.init(jax.random.key(0), config)
-    return (lambda n: (n * len(X), [split_loss(m.bind(config), params, state, X, Y) for _ in range(n)][-1])), \
-        {"examples": len(X)}
+    examples = len(m.kind.eval_arrays((X, Y), config.block_size)[0])
+    return (lambda n: (n * examples, [kind_loss(m, config, params, state, (X, Y)) for _ in range(n)][-1])), \
+        {"examples": examples}
 
 
 # ----------------------------------------------------------------------------- PyTorch
@@ -173,3 +186,38 @@ def torch_split_loss(model: str, threads: int, split: str = "train"):
     _, config, X, Y, _ = problem(model, split=split)
     run = reference_module(model).split_loss(X, Y, config)
     return (lambda n: (n * len(X), [run() for _ in range(n)][-1])), {"threads": torch.get_num_threads()}
+
+
+def matmul_gflops(framework: str, n: int = 2048, repeats: int = 10) -> dict:
+    """GFLOP/s of an n x n float32 matmul, best of `repeats`, in this process's framework (a worker call)."""
+    if framework == "jax":
+        import jax
+        a, f = jax.random.normal(jax.random.key(0), (n, n)), jax.jit(lambda a: a @ a)
+        fn = lambda: f(a).block_until_ready()  # noqa: E731
+    else:
+        import torch
+        a = torch.randn(n, n)
+        fn = lambda: a @ a  # noqa: E731
+    fn()
+    return {"gflops": 2 * n**3 / min(_seconds(fn) for _ in range(repeats)) / 1e9, "n": n}
+
+
+def _seconds(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+@functools.lru_cache(maxsize=None)  # once per process: training and scaling both report it
+def matmul_peak(torch: bool, n: int = 2048, torch_threads: int = 2) -> dict:
+    """{"jax": GFLOP/s with XLA's own threads, "torch": at `torch_threads` threads (or None), "best"}."""
+    peak = {"torch": None, "torch_threads": torch_threads}
+    with pool() as p:
+        call = lambda process, fw: p[process].call(op="call", factory="benchmarks.sides:matmul_gflops",  # noqa
+                                                   args={"framework": fw, "n": n})["gflops"]
+        peak["jax"] = call("jax-xla-threads", "jax")
+        try:
+            peak["torch"] = call(f"torch-{torch_threads}t", "torch") if torch else None
+        except WorkerError:
+            pass
+    return {**peak, "best": max(v for v in (peak["jax"], peak["torch"]) if v)}

@@ -6,7 +6,8 @@ results.json (with the machine they ran on) to --out.
 
 Each benchmark is a module here with `main(quick=False, mode=None) -> dict` that prints its
 markdown tables (mode "toy", from $BENCH_MODE: the smoke tests' sizes); the suite keeps what
-each printed and returned. BENCH_INLINE=1 runs the compared sides in this process.
+each printed and returned. With --quick every benchmark shares one worker process per
+framework setting (harness.sharing). BENCH_INLINE=1 runs the compared sides in this process.
 """
 
 from __future__ import annotations
@@ -108,18 +109,20 @@ def main(argv: list[str] | None = None) -> int:
         md.append("PyTorch columns skipped: torch is not installed (pip install torch==2.13.0) or --no-torch.\n")
     print(header, flush=True)
     start, mode = time.perf_counter(), {"mode": os.environ["BENCH_MODE"]} if os.environ.get("BENCH_MODE") else {}
-    for name in args.names or [n for n in DEFAULT if n in have]:
-        module, what = have[name]
-        print(f"\n## {name}: {what}\n", flush=True)
-        t, tee = time.perf_counter(), _Tee(sys.stdout)
-        with contextlib.redirect_stdout(tee):
-            mode.update({"argv": extra} if extra else {})
-            result = importlib.import_module(f"benchmarks.{module}").main(quick=args.quick, **mode)
-        seconds = time.perf_counter() - t
-        print(f"\n({name}: {seconds:.0f} s)", flush=True)
-        record["benchmarks"][name] = {"seconds": seconds, "result": _plain(result)}
-        md.append(f"## {name}\n\n{what}; {seconds:.0f} s.\n\n{tee.getvalue().strip()}\n")
-        _write(args.out, md, record)  # after each benchmark: a partial run still leaves its files
+    from benchmarks.harness import sharing
+    with sharing() if args.quick else contextlib.nullcontext():  # --quick: one worker per process name
+        for name in args.names or [n for n in DEFAULT if n in have]:
+            module, what = have[name]
+            print(f"\n## {name}: {what}\n", flush=True)
+            t, tee = time.perf_counter(), _Tee(sys.stdout)
+            with contextlib.redirect_stdout(tee):
+                mode.update({"argv": extra} if extra else {})
+                result = importlib.import_module(f"benchmarks.{module}").main(quick=args.quick, **mode)
+            seconds = time.perf_counter() - t
+            print(f"\n({name}: {seconds:.0f} s)", flush=True)
+            record["benchmarks"][name] = {"seconds": seconds, "result": _plain(result)}
+            md.append(f"## {name}\n\n{what}; {seconds:.0f} s.\n\n{tee.getvalue().strip()}\n")
+            _write(args.out, md, record)  # after each benchmark: a partial run still leaves its files
     record["seconds"] = time.perf_counter() - start
     _write(args.out, md, record)
     print(f"\nwrote {os.path.join(args.out, 'results.md')} and results.json ({record['seconds']:.0f} s)")

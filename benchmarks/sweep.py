@@ -14,11 +14,11 @@ import os
 import statistics
 import time
 
-from benchmarks.harness import Pool, Side, compare
+from benchmarks.harness import Side, compare, markdown, pool
 
 LRS, SEEDS, BATCH = (0.05, 0.1), (1, 2, 3, 4), 32  # 2 x 4 = 8 runs
 SERIAL, SWEPT = "one after another", "swept at once"
-SIZES = {"full": (10_000, 5), "quick": (500, 1), "toy": (20, 1)}  # steps per run, repeats
+SIZES = {"full": (10_000, 5), "quick": (200, 1), "toy": (20, 1)}  # steps per run, repeats
 
 
 def side(swept: bool, chunk: int = 1000):
@@ -59,8 +59,8 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
     steps, repeats = SIZES[mode or ("quick" if quick else "full")]
     sides = {name: Side("jax", "benchmarks.sweep:side", {"swept": swept}, n=steps)
              for name, swept in ((SERIAL, False), (SWEPT, True))}
-    with Pool() as pool:
-        figures = compare(pool, sides, repeats=repeats, fresh=True)
+    with pool() as workers:
+        figures = compare(workers, sides, repeats=repeats, fresh=True)
     rate = {s: f.get("rate") for s, f in figures.items()}
     wall = {s: statistics.median(f["process_s"]) if f.get("process_s") else None for s, f in figures.items()}
     compile_s = {s: f.get("first_call_s") for s, f in figures.items()}
@@ -68,10 +68,10 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
     e2e = wall[SERIAL] / wall[SWEPT] if wall[SERIAL] and wall[SWEPT] else None
     print(f"\n{len(LRS) * len(SEEDS)} lecture-2 MLP runs (lr {'/'.join(map(str, LRS))} x {len(SEEDS)} seeds), batch "
           f"{BATCH}, {steps:,} steps each; {repeats} alternating fresh processes per side (median); {os.cpu_count()} "
-          "CPUs\n\n| side | devices | aggregate steps/s (training) | first call s (compile) | process s (all in) |\n"
-          "|---|---:|---:|---:|---:|")
-    for s, f in figures.items():
-        print(f"| {s} | {f.get('devices', '—')} | {f.get('rate', 0):,.0f} | {compile_s[s] or 0:.1f} | {wall[s] or 0:.1f} |")
+          "CPUs\n")
+    markdown("side | devices: | aggregate steps/s (training): | first call s (compile): | process s (all in):",
+             [[s, f.get("devices", "—"), f"{f.get('rate', 0):,.0f}", f"{compile_s[s] or 0:.1f}", f"{wall[s] or 0:.1f}"]
+              for s, f in figures.items()])
     if ratio:
         print(f"\nswept / one after another: {ratio:.2f}x aggregate training steps/s, {e2e:.2f}x end to end")
     return {"sides": figures, "steps_per_s": rate, "process_seconds": wall, "compile_seconds": compile_s,

@@ -5,8 +5,8 @@ GFLOP/s against the machine's matmul peak and each process's peak memory.
 Models come from `models.REGISTRY` (one fitted in closed form gets no row), their PyTorch
 code from `benchmarks.references` (a model without one gets JAX rows, and the table says
 so). Each model has its own worker processes; with --quick one per framework serves every
-model, PyTorch runs at 1 thread only and torch.compile (tens of seconds of compiling per
-process) is skipped. The PyTorch figure in each ratio is its faster thread count.
+model, PyTorch runs at 1 thread only (its matmul peak too) and torch.compile (tens of seconds
+of compiling per process) is skipped. The PyTorch figure in each ratio is its faster thread count.
 
     python -m benchmarks training [--quick]
 """
@@ -16,10 +16,10 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from benchmarks import machine
-from benchmarks.harness import Pool, Side, best, compare, rate_cell, ratio, ratio_cell, table, threads_label
+from benchmarks import machine, sides
+from benchmarks.harness import Pool, Side, best, compare, markdown, pool, rate_cell, ratio, ratio_cell, table, \
+    threads_label
 from benchmarks.references import REFERENCES
-from benchmarks.sides import trained_models
 
 FUSED, PER_STEP = "JAX fused engine (ours)", "JAX per-step jax.jit"
 THREADS = {"lecture eager": (1, 2), "torch.nn + torch.optim": (1, 2), "torch.compile": (1,)}
@@ -51,17 +51,17 @@ def main(quick: bool = False, mode: str | None = None, names: list[str] | None =
     """
     mode = mode or ("quick" if quick else "full")
     (repeats, seconds), small, torch = SIZES[mode], mode != "full", machine.torch_available()
-    peak = machine.matmul_peak(torch, n=512 if mode == "toy" else 2048)
+    peak = sides.matmul_peak(torch, n=512 if mode == "toy" else 2048, torch_threads=1 if small else 2)
     results = {"models": {}, "peak_gflops": peak, "repeats": repeats, "seconds_per_repeat": seconds, "torch": torch}
-    with Pool() as shared:
-        for name in names or trained_models():
+    with pool() as shared:
+        for name in names or sides.trained_models():
             print(f"  training: {name}", file=sys.stderr, flush=True)
-            sides = model_sides(name, torch=torch, quick=small, chunk=10 if mode == "toy" else None)
-            with contextlib.nullcontext(shared) if small else Pool() as pool:
-                figures = compare(pool, sides, repeats=repeats, seconds=seconds)
+            side_set = model_sides(name, torch=torch, quick=small, chunk=10 if mode == "toy" else None)
+            with contextlib.nullcontext(shared) if small else Pool() as p:
+                figures = compare(p, side_set, repeats=repeats, seconds=seconds)
                 row = _summarise(name, figures, peak, torch=torch, quick=small)
-                results["models"][name] = {**row, "peak_rss_mb": pool.peak_rss_mb(),
-                                           "process": {side: s.process for side, s in sides.items()}}
+                results["models"][name] = {**row, "peak_rss_mb": p.peak_rss_mb(),
+                                           "process": {side: s.process for side, s in side_set.items()}}
     _print(results)
     return results
 
@@ -82,15 +82,16 @@ def _summarise(name: str, figures: dict, peak: dict, *, torch: bool, quick: bool
 
 def _print(results: dict) -> None:
     peak = results["peak_gflops"]
+    torch_peak = f", PyTorch {threads_label(peak['torch_threads'])} {peak['torch']:.0f}" if peak.get("torch") else ""
     print(f"Median steps/s over {results['repeats']} alternating repeats of ~{results['seconds_per_repeat']} s; each "
           f"framework in its own process; PyTorch at its faster thread count. Matmul peak: XLA {peak['jax']:.0f} "
-          f"GFLOP/s" + (f", PyTorch 2 threads {peak['torch']:.0f}" if peak.get("torch") else "") + ".\n")
-    print("| model | params | batch | JAX fused steps/s | vs per-step jax.jit | vs lecture eager | vs torch.nn + optim "
-          "| vs torch.compile | GFLOP/s (of peak) | missing columns |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for name, r in results["models"].items():
-        gf = f"{r['gflops']:.1f} ({r['peak_share']:.1%})" if r["gflops"] else "—"
-        print(f"| {name} | {r['params'] or 0:,} | {r['batch_size'] or 'full'} | {rate_cell(r['sides'].get(FUSED))} | "
-              + " | ".join(ratio_cell(v) for v in r["ratios"].values()) + f" | {gf} | {'; '.join(r['missing']) or 'none'} |")
+          f"GFLOP/s{torch_peak}.\n")
+    markdown("model | params: | batch: | JAX fused steps/s: | vs per-step jax.jit: | vs lecture eager: | "
+             "vs torch.nn + optim: | vs torch.compile: | GFLOP/s (of peak): | missing columns",
+             [[name, f"{r['params'] or 0:,}", r["batch_size"] or "full", rate_cell(r["sides"].get(FUSED)),
+               *map(ratio_cell, r["ratios"].values()),
+               f"{r['gflops']:.1f} ({r['peak_share']:.1%})" if r["gflops"] else "—", "; ".join(r["missing"]) or "none"]
+              for name, r in results["models"].items()])
     for name, r in results["models"].items():
         print(f"\n{name}: one step {r['flops_per_step'] or 0:,.0f} FLOPs (XLA cost analysis)\n")
         table(r["sides"], FUSED, "steps/s", r["peak_rss_mb"], r["process"])

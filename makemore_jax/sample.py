@@ -43,8 +43,9 @@ def sample_ids(model: Model | Callable, params, state, key: jax.Array, *, n: int
     Returns:
         int32 [n, max_len].
     """
-    if isinstance(model, Model) and model.ability(Decoder):
-        sampler = cached_step(model.ability(Decoder), params, state, config, n, block_size)
+    decoder = model.ability(Decoder) if isinstance(model, Model) else None
+    if decoder:
+        sampler = cached_step(decoder, params, state, config, n, block_size)
     elif isinstance(model, Model):
         sampler = model.kind.sample_step(model.bind(config), params, state, n, block_size)
     else:

@@ -52,7 +52,7 @@ def test_suite_writes_every_benchmark_row(inline):
     assert positive(b["headline"]["rows"]["mlp"]["cli_s"]) and b["headline"]["steps"] == 50  # one CLI run
     for name in names:
         assert f"## {name}" in md
-    assert "| micrograd (1 runs) |" in md and "| swept at once |" in md and "| 256 |" in md
+    assert "| micrograd, cycle collector paused |" in md and "| swept at once |" in md and "| 256 |" in md
     assert "| mlp --init unit |" in md and "| **total** |" in md
 
 

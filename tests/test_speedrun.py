@@ -11,16 +11,15 @@ import numpy as np
 import optax
 import pytest
 
-from makemore_jax import models, optim
+from makemore_jax import data, models, optim
+from makemore_jax import train_model as train
 from makemore_jax.evaluate import split_loss
 from makemore_jax.models import speedrun, transformer
-from makemore_jax import train_model as train
 
 
 @pytest.fixture
 def small_text(tmp_path):
-    from benchmarks import gpt
-    with open(gpt.CORPUS, encoding="utf-8") as f:
+    with open(data.DEFAULT_TEXT, encoding="utf-8") as f:
         text = f.read(8_000)
     path = tmp_path / "small.txt"
     path.write_text(text, encoding="utf-8")
@@ -83,7 +82,7 @@ def test_the_changes_are_settings_of_both_entries():
 def test_ablation_speeds_are_shared_by_settings_that_cost_the_same():
     from benchmarks import speedrun as bench
     by_name = {v["name"]: v for v in bench.variants({"gpt": 10, "gpt-speedrun": 5})}
-    key = lambda name: bench._speed_key(by_name[name])  # noqa: E731
+    key = lambda name: bench.speed_key(by_name[name])  # noqa: E731
     assert key("gpt-speedrun - zero-init projections") == key("gpt-speedrun (the recipe)")
     assert key("gpt-speedrun - WSD schedule") == key("gpt-speedrun (the recipe)")
     assert key("gpt-speedrun - Muon") != key("gpt-speedrun (the recipe)")

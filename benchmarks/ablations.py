@@ -1,16 +1,10 @@
-"""Ablations of the fused training engine: what each change to the step buys, one at a time.
-
-A variant is a chunk builder made from the library's public pieces (its train step, optimizer
-and `train.batch_indices`) plus the XLA flags its process runs with, on any registered model;
-nothing in the library is patched. Every repeat of every variant is a fresh worker process,
-the variants alternating; each compiles, runs untimed chunks (a fresh process runs its first
-chunks up to 2x slower), then times `--steps` steps. Results: ABLATIONS.md.
+"""Ablations of the fused training engine: what each change to the step buys, one at a time, on any
+model. A variant is a chunk built from the library's public pieces plus its process's XLA flags;
+every repeat is a fresh worker, variants alternating, timed after untimed chunks. Results: ABLATIONS.md.
 
     python -m benchmarks.ablations [--model mlp] [--repeats 5] [--steps 20000] [VARIANT ...]
     python -m benchmarks.ablations --list
 """
-
-from __future__ import annotations
 
 import argparse
 

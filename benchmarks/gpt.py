@@ -3,15 +3,10 @@
     python -m benchmarks gpt --parity    # exact val loss of both loops, 3 seeds each (long)
     python -m benchmarks gpt [--quick]   # steps/s, whole runs, the n_embd x block_size grid
 
-Parity runs our real command (`makemore-jax train --model gpt --seed S`, `run_ours`) and
-nanoGPT's loop (benchmarks/references/torch_gpt.train, `run_reference`: a fresh harness
-worker calling `reference`) on the same characters (the sorted character set of the corpus,
-the first 90% training, the last 10% validating), each its own process, and compares the
-mean exact validation loss over the seeds. The reference process imports no JAX: its sizes
-and recipe come from the `gpt` registry entry, read here and passed in.
+Parity: our command (`run_ours`) against nanoGPT's loop (`run_reference`, torch_gpt.train in a
+torch worker that imports no JAX: sizes and recipe come from the `gpt` entry, passed in) on the same
+characters (the sorted character set, 90/10), the mean exact val over the seeds.
 """
-
-from __future__ import annotations
 
 import json
 import os
@@ -20,14 +15,14 @@ import tempfile
 import time
 
 from benchmarks import machine
-from benchmarks.harness import Side, alternate, best, command, compare, markdown, one_call, pool, ratio_cell, \
-    train_command
+from benchmarks.harness import Side, alternate, best, command, markdown, mode_of, one_call, out_dir, ratio_cell, \
+    thread_sides, train_command
 
 CORPUS = os.path.join(machine.ROOT, "data", "shakespeare.txt")  # data.DEFAULT_TEXT, without importing JAX
 TORCH_FIELDS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias",
                 "tie_embeddings", "gelu", "dtype")
 GRID = {"full": ((128, 256, 512), (64, 128, 256), 3, 0.5), "quick": ((128, 512), (64, 256), 3, 0.1),
-        "toy": ((32,), (16,), 1, 0.0)}  # scaling: n_embd values, block sizes, repeats, seconds per repeat
+        "toy": ((32,), (16,), 1, 0.0)}  # n_embd values, block sizes, repeats, seconds per repeat
 SIZES = {"full": (3, None), "quick": (1, 200), "toy": (1, 5)}  # whole runs: repeats, steps (None: the recipe's)
 TOLERANCE = 0.02  # |mean val ours - mean val nanoGPT| the reproduction must stay within
 
@@ -48,7 +43,7 @@ def gpt_config(vocab_size: int, **overrides) -> dict:
 
 
 def recipe() -> dict:
-    """nanoGPT's train() keywords from the `gpt` recipe (its train_defaults), so both loops read one source."""
+    """nanoGPT's train() keywords from the `gpt` recipe (its train_defaults): both loops read one source."""
     from makemore_jax import models
     t = models.get("gpt").train_defaults
     return {"steps": t["steps"], "batch_size": t["batch_size"], "lr": t["lr"], "warmup": t["warmup_steps"],
@@ -63,8 +58,7 @@ def recipe_for(steps: int | None) -> dict:
 
 def reference(config: dict, train: dict, seed: int, corpus: str = CORPUS, threads: int = 1,
               heldout: str | None = None) -> dict:
-    """Worker call (a torch process): one nanoGPT run (torch_gpt.train on `corpus`), its figures; with
-    `heldout` (a text in the corpus's characters) also its exact loss there ("heldout_loss", "heldout_s")."""
+    """Worker call: one nanoGPT run on `corpus`, its figures (with `heldout`: "heldout_loss", "heldout_s")."""
     import types
 
     import torch
@@ -116,13 +110,9 @@ def run_ours(seed: int, *, model: str = "gpt", corpus: str = CORPUS, steps: int 
 
 def parity(seeds=(0, 1, 2), *, steps: int | None = None, corpus: str = CORPUS, cache: str | None = None,
            nice: int = 10, torch: bool = True) -> dict:
-    """Our command and nanoGPT's loop over `seeds`, fresh processes, taking turns; print the table.
-
-    A finished run is kept as cache/{side}-seed{S}.json (a rerun picks up where one stopped).
-    Returns:
-        {"rows": {seed: {"ours": {...}, "reference": {...}}}, "mean_ours", "mean_reference",
-         "difference", "agree" (|difference| <= TOLERANCE), "commands"}.
-    """
+    """Our command and nanoGPT's loop over `seeds`, fresh processes, taking turns, each run kept in
+    cache/{side}-seed{S}.json; print the table; {"rows": {seed: {side: run}}, "mean_ours", "mean_reference",
+    "difference", "agree" (|difference| <= TOLERANCE), "commands"}."""
     runs = {"ours": lambda s: run_ours(s, corpus=corpus, steps=steps, nice=nice)}
     if torch:
         runs["reference"] = lambda s: run_reference(s, steps=steps, corpus=corpus, nice=nice)
@@ -161,9 +151,6 @@ def _cached(cache: str | None, name: str, run) -> dict:
     return result
 
 
-# ----------------------------------------------------------------------------- speed
-
-
 def whole_runs(*, repeats: int, steps: int | None, threads: int, corpus: str = CORPUS) -> dict:
     """Wall seconds of whole runs in fresh processes, alternating: our command against nanoGPT's run."""
     walls = alternate({"makemore-jax train --model gpt": lambda _: run_ours(0, corpus=corpus, steps=steps)["wall_s"],
@@ -173,48 +160,35 @@ def whole_runs(*, repeats: int, steps: int | None, threads: int, corpus: str = C
 
 
 def scaling(mode: str, torch: bool) -> list[dict]:
-    """steps/s of our fused engine and nanoGPT's eager loop (1 and 2 threads) over an n_embd x block_size grid.
-
-    The engine runs 5 steps per dispatch: the grid's large steps take tens of milliseconds
-    to seconds, so the dispatch is no part of the figure and repeats stay short."""
+    """steps/s of our fused engine (5 steps per dispatch) and nanoGPT's eager loop (the faster of 1 and 2
+    threads) over an n_embd x block_size grid; print the table."""
+    from benchmarks.scaling import grid
     widths, blocks, repeats, seconds = GRID[mode]
-    points = []
-    with pool() as workers:
-        for n_embd in widths:
-            for block in blocks:
-                args = {"model": "gpt", "overrides": {"n_embd": n_embd, "block_size": block}}
-                sides = {"JAX": Side("jax", "benchmarks.sides:jax_training", {**args, "chunk": 5}, first_n=5)}
-                for t in (1, 2) if torch else ():
-                    sides[f"torch {t}t"] = Side(f"torch-{t}t", "benchmarks.sides:torch_training",
-                                                {**args, "variant": "lecture eager", "threads": t}, first_n=2)
-                fig = compare(workers, sides, repeats=repeats, seconds=seconds)
-                name, theirs = best(fig, [s for s in sides if s != "JAX"])
-                points.append({"n_embd": n_embd, "block_size": block, "jax": fig["JAX"].get("rate"),
-                               "torch": theirs and theirs["rate"], "torch_side": name,
-                               "flops_per_step": fig["JAX"].get("flops_per_step")})
-    rows = []
+
+    def sides_of(n_embd, block_size):
+        args = {"model": "gpt", "overrides": {"n_embd": n_embd, "block_size": block_size}}
+        return {"JAX": Side("jax", "benchmarks.sides:jax_training", {**args, "chunk": 5}, first_n=5),
+                **thread_sides("torch {t}t", "benchmarks.sides:torch_training", {**args, "variant": "lecture eager"},
+                               (1, 2) if torch else (), first_n=2)}
+    points = grid([{"n_embd": w, "block_size": b} for w in widths for b in blocks], sides_of, repeats, seconds, "gpt")
     for p in points:
-        x = p["jax"] / p["torch"] if p["jax"] and p["torch"] else None
-        rows.append([p["n_embd"], p["block_size"], f"{(p['flops_per_step'] or 0) / 1e9:.3f}", f"{p['jax'] or 0:,.1f}",
-                     f"{p['torch']:,.1f} ({p['torch_side'].split()[-1]})" if p["torch"] else "—", ratio_cell(x),
-                     "—" if x is None else "JAX" if x > 1 else "PyTorch"])
+        fig = p.pop("figures")
+        name, theirs = best(fig, [s for s in fig if s != "JAX"])
+        p.update(jax=fig["JAX"].get("rate"), torch=theirs and theirs["rate"], torch_side=name)
+    ratios = [p["jax"] / p["torch"] if p["jax"] and p["torch"] else None for p in points]
     markdown("n_embd: | block: | GFLOP/step: | JAX fused steps/s: | PyTorch eager steps/s (threads): | JAX is: | faster",
-             rows)
+             [[p["n_embd"], p["block_size"], f"{(p['flops_per_step'] or 0) / 1e9:.3f}", f"{p['jax'] or 0:,.1f}",
+               f"{p['torch']:,.1f} ({p['torch_side'].split()[-1]})" if p["torch"] else "—", ratio_cell(x),
+               "—" if x is None else "JAX" if x > 1 else "PyTorch"] for p, x in zip(points, ratios)])
     return points
 
 
 def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = None) -> dict:
-    """`--parity`: the reproduction (3 seeds, the recipe's steps); else the speed figures.
-
-    Speed: the `training` benchmark's rows for gpt (fused engine against nanoGPT's eager loop
-    and the same with fused AdamW at 1 and 2 threads, and torch.compile, GFLOP/s against the
-    matmul peak), whole runs in fresh processes (median of alternating repeats), and the
-    scaling grid.
-    """
-    mode, torch = mode or ("quick" if quick else "full"), machine.torch_available()
-    out = os.environ.get("BENCH_OUT", os.path.join("out", "bench"))
+    """`--parity`: the reproduction (3 seeds, the recipe's steps); else the speed figures: the `training`
+    benchmark's gpt rows, whole runs in fresh processes (median of alternating repeats), the scaling grid."""
+    mode, torch = mode_of(quick, mode), machine.torch_available()
     if "--parity" in (argv or ()):
-        return parity(cache=os.path.join(out, "gpt-parity"), torch=torch)
+        return parity(cache=os.path.join(out_dir(), "gpt-parity"), torch=torch)
     from benchmarks import training
     print("### Training steps/s (the `training` benchmark's gpt rows)\n")
     steps = training.main(quick=quick, mode=mode, names=["gpt"])
@@ -229,4 +203,3 @@ def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = 
     print("\n### Scaling: steps/s over n_embd x block_size (4 layers, 4 heads, batch 12)\n")
     return {"training": steps["models"]["gpt"], "peak_gflops": steps["peak_gflops"], "whole_runs": walls,
             "scaling": scaling(mode, torch)}
-

@@ -1,17 +1,12 @@
-"""A prepared GPU check, for a machine whose JAX has its CUDA build (under 8 minutes there):
+"""A prepared GPU check for a CUDA build of JAX (under 8 minutes there; `--dry-run`: toy sizes on the CPU,
+tests collected, not run):
 
     python -m benchmarks gpu [--dry-run] [--out DIR]     (writes DIR/results.md and results.json)
 
-It runs the tests that touch devices (test_parallel and the gpt tests), the lecture MLP
-through `makemore-jax train --model mlp` (its 200,000 steps), `gpt` with the CPU recipe,
-`gpt` with nanoGPT's GPU recipe (6 layers, 6 heads, n_embd 384, block 256, batch 64,
-dropout 0.2, lr 1e-3 -> 1e-4) for 500 steps, and steps/s of that recipe against nanoGPT's
-loop on the same device, in float32 and bfloat16 (ours `--dtype bfloat16`, torch autocast).
-`--dry-run` runs every step at toy sizes on the CPU (tests collected, not run), so the
-check itself is tested without a GPU.
+The device tests, `makemore-jax train --model mlp` (200k steps), `gpt`'s CPU recipe, nanoGPT's GPU
+recipe (GPU_RECIPE, lr 1e-3 -> 1e-4) for 500 steps, and that recipe's steps/s against nanoGPT's loop
+on the same device in float32 and bfloat16 (ours `--dtype bfloat16`, torch autocast).
 """
-
-from __future__ import annotations
 
 import os
 import sys

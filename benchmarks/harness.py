@@ -1,18 +1,11 @@
-"""Fair side-by-side timing, the one protocol every benchmark uses.
+"""Fair side-by-side timing, the one protocol every benchmark uses, each framework in its own process.
 
-Two ways to time a side, each framework in its own process:
-- a worker (`python -m benchmarks.harness`) builds a timed loop `factory(**args) -> (run,
-  info)`; run(n) does n units -> (units, value[, seconds where the side times itself]).
-  `compare` warms every side up, calibrates it to about `seconds` per repeat (or `Side.n`
-  units) and goes round the sides repeat by repeat, the first rotated each round, so drifts
-  in the load hit every side alike; `fresh=True` starts a process per repeat. Sides of one
-  framework share a process, frameworks never do (PyTorch where JAX has run is slower).
-  `one_call` runs one factory call in a fresh worker and times the process's whole life.
-- `command` times a whole command (e.g. `makemore-jax train`, built by `train_command`) and
-  reads the results it saved; `alternate` takes turns over such runs.
-Figures: the median with the min-max range. Within `sharing()` (the suite's --quick) every
-benchmark reuses one worker per process name. BENCH_INLINE=1 runs workers in this process.
-Wire protocol: one JSON line each way ({"op": "setup" | "run" | "call" | "rss" | "quit", ...}).
+A worker (`python -m benchmarks.harness`) builds a timed loop `factory(**args) -> (run, info)`,
+run(n) -> (units, value[, seconds]); `compare` warms sides up, calibrates them and alternates them
+repeat by repeat (median, min-max); `one_call` runs one call in a fresh worker; `command` times a
+whole command, `alternate` takes turns over such runs. Within `sharing()` (--quick) benchmarks
+share one worker per process name. BENCH_INLINE=1 runs workers in this process. Wire: one JSON
+line each way ({"op": "setup" | "run" | "call" | "rss" | "quit", ...}).
 """
 
 from __future__ import annotations
@@ -34,8 +27,8 @@ from benchmarks.machine import ONE_XLA_THREAD, ROOT
 
 
 def process_env(process: str, extra: dict | None = None) -> dict[str, str]:
-    """A process's environment from its name: "jax..." runs XLA on one thread as the CLI (unless the name
-    has "xla-threads"); "torch...-<k>t" has k intra-op threads; any other (a command) its own XLA setting."""
+    """The environment of a process by name: "jax..." one XLA thread as the CLI (not "...xla-threads"),
+    "torch...-<k>t" k intra-op threads, any other name (a command) its own XLA setting."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     env.pop("XLA_FLAGS", None)
     if process.startswith("jax") and "xla-threads" not in process:
@@ -160,9 +153,6 @@ def _niced(nice: int) -> list[str]:
     return ["nice", "-n", str(nice)] if nice else []
 
 
-# ----------------------------------------------------------------------------- whole commands
-
-
 def train_command(model: str, out: str, *flags: str) -> list[str]:
     """`makemore-jax train --model MODEL` as a user runs it, quiet, no samples, into `out`."""
     return [sys.executable, "-m", "makemore_jax", "train", "--model", model, "--out", out, "--overwrite", "--quiet",
@@ -171,8 +161,8 @@ def train_command(model: str, out: str, *flags: str) -> list[str]:
 
 def command(argv: list[str], *, out: str | None = None, env: dict | None = None, check: bool = True,
             nice: int = 0) -> dict:
-    """One fresh process of `argv` (its own XLA setting; `env` on top): "wall_s", "status", "tail" (its
-    last output line) and "results" (the losses `makemore-jax train` saved in `out`'s checkpoint.json)."""
+    """One fresh process of `argv` (`env` on top): "wall_s", "status", "tail" (its last output line) and
+    "results" (the losses `makemore-jax train` saved in `out`'s checkpoint.json)."""
     t = time.perf_counter()
     proc = subprocess.run([*_niced(nice), *argv], cwd=ROOT, capture_output=True, text=True,
                           env=process_env("command", env))
@@ -187,15 +177,12 @@ def command(argv: list[str], *, out: str | None = None, env: dict | None = None,
 
 
 def alternate(runs: dict, keys) -> dict[str, list]:
-    """{side: [runs[side](key) for each key]}, the sides taking turns to go first (key: a seed or a repeat)."""
+    """{side: [runs[side](key) for each key]}, the sides taking turns to go first."""
     rows = {side: [] for side in runs}
     for i, key in enumerate(keys):
         for side in list(runs)[i % len(runs):] + list(runs)[:i % len(runs)]:
             rows[side].append(runs[side](key))
     return rows
-
-
-# ----------------------------------------------------------------------------- timed loops in workers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,9 +199,8 @@ class Side:
 
 def compare(p: Pool, sides: dict[str, Side], *, repeats: int = 5, seconds: float = 1.0,
             fresh: bool = False) -> dict[str, dict]:
-    """Time every side, alternating; {side: figures} with "rate" (median units/s), "min", "max",
-    "rates", "n", "repeats", "value" (the last run's), the factory's info, "process_s" (fresh:
-    each process's whole life), or {"error": why} for a side that failed (the others still run)."""
+    """Time every side, alternating (`fresh`: a process per repeat); {side: figures}: "rate" (median units/s),
+    "min", "max", "rates", "n", "repeats", "value", the factory's info, "process_s", or {"error": why}."""
     out: dict[str, dict] = {name: {"rates": [], "process_s": []} for name in sides}
     units: dict[str, int] = {}
 
@@ -261,9 +247,6 @@ def _setup(worker: Worker, name: str, side: Side, seconds: float, units: dict) -
     return info
 
 
-# ----------------------------------------------------------------------------- formatting
-
-
 def rate_cell(figures: dict | None) -> str:
     """'12,345 (11,000-13,000)' from a side's figures, or why it is missing."""
     if not figures or "rate" not in figures:
@@ -280,9 +263,26 @@ def ratio_cell(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}x"
 
 
+def mode_of(quick: bool, mode: str | None) -> str:
+    """A benchmark's size: "full", "quick" or "toy" (the smoke tests' $BENCH_MODE)."""
+    return mode or ("quick" if quick else "full")
+
+
 def torch_threads(mode: str) -> tuple[int, ...]:
     """The PyTorch thread counts a mode times (the faster counts): 1 and 2, or 1 in a short run."""
     return (1, 2) if mode == "full" else (1,)
+
+
+def thread_sides(label: str, factory: str, args: dict, threads, process: str = "torch", **side) -> dict:
+    """One PyTorch side per thread count: {label.format(threads=..., t=...): Side(f"{process}-{t}t", ...)}."""
+    return {label.format(threads=threads_label(t), t=t): Side(f"{process}-{t}t", factory, {**args, "threads": t},
+                                                             **{"first_n": 5, **side}) for t in threads}
+
+
+def out_dir() -> str:
+    """Where benchmarks write their files ($BENCH_OUT, the suite's --out)."""
+    os.makedirs(out := os.environ.get("BENCH_OUT", os.path.join("out", "bench")), exist_ok=True)
+    return out
 
 
 def best(figures: dict[str, dict], names) -> tuple[str | None, dict | None]:
@@ -315,9 +315,6 @@ def table(figures: dict[str, dict], base: str, unit: str, rss: dict | None = Non
                 f"{fig.get('first_call_s', 0):.2f}", f"{mib:,.0f}" if mib else "—"]
     markdown(f"side | {unit} median (min-max): | {base.split(',')[0]} is: | set-up s: | first call s: | peak RSS MiB:",
              [row(name, fig) for name, fig in figures.items()])
-
-
-# ----------------------------------------------------------------------------- the worker process
 
 
 def _load(path: str):

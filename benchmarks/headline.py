@@ -1,17 +1,11 @@
-"""The headline: the lectures' path end to end through the command line, against the time the
-lectures' PyTorch code needs for the same training steps.
-
-Each model of the lecture path is trained by `makemore-jax train` in a fresh process
-(start-up, data, compile, training, evaluation of three splits and the checkpoint all
-count). The PyTorch side is the lecture's own loop ("lecture eager") timed over a shorter
-run at 1 and 2 threads (the faster counts; --quick: 1) and extrapolated to the same steps: its start-up,
-evaluation and saving are left out, which favours PyTorch. The path is also run with the
-commands side by side, one per core (longest first): the wall time of the whole path.
+"""The headline: the lectures' path end to end through the command line (`makemore-jax train` in a
+fresh process per model: start-up, data, compile, training, evaluation, checkpoint), against the
+lectures' PyTorch loop timed over a shorter run at its faster thread count and extrapolated (its
+start-up, evaluation and saving left out, which favours PyTorch); then the whole path one command
+per core, longest first.
 
     python -m benchmarks headline [--quick]      (--quick: the first model only, 1,000 steps)
 """
-
-from __future__ import annotations
 
 import concurrent.futures
 import os
@@ -23,7 +17,7 @@ import time
 from makemore_jax import models
 
 from benchmarks import machine
-from benchmarks.harness import Side, best, command, compare, pool, train_command
+from benchmarks.harness import best, command, compare, mode_of, pool, thread_sides, torch_threads, train_command
 from benchmarks.references import REFERENCES
 
 LECTURE_PATH = (("mlp", ("--init", "unit")), ("mlp-bn", ()), ("mlp-deep", ()), ("wavenet", ()))
@@ -42,7 +36,7 @@ def path_wall_seconds(path: list[tuple[str, tuple[str, ...]]], steps: int, lanes
 
 def main(quick: bool = False, mode: str | None = None) -> dict:
     """Run the path; print a table; return {"rows": {model: {...}}, "total_jax_s", "total_torch_s", ...}."""
-    mode = mode or ("quick" if quick else "full")
+    mode = mode_of(quick, mode)
     (steps, torch_seconds, first_repeats, n_models), torch, rows = SIZES[mode], machine.torch_available(), {}
     path = [(m, extra) for m, extra in LECTURE_PATH if m in models.REGISTRY][:n_models]
     for i, (name, extra) in enumerate(path):
@@ -50,9 +44,9 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
         runs = [path_wall_seconds([(name, extra)], steps, 1) for _ in range(first_repeats if i == 0 else 1)]
         rows[name] = row = {"cli_s": statistics.median(runs), "cli_runs": runs, "steps": steps, "torch_s": None}
         if torch and name in REFERENCES:
-            args = {"model": name, "variant": "lecture eager", "overrides": {"init": "unit"} if extra else {}}
-            side_set = {f"{t}t": Side(f"torch-{t}t", "benchmarks.sides:torch_training", {**args, "threads": t},
-                                      first_n=20) for t in ((1, 2) if mode == "full" else (1,))}
+            side_set = thread_sides("{t}t", "benchmarks.sides:torch_training", {
+                "model": name, "variant": "lecture eager", "overrides": {"init": "unit"} if extra else {}},
+                torch_threads(mode), first_n=20)
             with pool() as workers:
                 _, fig = best(compare(workers, side_set, repeats=3, seconds=torch_seconds), side_set)
             if fig is not None:

@@ -1,8 +1,6 @@
 """The machine a benchmark runs on (CPU, cores, versions, matmul peak: every figure sits beside
 `info()`, so nobody compares numbers across machines) and the settings benchmarks share."""
 
-from __future__ import annotations
-
 import datetime
 import importlib.metadata
 import importlib.util

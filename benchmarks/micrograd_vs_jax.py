@@ -1,17 +1,12 @@
-"""One forward+backward of the moons MLP(2, [16, 16, 1]) on 100 points: micrograd against
-jax.jit(jax.value_and_grad(...)) of the same loss (max-margin + 1e-4 L2), each in its own
-worker (harness.compare: alternating, median with min-max). micrograd is timed with Python's
-cycle collector on and paused (as timeit runs it); JAX's first call (trace + compile) is
-reported on its own.
+"""One forward+backward of the moons MLP(2, [16, 16, 1]) on 100 points (max-margin + 1e-4 L2): micrograd
+(cycle collector on, and paused as timeit runs it) against jax.jit(jax.value_and_grad(...)).
 
     python -m benchmarks micrograd [--quick]
 """
 
-from __future__ import annotations
-
 import gc
 
-from benchmarks.harness import Side, compare, markdown, pool
+from benchmarks.harness import Side, compare, markdown, mode_of, pool
 
 SIZES = {"full": (5, 0.5), "quick": (3, 0.05), "toy": (1, 0.0)}  # repeats, seconds per repeat
 SIDES = {"micrograd": ("micrograd", "micrograd_side", {"gc_paused": False}),
@@ -65,7 +60,7 @@ def jax_side():
 def main(quick: bool = False, mode: str | None = None) -> dict:
     """Time both; print a table; return {"micrograd_ms", "micrograd_gc_paused_ms", "jax_us",
     "jax_first_call_s", "ratio", "ratio_gc_paused", "loss_micrograd", "loss_jax", "sides"}."""
-    repeats, seconds = SIZES[mode or ("quick" if quick else "full")]
+    repeats, seconds = SIZES[mode_of(quick, mode)]
     sides = {name: Side(process, f"benchmarks.micrograd_vs_jax:{factory}", args, first_n=1)
              for name, (process, factory, args) in SIDES.items()}
     with pool() as workers:

@@ -5,16 +5,11 @@
     python -m benchmarks.reproduce --model gru --set lr=5e-3 --set warmup_steps=500 --out out/gru
     python -m benchmarks.reproduce --model transformer --framework torch --steps 20000 --out out/tf-torch
 
-Data: makemore's names.txt (machine.shared_names) when present, else the bundled list (or
---data). Splits: "lectures" (seeded shuffle, 80/10/10) or "makemore" (1,000 test and 1,000
-dev words, the rest train). A run trains the model's recipe (its train_defaults, the lr decay
-scaled to --steps), evaluates dev every --eval-every steps and reports every split at the
-end and at the best dev loss. `--framework torch` runs makemore.py's own transformer and loop
-(references.torch_transformer.train_makemore). Each run is a fresh worker process of its
-framework (harness.one_call). --out: log.jsonl, dev.jsonl, result.json.
+Data: makemore's names.txt when present, else the bundled list (or --data); splits "lectures"
+(seeded 80/10/10) or "makemore" (1,000 test and dev words). A run trains the model's recipe (lr
+decay scaled to --steps), the dev loss every --eval-every steps, every split at the end and at the
+best dev; `--framework torch`: makemore.py's own transformer and loop. One worker per run.
 """
-
-from __future__ import annotations
 
 import argparse
 import json
@@ -46,10 +41,10 @@ def splits(model, config, words: list[str], split: str, split_seed: int = 42) ->
 def run(model_name: str, words: list[str], *, split: str = "lectures", seed: int = 0, steps: int | None = None,
         overrides: dict | None = None, eval_every: int = 2500, split_seed: int = 42, out: str | None = None) -> dict:
     """Train one run; {"final": {split: loss}, "best": {split: loss at the best dev}, "best_step", "seconds", ...}."""
-    import jax
-
     from makemore_jax.evaluate import kind_loss
-    from makemore_jax.train import TrainConfig, create_train_state, fit
+    from makemore_jax.train import TrainConfig
+
+    from benchmarks.sides import fit_evaluated
     model, overrides = models.get(model_name), dict(overrides or {})
     config = model.make_config(vocab_size=data.Vocab.from_words(words).size, words=words,
                                **{k: v for k, v in overrides.items() if k in model.config_fields})
@@ -58,28 +53,17 @@ def run(model_name: str, words: list[str], *, split: str = "lectures", seed: int
     decay = {"lr_decay_step": recipe.lr_decay_step * steps // recipe.steps} if recipe.lr_decay_step else {}
     tc = TrainConfig(**{**model.train_defaults, **decay, "steps": steps, "chunk_size": min(eval_every, steps),
                         **{k: v for k, v in overrides.items() if k not in model.config_fields}})
-    arrays = splits(model, config, words, split, split_seed)
+    arrays, t = splits(model, config, words, split, split_seed), time.perf_counter()
+    ts, summary, curve, best = fit_evaluated(model, config, tc, arrays["train"], {"dev": arrays["dev"]}, seed, "dev")
     loss = lambda ts, s: kind_loss(model, config, ts.params, ts.model_state, arrays[s])  # noqa: E731
-    best, curve, t = {"dev": float("inf")}, [], time.perf_counter()
-    os.makedirs(out or ".", exist_ok=True)
-    log = open(os.path.join(out, "log.jsonl"), "w") if out else None
-
-    class DevEvery:  # a loop callback: dev loss (and the log line) after every chunk
-        def on_chunk(self, ts, step, losses, elapsed):
-            curve.append({"step": int(ts.step), "dev": loss(ts, "dev")})
-            if log:
-                log.write(json.dumps({"step": step, "loss": float(losses.mean()), "time": elapsed}) + "\n")
-            if curve[-1]["dev"] < best["dev"]:
-                best.update(dev=curve[-1]["dev"], step=int(ts.step), state=ts)
-
-    ts = create_train_state(model, config, tc, jax.random.key(seed))
-    ts, summary = fit(model, config, tc, *arrays["train"], ts, callbacks=[DevEvery()])
-    if log:
-        log.close()
+    if out:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "log.jsonl"), "w") as f:
+            f.writelines(json.dumps({"step": c["step"], "loss": c["loss"], "time": c["time"]}) + "\n" for c in curve)
     return _write(out, {"model": model_name, "split": split, "seed": seed, "steps": steps, "config": vars(config),
-                        "final": {s: loss(ts, s) for s in arrays}, "best": {s: loss(best["state"], s) for s in arrays},
-                        "best_step": best["step"], "curve": curve, "seconds": time.perf_counter() - t,
-                        "steps_per_s": summary["steps"] / summary["seconds"]})
+                        "final": {s: loss(ts, s) for s in arrays}, "best": {s: loss(best["ts"], s) for s in arrays},
+                        "best_step": best["step"], "curve": [{"step": c["step"], "dev": c["dev"]} for c in curve],
+                        "seconds": time.perf_counter() - t, "steps_per_s": summary["steps"] / summary["seconds"]})
 
 
 def torch_run(words: list[str], *, split: str, seed: int, steps: int, eval_every: int, init: str = "pytorch",
@@ -101,7 +85,7 @@ def torch_run(words: list[str], *, split: str, seed: int, steps: int, eval_every
 
 
 def _write(out: str | None, result: dict) -> dict:
-    """Write dev.jsonl (the curve) and result.json (the rest) to `out`, if given; return the result without its curve."""
+    """dev.jsonl (the curve) and result.json (the rest) into `out`, if given; the result without its curve."""
     curve = result.pop("curve")
     if out:
         with open(os.path.join(out, "dev.jsonl"), "w") as f:

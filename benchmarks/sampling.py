@@ -1,14 +1,10 @@
-"""Sampling speed (names/s) of the lecture-2 MLP: the library's batched, jitted sampler against
-the lectures' one-name-at-a-time loop and a batched PyTorch sampler, PyTorch at 1 and 2
-threads (the faster counts; --quick: 1). All draw from the same parameters (the MLP after a
-few thousand steps, saved once by the JAX worker) and decode to strings; each side's mean
-name length shows they make the same kind of names. Target: the JAX sampler >= 50x the
-lectures' loop.
+"""Sampling speed (names/s) of the lecture-2 MLP: the library's batched, jitted sampler against the
+lectures' one-name-at-a-time loop and a batched PyTorch sampler (PyTorch's faster thread count), all
+from the same parameters (a short training run, saved once), decoded to strings; each side's mean
+name length shows they make the same kind of names. Target: >= 50x the lectures' loop.
 
     python -m benchmarks sampling [--quick]
 """
-
-from __future__ import annotations
 
 import os
 import tempfile
@@ -16,7 +12,8 @@ import tempfile
 import numpy as np
 
 from benchmarks import machine, sides
-from benchmarks.harness import Side, best, compare, pool, ratio, ratio_cell, table, threads_label, torch_threads
+from benchmarks.harness import Side, best, compare, mode_of, pool, ratio, ratio_cell, table, threads_label, \
+    torch_threads
 
 TARGET = 50.0
 JAX = "JAX sample_ids (batched, jitted)"
@@ -38,9 +35,10 @@ def prepare(path: str, steps: int) -> dict:
 
 
 def _load(path: str) -> tuple[dict, int, object]:
+    """(parameters, block_size, vocab) saved by `prepare`."""
     with np.load(path) as f:
         p = {k: f[k] for k in f.files}
-    return p, p["W1"].shape[0] // p["C"].shape[1], sides.corpus("mlp")[1]  # (parameters, block_size, vocab)
+    return p, p["W1"].shape[0] // p["C"].shape[1], sides.corpus("mlp")[1]
 
 
 def _run(sample):
@@ -91,7 +89,7 @@ def torch_sampler(path: str, threads: int, batch: int | None, max_len: int):
 
 def main(quick: bool = False, mode: str | None = None) -> dict:
     """Time the samplers; print a table; return {"sides", "ratios", "batch", "train_steps"}."""
-    mode = mode or ("quick" if quick else "full")
+    mode = mode_of(quick, mode)
     (batch, steps, repeats, seconds), torch = SIZES[mode], machine.torch_available()
     with tempfile.TemporaryDirectory() as tmp, pool() as workers:
         path = os.path.join(tmp, "mlp.npz")

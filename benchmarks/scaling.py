@@ -1,27 +1,22 @@
-"""How training speed scales: steps/s and GFLOP/s of the MLP as the batch size (width 200) and
-the hidden width (batch 32) grow, JAX against PyTorch, with a PNG of both sweeps
-(`scaling.png` in the suite's --out). Small steps are overhead-bound (steps/s hardly moves
-as the work grows); once the matmuls dominate, steps/s falls in proportion and GFLOP/s nears
-the matmul peak. Sides: the fused engine as the CLI runs it (XLA on one thread), the same
-with XLA's own threads, the lectures' PyTorch loop at 1 and 2 threads (--quick: the CLI's JAX
-setting and PyTorch at 1 thread); FLOPs: XLA's count.
+"""How training speed scales: the MLP's steps/s and GFLOP/s as the batch size (width 200) and the
+hidden width (batch 32) grow, JAX (XLA on one thread as the CLI, and on its own threads) against the
+lectures' PyTorch loop at 1 and 2 threads (--quick: the CLI's setting, 1 thread), with a PNG
+(`scaling.png` in --out). `grid` times any set of points (gpt's n_embd x block grid too).
 
     python -m benchmarks scaling [--quick]
 """
-
-from __future__ import annotations
 
 import os
 import sys
 
 from benchmarks import machine, sides
-from benchmarks.harness import Side, compare, markdown, pool
+from benchmarks.harness import Side, compare, markdown, mode_of, out_dir, pool
 
 OURS = "JAX fused, XLA 1 thread (as the CLI)"
 SIDES = {OURS: "jax", "JAX fused, XLA threads": "jax-xla-threads",  # name -> process
          "PyTorch lecture eager, 1 thread": "torch-1t", "PyTorch lecture eager, 2 threads": "torch-2t"}
 SIZES = {"full": ({"batch": (1, 8, 64, 512, 4096), "width": (64, 256, 1024, 4096)}, 5, 0.4),
-         "quick": ({"batch": (1, 1024), "width": (64, 2048)}, 2, 0.05),
+         "quick": ({"batch": (1, 512), "width": (64, 1024)}, 2, 0.05),
          "toy": ({"batch": (1,), "width": (256,)}, 1, 0.0)}
 SWEEPS = {"batch": "batch size (width 200)", "width": "hidden width (batch 32)"}
 
@@ -39,23 +34,31 @@ def point_sides(batch: int, width: int, torch: bool, small: bool, chunk: int | N
     return out
 
 
+def grid(points: list[dict], sides_of, repeats: int, seconds: float, label: str) -> list[dict]:
+    """`compare(sides_of(**point))` at each point: [{**point, "figures", "flops_per_step" (XLA's count)}]."""
+    out = []
+    with pool() as workers:
+        for point in points:
+            print(f"  {label}: {point}", file=sys.stderr, flush=True)
+            figures = compare(workers, sides_of(**point), repeats=repeats, seconds=seconds)
+            flops = next((f["flops_per_step"] for f in figures.values() if f.get("flops_per_step")), None)
+            out.append({**point, "figures": figures, "flops_per_step": flops})
+    return out
+
+
 def main(quick: bool = False, mode: str | None = None) -> dict:
     """Run both sweeps; print tables; draw the PNG; return {"points": [...], "peak_gflops", "png", "findings"}."""
-    mode = mode or ("quick" if quick else "full")
-    (grid, repeats, seconds), torch = SIZES[mode], machine.torch_available()
+    mode = mode_of(quick, mode)
+    (sizes, repeats, seconds), torch = SIZES[mode], machine.torch_available()
     peak = sides.matmul_peak(torch, n=512 if mode == "toy" else 2048, torch_threads=1 if mode != "full" else 2)
-    results = []
-    with pool() as workers:
-        for sweep, value, batch, width in [("batch", b, b, 200) for b in grid["batch"]] + \
-                [("width", w, 32, w) for w in grid["width"]]:
-            print(f"  scaling: batch {batch}, width {width}", file=sys.stderr, flush=True)
-            figures = compare(workers, point_sides(batch, width, torch, mode != "full", 10 if mode == "toy" else None),
-                              repeats=repeats, seconds=seconds)
-            flops = next((f["flops_per_step"] for f in figures.values() if f.get("flops_per_step")), None)
-            results.append({"sweep": sweep, "value": value, "batch": batch, "width": width, "flops_per_step": flops,
-                            "steps_per_s": {k: f.get("rate") for k, f in figures.items()},
-                            "gflops": {k: f["rate"] * flops / 1e9 if flops and f.get("rate") else None
-                                       for k, f in figures.items()}})
+    points = [{"sweep": "batch", "value": b, "batch": b, "width": 200} for b in sizes["batch"]] + \
+        [{"sweep": "width", "value": w, "batch": 32, "width": w} for w in sizes["width"]]
+    results = grid(points, lambda sweep, value, batch, width: point_sides(
+        batch, width, torch, mode != "full", 10 if mode == "toy" else None), repeats, seconds, "scaling")
+    for r in results:
+        figures, flops = r.pop("figures"), r["flops_per_step"]
+        r.update(steps_per_s={k: f.get("rate") for k, f in figures.items()},
+                 gflops={k: f["rate"] * flops / 1e9 if flops and f.get("rate") else None for k, f in figures.items()})
     names = [n for n in SIDES if any(r["steps_per_s"].get(n) for r in results)]
     print(f"steps/s (GFLOP/s) per side, median of {repeats} alternating repeats; matmul peak {peak['best']:.0f} "
           "GFLOP/s.\n")
@@ -107,9 +110,7 @@ def _plot(results: list[dict], peak: dict) -> str | None:
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("MLP training: where it stops being overhead-bound")
     fig.tight_layout()
-    out = os.environ.get("BENCH_OUT", os.path.join("out", "bench"))
-    os.makedirs(out, exist_ok=True)
-    fig.savefig(path := os.path.join(out, "scaling.png"), dpi=110)
+    fig.savefig(path := os.path.join(out_dir(), "scaling.png"), dpi=110)
     plt.close(fig)
     print(f"\nplot: {path}")
     return path

@@ -1,10 +1,5 @@
-"""The timed loops, built inside worker processes (harness factories: `(run, info)`, run(n) ->
-(units done, last value)): JAX's fused engine, a per-step `jax.jit` loop and the PyTorch
-references' loops on the same problem, both frameworks' whole-split loss, and the matmul
-peak. `problem` builds data and config as the CLI does: the model's data kind over its split.
-"""
-
-from __future__ import annotations
+"""The timed loops (harness factories) on one problem per model, built as the CLI builds it: JAX's
+fused engine, a per-step `jax.jit` loop, the PyTorch references, the whole-split loss, the matmul peak."""
 
 import functools
 import importlib
@@ -30,13 +25,7 @@ def corpus(model_name: str, path: str | None = None) -> tuple:
 
 
 def problem(model_name: str, overrides: dict | None = None, *, split: str = "train", path: str | None = None):
-    """(model, config, X, Y, vocab) for a registered model, built as the CLI builds them.
-
-    Args:
-        overrides: model config fields (e.g. {"n_hidden": 1024}).
-        split: a name of the model's data kind's splits ("train", "dev", "test" of the words; "train", "val").
-        path: the data file (default: the kind's bundled one).
-    """
+    """(model, config, X, Y, vocab): `overrides` of the config, one of the data kind's splits of `path`."""
     model, (items, vocab) = models.get(model_name), corpus(model_name, path)
     config = model.make_config(vocab_size=vocab.size, words=items, **dict(overrides or {}))
     part = dict(zip(model.kind.splits, model.kind.split(items)))[split]
@@ -50,10 +39,13 @@ def train_config(model: models.Model, batch_size: int | None = 0):
     return TrainConfig(**{**model.train_defaults, "steps": steps, **({} if batch_size == 0 else {"batch_size": batch_size})})
 
 
-def trained_models() -> list[str]:
-    """Registered models trained by gradient steps (a closed-form fit has nothing to time)."""
+def trained_models(mode: str = "full") -> list[str]:
+    """Registered models trained by gradient steps (a closed-form fit has nothing to time); --quick: the first of
+    each data kind."""
     from makemore_jax.lifecycle import fitting
-    return [name for name, m in models.REGISTRY.items() if fitting(m).trains]
+    names = [name for name, m in models.REGISTRY.items() if fitting(m).trains]
+    firsts = {models.get(n).kind.name: n for n in reversed(names)}.values()
+    return sorted(firsts, key=names.index) if mode == "quick" else names
 
 
 def reference_module(model_name: str):
@@ -66,7 +58,7 @@ def reference_module(model_name: str):
 
 
 def jax_setup(model: str, batch_size: int | None = 0, overrides: dict | None = None, seed: int = 0):
-    """(model, config, tc, ts, train_step, X, Y) for a JAX side: the library's step, not compiled."""
+    """(model, config, tc, ts, train_step, X, Y): the library's step, not compiled."""
     import jax
 
     from makemore_jax.train import create_train_state, make_optimizer, make_train_step
@@ -78,8 +70,7 @@ def jax_setup(model: str, batch_size: int | None = 0, overrides: dict | None = N
 
 @functools.lru_cache(maxsize=None)
 def _compiled(model: str, batch_size: int | None, overrides: str, seed: int) -> tuple:
-    """jax_setup's pieces, one batch and the jitted step, compiled once per process (a model's fused and
-    per-step sides share it): (setup, batch, draw, step, info, compile seconds)."""
+    """(jax_setup's pieces, one batch, draw, the compiled step, info, compile s), once per process."""
     import jax
     setup = m, config, tc, ts, train_step, X, Y = jax_setup(model, batch_size, json.loads(overrides), seed)
     B, draw = tc.batch_size, functools.partial(m.kind.batch, block_size=config.block_size)
@@ -106,14 +97,8 @@ def fused_run(chunk_fn, ts, X, Y, chunk: int):
 
 def jax_training(model: str, loop: str = "fused", batch_size: int | None = 0, overrides: dict | None = None,
                  seed: int = 0, chunk: int | None = None):
-    """The engine's fused chunk ("fused") or a per-step `jax.jit` loop fed from the host ("per-step").
-
-    The per-step loop is what a JAX user writes first: one dispatch and one host round trip of
-    the batch per step, the batches drawn as the engine draws them (the data kind's `batch`:
-    both loops take the same steps). The fused chunk runs `chunk` steps per dispatch: the
-    CLI's 1000, or fewer (at least 10) where a chunk would take over a quarter of a second.
-    "compile_s": the chunk's compile, and the step's where this side compiled it.
-    """
+    """The engine's fused chunk of `chunk` steps (default: CHUNK, fewer for slow steps) or a per-step
+    `jax.jit` loop fed from the host, the same batches; "compile_s" counts the step where this side built it."""
     import jax
 
     from makemore_jax.train import make_train_chunk
@@ -151,6 +136,26 @@ def _chunk_size(step, ts, batch, budget_s: float = 0.25) -> int:
         jax.block_until_ready(step(ts, batch))
         times.append(time.perf_counter() - t)
     return int(min(CHUNK, max(10, budget_s / sorted(times)[3])))
+
+
+def fit_evaluated(model, config, tc, train, evals: dict, seed: int = 0, best: str | None = None) -> tuple:
+    """Train with the exact loss over each of `evals` ({name: arrays}) after every chunk: (last state, summary,
+    curve [{"step", "loss", "time", name: loss}], {"ts", "step", "loss"} at the lowest `best` loss)."""
+    import jax
+
+    from makemore_jax.evaluate import kind_loss
+    from makemore_jax.train import create_train_state, fit
+    curve, kept = [], {}
+
+    class Every:  # a loop callback
+        def on_chunk(self, ts, step, losses, elapsed):
+            curve.append({"step": int(ts.step), "loss": float(losses.mean()), "time": elapsed, **{
+                k: kind_loss(model, config, ts.params, ts.model_state, a) for k, a in evals.items()}})
+            if best and curve[-1][best] < kept.get("loss", math.inf):
+                kept.update(loss=curve[-1][best], step=int(ts.step), ts=ts)
+    ts = create_train_state(model, config, tc, jax.random.key(seed))
+    ts, summary = fit(model, config, tc, *train, ts, callbacks=[Every()])
+    return ts, summary, curve, kept
 
 
 def jax_split_loss(model: str, split: str = "train"):

@@ -4,21 +4,11 @@
     python -m benchmarks speedrun --budget      # the best validation loss of each side in 300 s
     python -m benchmarks speedrun --ablations   # each change added to gpt alone, and left out alone
 
-The target is the reference's (nanoGPT's CPU recipe, torch_gpt.train, 2,000 steps) mean exact
-validation loss over the race's seeds. A side's time is its whole run in a fresh process
-(gpt.run_ours, gpt.run_reference): start-up, compiling (JAX's persistent cache off), training
-and the exact validation loss; neither side evaluates its training split. Each run is also
-scored on the held-out play (data/shakespeare_heldout.txt), a text no recipe was tuned on.
-The reference runs at its faster thread count, measured first (`reference_threads`).
-
-Ablations separate the two things a change moves: the losses come from runs with the exact
-validation loss every `EVAL_EVERY` steps (two at a time: losses do not depend on the load),
-the speed of each architecture and optimiser from a short run on the quiet machine. Time to
-the target = the race's fixed cost (start-up, compile, final evaluation; from the race saved
-in BENCH_OUT/speedrun.json, else one run first) + the first step at or below the target / speed.
+Target: the reference's mean exact val over the race's seeds. A side's time is its whole run in a
+fresh process (compile cache off), also scored on the held-out play. Ablations: losses from runs
+with the exact val every EVAL_EVERY steps (two at a time), speeds from short runs one at a time;
+time to target = the race's fixed cost (BENCH_OUT/speedrun.json) + first step <= target / speed.
 """
-
-from __future__ import annotations
 
 import concurrent.futures
 import contextlib
@@ -27,7 +17,7 @@ import os
 import statistics
 
 from benchmarks import gpt, machine
-from benchmarks.harness import Side, alternate, best, compare, markdown, one_call, pool
+from benchmarks.harness import alternate, best, compare, markdown, one_call, out_dir, pool, thread_sides
 
 HELDOUT = os.path.join(machine.ROOT, "data", "shakespeare_heldout.txt")
 SEEDS = (0, 1, 2)
@@ -85,10 +75,10 @@ def reference_threads() -> int:
     """nanoGPT's faster thread count here (1 or 2): its step timed at each, alternating."""
     if (os.cpu_count() or 1) < 2:
         return 1
-    sides = {t: Side(f"torch-{t}t", "benchmarks.sides:torch_training",
-                     {"model": "gpt", "variant": "lecture eager", "threads": t}, first_n=2) for t in (1, 2)}
+    sides = thread_sides("{t}", "benchmarks.sides:torch_training", {"model": "gpt", "variant": "lecture eager"},
+                         (1, 2), first_n=2)
     with pool() as workers:
-        return best(compare(workers, sides, repeats=3, seconds=0.5), sides)[0] or 1
+        return int(best(compare(workers, sides, repeats=3, seconds=0.5), sides)[0] or 1)
 
 
 def race(seeds=SEEDS, steps: int | None = None, threads: int | None = None) -> dict:
@@ -140,14 +130,12 @@ def variants(base_steps: dict, changes: dict = CHANGES) -> list[dict]:
     return out
 
 
-def _fit(variant: dict, steps: int, chunk: int, callback=None, seed: int = 0) -> tuple:
-    """Train `variant` (model, overrides) `steps` steps as the CLI would, on the corpus: (summary, model, config, val)."""
-    import jax
-
+def _fit(variant: dict, steps: int, chunk: int, val: bool = False, seed: int = 0) -> tuple:
+    """Train `variant` (model, overrides) `steps` steps on the corpus as the CLI would: (summary, val curve)."""
     from makemore_jax import models
-    from makemore_jax.train import TrainConfig, create_train_state, fit
+    from makemore_jax.train import TrainConfig
 
-    from benchmarks.sides import problem
+    from benchmarks.sides import fit_evaluated, problem
     m, over = models.get(variant["model"]), variant["overrides"]
     model_over = {k: v for k, v in over.items() if k in m.config_fields}
     train_over = {k: v for k, v in over.items() if k not in m.config_fields}
@@ -155,27 +143,14 @@ def _fit(variant: dict, steps: int, chunk: int, callback=None, seed: int = 0) ->
     tc = TrainConfig(**{**m.train_defaults, "warmup_steps": min(warmup, steps), **train_over, "steps": steps,
                         "chunk_size": chunk, "eval_train": False})
     _, config, X, Y, _ = problem(m.name, model_over, path=gpt.CORPUS)
-    val = problem(m.name, model_over, split="val", path=gpt.CORPUS)[2:4]
-    ts = create_train_state(m, config, tc, jax.random.key(seed))
-    callbacks = [callback(m, config, val)] if callback else []
-    return fit(m, config, tc, X, Y, ts, callbacks=callbacks)[1], callbacks
-
-
-class _ValTrace:
-    """A loop callback: the exact validation loss after every chunk, as [[step, val], ...]."""
-
-    def __init__(self, model, config, val):
-        self.model, self.config, self.val, self.trace = model, config, val, []
-
-    def on_chunk(self, ts, step, losses, elapsed):
-        from makemore_jax.evaluate import kind_loss
-        self.trace.append((int(ts.step), kind_loss(self.model, self.config, ts.params, ts.model_state, self.val)))
+    evals = {"val": problem(m.name, model_over, split="val", path=gpt.CORPUS)[2:4]} if val else {}
+    return fit_evaluated(m, config, tc, (X, Y), evals, seed)[1:3]
 
 
 def trace(variant: dict) -> dict:
     """Worker call: train one variant, the exact val loss every EVAL_EVERY steps: {"trace": [[step, val], ...]}."""
-    (recorder,) = _fit(variant, variant["steps"], min(EVAL_EVERY[variant["model"]], variant["steps"]), _ValTrace)[1]
-    return {"trace": recorder.trace}
+    curve = _fit(variant, variant["steps"], min(EVAL_EVERY[variant["model"]], variant["steps"]), val=True)[1]
+    return {"trace": [(c["step"], c["val"]) for c in curve]}
 
 
 def speed(variant: dict) -> dict:
@@ -221,9 +196,7 @@ def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = 
     """The race (default), `--budget`, or `--ablations` (with the target and fixed cost of the race saved in
     BENCH_OUT/speedrun.json, else of a race run first). mode "toy": a few steps each, one seed, two changes."""
     argv, toy = list(argv or ()), mode == "toy"
-    out = os.environ.get("BENCH_OUT", os.path.join("out", "bench"))
-    os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "speedrun.json")
+    path = os.path.join(out_dir(), "speedrun.json")
     with open(path) if os.path.isfile(path) else contextlib.nullcontext() as f:
         saved = json.load(f) if f else {}
     threads = 1 if toy else None  # None: measured by the race or budget

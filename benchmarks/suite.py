@@ -1,16 +1,8 @@
-"""The benchmark suite: run every benchmark, or the ones named, and write results.md and
-results.json (with the machine they ran on) to --out.
+"""The benchmark suite: every benchmark (a module here with `main(quick=False, mode=None) -> dict` that
+prints markdown tables), or those named; results.md and results.json, with the machine, to --out.
 
-    python -m benchmarks [--quick] [--no-torch] [--out DIR] [NAME ...]
-    makemore-jax bench [same flags]
-
-Each benchmark is a module here with `main(quick=False, mode=None) -> dict` that prints its
-markdown tables (mode "toy", from $BENCH_MODE: the smoke tests' sizes); the suite keeps what
-each printed and returned. With --quick every benchmark shares one worker process per
-framework setting (harness.sharing). BENCH_INLINE=1 runs the compared sides in this process.
+    python -m benchmarks [--quick] [--no-torch] [--out DIR] [NAME ...]    (or: makemore-jax bench)
 """
-
-from __future__ import annotations
 
 import argparse
 import contextlib

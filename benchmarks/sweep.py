@@ -1,20 +1,15 @@
-"""Sweep throughput: 8 lecture-2 MLP runs (mlp --init unit, batch 32) trained at once by
-`sweep.train_sweep` against the same 8 runs one after another on the fused engine (one chunk
-compiled per learning rate, as `train.fit` runs it). Every repeat of each side is a fresh
-worker: the swept one splits the CPU into one XLA host device per core before JAX starts, as
-`makemore-jax sweep` does. Aggregate steps/s = 8 runs x steps / training seconds, compile
-excluded; each process's whole life (start-up, data, compile, training) is reported too.
+"""Sweep throughput: 8 lecture-2 MLP runs (--init unit, batch 32) trained at once by `sweep.train_sweep`
+(one XLA host device per core, as `makemore-jax sweep`) against the same runs one after another on
+the fused engine; every repeat a fresh worker. Aggregate steps/s (training seconds) and process s.
 
     python -m benchmarks sweep [--quick]
 """
-
-from __future__ import annotations
 
 import os
 import statistics
 import time
 
-from benchmarks.harness import Side, compare, markdown, pool
+from benchmarks.harness import Side, compare, markdown, mode_of, pool
 
 LRS, SEEDS, BATCH = (0.05, 0.1), (1, 2, 3, 4), 32  # 2 x 4 = 8 runs
 SERIAL, SWEPT = "one after another", "swept at once"
@@ -56,7 +51,7 @@ def side(swept: bool, chunk: int = 1000):
 
 def main(quick: bool = False, mode: str | None = None) -> dict:
     """Time both sides in alternating fresh processes; print a table; return the figures and ratios."""
-    steps, repeats = SIZES[mode or ("quick" if quick else "full")]
+    steps, repeats = SIZES[mode_of(quick, mode)]
     sides = {name: Side("jax", "benchmarks.sweep:side", {"swept": swept}, n=steps)
              for name, swept in ((SERIAL, False), (SWEPT, True))}
     with pool() as workers:

@@ -3,29 +3,19 @@
     python -m benchmarks.tokens                       # 120 s of training each, the five tokenizers
     python -m benchmarks.tokens --seconds 5 --out out/tokens.md   # a smoke run
 
-Each tokenizer trains `gpt` (its default recipe: 4 blocks, n_embd 128, block 64, batch 12,
-AdamW with warmup and a cosine to the last step) in a process of its own, so no compiled
-program, cache or memory is shared. The process first trains the tokenizer where one is
-asked for (bpe:N on the training split, the first 90%), times a short probe run to learn its
-steps per second, then trains for as many steps as fill the budget (compiling excluded), so
-every cosine schedule ends where it should. It reports the val split's exact loss in nats per
-token and in bits per UTF-8 byte (the number that compares across tokenizers), the steps, the
-training seconds and the parameters; the embedding and the tied head grow with the
-vocabulary (GPT-2's 50,257 x 128), so bigger vocabularies buy fewer steps.
-
-Uses the public API only (train_model, tokens.token_vocab, Run.bits_per_byte); not part of
-the suite (`python -m benchmarks`).
+Each tokenizer trains `gpt` (its recipe) in a fresh worker: the tokenizer first (bpe:N on the
+training split), a short probe run for its steps/s, then as many steps as fill the budget (compile
+excluded). Reports the exact val loss in nats/token and bits per UTF-8 byte (the number that
+compares across tokenizers). Public API only; not part of the suite.
 """
-
-from __future__ import annotations
 
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
+
+from benchmarks.harness import WorkerError, one_call
 
 TOKENIZERS = ("char", "bpe:512", "bpe:1024", "bpe:4096", "gpt2")
 PROBE_STEPS = 30  # steps of the timing run, in chunks of PROBE_CHUNK (the first chunk compiles)
@@ -34,7 +24,7 @@ WARMUP_STEPS = 100  # gpt's; shortened for budgets too small for it
 
 
 def measure(setting: str, seconds: float, data: str | None) -> dict:
-    """One tokenizer's row: train gpt on its tokens for about `seconds` of training (in this process)."""
+    """Worker call: one tokenizer's row, gpt trained on its tokens for about `seconds`."""
     import jax
 
     from makemore_jax import data as data_module
@@ -81,22 +71,15 @@ def markdown(rows: list[dict], seconds: float) -> str:
 
 
 def run_all(settings: list[str], seconds: float, data: str | None) -> list[dict]:
-    """Each setting measured in a fresh `python -m benchmarks.tokens --one` process."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """Each setting measured in a fresh worker (XLA on its own threads, as a standalone script)."""
     rows = []
     for setting in settings:
-        with tempfile.TemporaryDirectory() as tmp:
-            result = os.path.join(tmp, "row.json")
-            argv = [sys.executable, "-m", "benchmarks.tokens", "--one", setting, "--seconds", str(seconds),
-                    "--json", result] + (["--data", data] if data else [])
-            print(f"{setting}: training for about {seconds:g} s ...", file=sys.stderr, flush=True)
-            proc = subprocess.run(argv, cwd=root, stderr=subprocess.PIPE, text=True)
-            if proc.returncode or not os.path.exists(result):
-                tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                rows.append({"tokenizer": setting, "error": tail[:200]})
-                continue
-            with open(result) as f:
-                rows.append(json.load(f))
+        print(f"{setting}: training for about {seconds:g} s ...", file=sys.stderr, flush=True)
+        try:
+            rows.append(one_call("jax-xla-threads", "benchmarks.tokens:measure",
+                                 {"setting": setting, "seconds": seconds, "data": data}))
+        except WorkerError as e:
+            rows.append({"tokenizer": setting, "error": str(e).strip().splitlines()[-1][:200]})
     return rows
 
 
@@ -106,14 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokenizers", default=",".join(TOKENIZERS), help="comma-separated (default: %(default)s)")
     parser.add_argument("--data", default=None, help="running text (default: the bundled data/shakespeare.txt)")
     parser.add_argument("--out", default=os.path.join("out", "bench", "tokens.md"), help="the table (markdown)")
-    parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a child process: one tokenizer
-    parser.add_argument("--json", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.one is not None:
-        row = measure(args.one, args.seconds, args.data)
-        with open(args.json, "w") as f:
-            json.dump(row, f)
-        return 0
     rows = run_all(args.tokenizers.split(","), args.seconds, args.data)
     table = markdown(rows, args.seconds)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

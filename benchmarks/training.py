@@ -1,24 +1,17 @@
-"""Training steps/s of every registered model: the fused engine against a per-step `jax.jit`
-loop, the lectures' PyTorch eager code, torch.nn + torch.optim and torch.compile, with
-GFLOP/s against the machine's matmul peak and each process's peak memory.
-
-Models come from `models.REGISTRY` (one fitted in closed form gets no row), their PyTorch
-code from `benchmarks.references` (a model without one gets JAX rows, and the table says
-so). Each model has its own worker processes; with --quick one per framework serves every
-model, PyTorch runs at 1 thread only (its matmul peak too) and torch.compile (tens of seconds
-of compiling per process) is skipped. The PyTorch figure in each ratio is its faster thread count.
+"""Training steps/s of every registered model (closed-form fits excepted): the fused engine against a
+per-step `jax.jit` loop, the lectures' PyTorch code, torch.nn + torch.optim and torch.compile (PyTorch
+at its faster thread count), GFLOP/s against the matmul peak, each process's peak memory. --quick:
+the first model of each data kind, one worker per framework, PyTorch at 1 thread, no torch.compile.
 
     python -m benchmarks training [--quick]
 """
-
-from __future__ import annotations
 
 import contextlib
 import sys
 
 from benchmarks import machine, sides
-from benchmarks.harness import Pool, Side, best, compare, markdown, pool, rate_cell, ratio, ratio_cell, table, \
-    threads_label
+from benchmarks.harness import Pool, Side, best, compare, markdown, mode_of, pool, rate_cell, ratio, ratio_cell, \
+    table, thread_sides
 from benchmarks.references import REFERENCES
 
 FUSED, PER_STEP = "JAX fused engine (ours)", "JAX per-step jax.jit"
@@ -27,7 +20,7 @@ SIZES = {"full": (5, 0.5), "quick": (2, 0.05), "toy": (1, 0.0)}  # repeats, seco
 
 
 def torch_side(variant: str, threads: int) -> str:
-    return f"PyTorch {variant}, {threads_label(threads)}"
+    return f"PyTorch {variant}, {threads} thread{'s' * (threads > 1)}"
 
 
 def model_sides(name: str, *, torch: bool, quick: bool, chunk: int | None = None) -> dict[str, Side]:
@@ -35,26 +28,22 @@ def model_sides(name: str, *, torch: bool, quick: bool, chunk: int | None = None
     out = {FUSED: Side("jax", "benchmarks.sides:jax_training", {**jax, "loop": "fused"}, first_n=10),
            PER_STEP: Side("jax", "benchmarks.sides:jax_training", {**jax, "loop": "per-step"}, first_n=20)}
     for variant, threads in THREADS.items() if torch and name in REFERENCES else ():
-        for t in () if quick and variant == "torch.compile" else threads[:1] if quick else threads:
-            out[torch_side(variant, t)] = Side(f"torch{'-compile' * (variant == 'torch.compile')}-{t}t",
-                                               "benchmarks.sides:torch_training",
-                                               {"model": name, "variant": variant, "threads": t}, first_n=5)
+        compiled = variant == "torch.compile"
+        out.update(thread_sides(f"PyTorch {variant}, {{threads}}", "benchmarks.sides:torch_training",
+                                {"model": name, "variant": variant}, () if quick and compiled else threads[:1] if quick
+                                else threads, process="torch-compile" if compiled else "torch"))
     return out
 
 
 def main(quick: bool = False, mode: str | None = None, names: list[str] | None = None) -> dict:
-    """Time every model; print a summary table and one table per model; return the figures.
-
-    Returns:
-        {"models": {name: {"sides": {side: figures}, "ratios", "gflops", "peak_share",
-         "peak_rss_mb", "missing": [columns]}}, "peak_gflops", "repeats", "seconds_per_repeat"}.
-    """
-    mode = mode or ("quick" if quick else "full")
+    """Time the models; print a summary table and one table per model; return {"models": {name: {"sides",
+    "ratios", "gflops", "peak_share", "peak_rss_mb", "missing"}}, "peak_gflops", "repeats", ...}."""
+    mode = mode_of(quick, mode)
     (repeats, seconds), small, torch = SIZES[mode], mode != "full", machine.torch_available()
     peak = sides.matmul_peak(torch, n=512 if mode == "toy" else 2048, torch_threads=1 if small else 2)
     results = {"models": {}, "peak_gflops": peak, "repeats": repeats, "seconds_per_repeat": seconds, "torch": torch}
     with pool() as shared:
-        for name in names or sides.trained_models():
+        for name in names or sides.trained_models(mode):
             print(f"  training: {name}", file=sys.stderr, flush=True)
             side_set = model_sides(name, torch=torch, quick=small, chunk=10 if mode == "toy" else None)
             with contextlib.nullcontext(shared) if small else Pool() as p:
@@ -82,7 +71,7 @@ def _summarise(name: str, figures: dict, peak: dict, *, torch: bool, quick: bool
 
 def _print(results: dict) -> None:
     peak = results["peak_gflops"]
-    torch_peak = f", PyTorch {threads_label(peak['torch_threads'])} {peak['torch']:.0f}" if peak.get("torch") else ""
+    torch_peak = f", PyTorch at {peak['torch_threads']} thread(s) {peak['torch']:.0f}" if peak.get("torch") else ""
     print(f"Median steps/s over {results['repeats']} alternating repeats of ~{results['seconds_per_repeat']} s; each "
           f"framework in its own process; PyTorch at its faster thread count. Matmul peak: XLA {peak['jax']:.0f} "
           f"GFLOP/s{torch_peak}.\n")

@@ -5,6 +5,8 @@ import importlib.util
 import os
 import tempfile
 
+ONE_CPU_THREAD = "--xla_cpu_multi_thread_eigen=false"  # makemore_jax.xla's (importing it would import JAX first)
+
 
 def _shared_compilation_cache() -> None:
     """One persistent XLA compilation cache per test run, fresh, shared by every xdist worker and every
@@ -17,6 +19,10 @@ def _shared_compilation_cache() -> None:
                   else tempfile.mkdtemp(prefix="makemore-jax-test-xla-"))
         os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+    # As the command runs XLA (one CPU thread: two test workers share two cores), with LLVM at -O0: the
+    # tests' programs are small and compile-bound, and LLVM's optimisation level does not change a float
+    # (no fast-math); measured 26-38% less CPU on the gpt and sweep tests, 8% on the notebooks.
+    os.environ.setdefault("XLA_FLAGS", f"{ONE_CPU_THREAD} --xla_backend_optimization_level=0")
 
 
 _shared_compilation_cache()  # before JAX is imported: it reads these variables once

@@ -174,7 +174,7 @@ def cmd_sample(args) -> None:
 def _sample_text(args, run) -> None:
     """K continuations of --prompt, each printed with its prompt, separated by a rule line (nanoGPT's sample.py)."""
     if args.max_len is not None:
-        raise UsageError(f"{{flag:name}} applies to names; continue text for {{length:name}} tokens",
+        raise UsageError("{flag:name} applies to names; continue text for {length:name} tokens",
                          flag=("max_len", None), length=("length", None))
     prompt = "\n" if args.prompt is None else args.prompt
     texts = run.generate(prompt, args.length or TEXT_LENGTH, args.num_samples or 1, seed=args.seed,

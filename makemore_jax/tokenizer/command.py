@@ -11,7 +11,6 @@ input raises DataError or UsageError, which the main program shows as one line, 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time

@@ -95,7 +95,11 @@ def open_writer(logdir: str, *, purge_step: int | None = None) -> Writer:
     """
     require()
     from tensorboardX import SummaryWriter
-    return Writer(SummaryWriter(logdir=logdir, purge_step=purge_step), logdir)
+    # tensorboardX names a file by the second it opened and the host: a second writer in the
+    # same second would overwrite the first. A sequence number keeps both, read in order.
+    earlier = [n for n in os.listdir(logdir) if n.startswith(EVENTS_PREFIX)] if os.path.isdir(logdir) else []
+    return Writer(SummaryWriter(logdir=logdir, purge_step=purge_step, filename_suffix=f".{len(earlier):04d}"),
+                  logdir)
 
 
 class LossCallback:

@@ -59,6 +59,16 @@ def tiny(small_data, *more):
             "--quiet", *more]
 
 
+def test_two_writers_in_the_same_second_keep_both_files(tmp_path, monkeypatch):
+    import time
+    monkeypatch.setattr(time, "time", lambda: 1796614670.25)  # tensorboardX names a file by its second
+    for step in (1, 2):
+        with tensorboard.open_writer(str(tmp_path)) as writer:
+            writer.log_losses(step, 2.0 + step, 0.1)
+    assert len(os.listdir(tmp_path)) == 2
+    assert read(tmp_path)["train/loss"] == [(1, 3.0), (2, 4.0)]
+
+
 def metrics(out):
     with open(os.path.join(out, "metrics.jsonl"), encoding="utf-8") as f:
         lines = [json.loads(line) for line in f]

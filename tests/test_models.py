@@ -51,7 +51,7 @@ MODULE_FUNCTIONS = {
     "bigram": lambda config: bigram.apply, "bigram-nn": lambda config: bigram.neural_apply,
     **dict.fromkeys(("mlp", "mlp-bn", "mlp-deep"), lambda config: mlp.apply),
     **dict.fromkeys(("rnn", "gru"), lambda config: rnn.apply), "bow": lambda config: bow.apply,
-    **dict.fromkeys(("transformer", "gpt", "gpt-speedrun"),
+    **dict.fromkeys(("transformer", "gpt", "gpt-speedrun", "gpt2"),
                     lambda config: functools.partial(transformer.apply, config=config)),
     "wavenet": lambda config: wavenet.apply,
 }

@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from ..kinds import KINDS
-from . import bigram, bow, gpt, mlp, rnn, speedrun, transformer, wavenet
+from . import bigram, bow, gpt, gpt2, mlp, rnn, speedrun, transformer, wavenet
 from .labels import GENERIC, MATRIX, OTHER, ParamLabels  # noqa: F401 (the optimiser's vocabulary)
 
 # ----------------------------------------------------------------------------- abilities
@@ -208,6 +208,11 @@ REGISTRY = _registry(
           config_defaults=gpt.GPT_CONFIG, train_defaults=gpt.GPT_TRAIN,
           description="nanoGPT's character-level GPT on running text (default: data/shakespeare.txt): 4 blocks, "
                       "4 heads, n_embd 128, block 64"),
+    Model("gpt2", transformer.Config, transformer.init, transformer.apply, dataset="text",
+          abilities=_TRANSFORMER_ABILITIES,
+          config_defaults=gpt2.GPT2_CONFIG, train_defaults=gpt2.GPT2_TRAIN,
+          description="GPT-2 small (124M) as OpenAI and nanoGPT define it: 12 blocks, 12 heads, n_embd 768, "
+                      "block 1024, GPT-2's tokens"),
     Model("gpt-speedrun", transformer.Config, transformer.init, transformer.apply, dataset="text",
           abilities=_TRANSFORMER_ABILITIES,
           config_defaults=speedrun.SPEEDRUN_CONFIG, train_defaults=speedrun.SPEEDRUN_TRAIN,

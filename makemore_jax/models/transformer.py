@@ -39,10 +39,10 @@ Two initialisations (`Config.init`):
     (benchmarks/RESULTS.md, "Transformer reproduction").
 Parameters (init makes only the leaves the config has):
 
-    params = {"wte": [vocab, C], "wpe": [block_size, C] (pos "learned" only),
+    params = {"wte": [vocab (padded), C], "wpe": [block_size, C] (pos "learned" only),
               "blocks": [{"ln_1", "attn": {"c_attn": {"W": [C, 3, H, D], "b": [3, H, D]}, "c_proj"},
                           "ln_2", "mlp": {"c_fc", "c_proj"}}, ...],   (linear: {"W": [in, out], "b": [out]})
-              "ln_f", "lm_head": {"W": [C, vocab]}}   (no "b" without bias, no "lm_head" when tied)
+              "ln_f", "lm_head": {"W": [C, vocab (padded)]}}   (vocab padded: padded_vocab(config))   (no "b" without bias, no "lm_head" when tied)
     a norm (ln_1, ln_2, ln_f): {"gamma": [C], "beta": [C]} (norm "layer"; no "beta" without bias),
              {"gamma": [C]} (norm "rms"), or no entry at all (norm "rms-nogain")
     state  = {} or, with dropout, {"dropout": {"key": uint32 [2]}}: the key of the next train
@@ -112,9 +112,10 @@ class Config:
     activation: str = "gelu"  # the MLP's: "gelu" (flavour from `gelu`) or "relu2" (relu(x)^2)
     zero_init_proj: bool = False  # the residual projections (attn and MLP c_proj) start at zero
     softcap: float = 0.0  # > 0: logits = softcap * tanh(logits / softcap)
+    pad_vocab_to: int = 1  # wte's rows (and the head's columns) rounded up to a multiple of this (GPT-2: 64)
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "pad_vocab_to"):
             if getattr(self, name) < 1:
                 raise SettingError(name, f"must be at least 1, got {getattr(self, name)}")
         if self.n_embd % (self.n_head * (2 if self.pos == "rotary" else 1)):  # rotary turns pairs of a head's channels
@@ -141,15 +142,25 @@ def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
     C = config.n_embd
     dense, proj, embedding_scale = _initialisers(config)
     key_wte, key_wpe, key_head, key_drop, *block_keys = jax.random.split(key, 4 + config.n_layer)
-    params = {"wte": nn.embedding_init(key_wte, config.vocab_size, C) * embedding_scale,
+    params = {"wte": nn.embedding_init(key_wte, padded_vocab(config), C) * embedding_scale,
               "blocks": [_block_init(block_key, config, dense, proj) for block_key in block_keys],
               **_norm_init("ln_f", config)}
     if config.pos == "learned":
         params["wpe"] = nn.embedding_init(key_wpe, config.block_size, C) * embedding_scale
     if not config.tie_embeddings:
-        params["lm_head"] = dense(key_head, C, config.vocab_size, bias=False)
+        params["lm_head"] = dense(key_head, C, padded_vocab(config), bias=False)
     state = {"dropout": {"key": jax.random.key_data(key_drop)}} if config.dropout else {}
     return params, state
+
+
+def padded_vocab(config: Config) -> int:
+    """wte's rows: vocab_size rounded up to a multiple of pad_vocab_to (GPT-2: 50,257 -> 50,304).
+
+    The padded rows make the head's matmul a friendlier shape (nanoGPT's vocab_size=50304);
+    no token has them, and the logits are sliced back to vocab_size, so they are never
+    sampled and no loss sees them. Under tie_embeddings their only gradient is weight decay.
+    """
+    return -(-config.vocab_size // config.pad_vocab_to) * config.pad_vocab_to
 
 
 def _initialisers(config: Config) -> tuple[Callable, Callable, float]:
@@ -261,11 +272,12 @@ def _mlp(params: dict, x: jax.Array, config: Config) -> jax.Array:
 
 
 def _head(params: dict, x: jax.Array, config: Config) -> jax.Array:
-    """ln_f, then the head: x [N, C] -> float32 logits [N, vocab] (float32 accumulation), soft-capped."""
+    """ln_f, then the head: x [N, C] -> float32 logits [N, vocab_size] (float32 accumulation), soft-capped;
+    the padded vocabulary's columns (pad_vocab_to) are cut off."""
     W = params["wte"].T if config.tie_embeddings else params["lm_head"]["W"]  # [C, vocab]
     dtype = _compute_dtype(W, config)
     logits = jnp.matmul(_norm(params, "ln_f", x, config).astype(dtype), W.astype(dtype),
-                        preferred_element_type=jnp.promote_types(dtype, jnp.float32))
+                        preferred_element_type=jnp.promote_types(dtype, jnp.float32))[:, :config.vocab_size]
     return ops.softcap(logits, config.softcap) if config.softcap > 0 else logits
 
 

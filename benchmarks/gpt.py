@@ -27,11 +27,11 @@ SIZES = {"full": (3, None), "quick": (1, 200), "toy": (1, 5)}  # whole runs: rep
 TOLERANCE = 0.02  # |mean val ours - mean val nanoGPT| the reproduction must stay within
 
 
-def text_ids(path: str = CORPUS) -> tuple[list[int], int]:
-    """The corpus as ids into its sorted character set (nanoGPT's prepare.py): (ids, vocab_size)."""
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    index = {c: i for i, c in enumerate(sorted(set(text)))}
+def text_ids(path: str = CORPUS, vocab_of: str | None = None) -> tuple[list[int], int]:
+    """A text as ids into the sorted character set of `vocab_of` (default: itself; nanoGPT's prepare.py):
+    (ids, vocab_size)."""
+    with open(path, encoding="utf-8") as f, open(vocab_of or path, encoding="utf-8") as g:
+        text, index = f.read(), {c: i for i, c in enumerate(sorted(set(g.read())))}
     return [index[c] for c in text], len(index)
 
 
@@ -42,18 +42,15 @@ def gpt_config(vocab_size: int, **overrides) -> dict:
     return {k: getattr(config, k) for k in TORCH_FIELDS}
 
 
-def recipe() -> dict:
-    """nanoGPT's train() keywords from the `gpt` recipe (its train_defaults): both loops read one source."""
+def recipe(steps: int | None = None) -> dict:
+    """nanoGPT's train() keywords from the `gpt` recipe (its train_defaults: both loops read one source);
+    `steps` replaces its steps (its warmup cut to them)."""
     from makemore_jax import models
     t = models.get("gpt").train_defaults
-    return {"steps": t["steps"], "batch_size": t["batch_size"], "lr": t["lr"], "warmup": t["warmup_steps"],
+    steps = steps or t["steps"]
+    return {"steps": steps, "batch_size": t["batch_size"], "lr": t["lr"], "warmup": min(steps, t["warmup_steps"]),
             "min_lr": t["lr"] * t["min_lr_ratio"], "weight_decay": t["weight_decay"], "betas": (t["b1"], t["b2"]),
             "grad_clip": t["clip_norm"]}
-
-
-def recipe_for(steps: int | None) -> dict:
-    r = recipe()
-    return {**r, "steps": steps, "warmup": min(steps, r["warmup"])} if steps else r
 
 
 def reference(config: dict, train: dict, seed: int, corpus: str = CORPUS, threads: int = 1,
@@ -70,22 +67,19 @@ def reference(config: dict, train: dict, seed: int, corpus: str = CORPUS, thread
     model = out.pop("model")
     if heldout:  # after the run: its time is no part of the run's
         t = time.perf_counter()
-        with open(corpus, encoding="utf-8") as f:
-            index = {c: i for i, c in enumerate(sorted(set(f.read())))}
-        with open(heldout, encoding="utf-8") as f:
-            out["heldout_loss"] = torch_gpt.window_loss(model, torch.tensor([index[c] for c in f.read()]),
-                                                        config["block_size"])
-        out["heldout_s"] = time.perf_counter() - t
+        ids = torch.tensor(text_ids(heldout, vocab_of=corpus)[0])
+        out.update(heldout_loss=torch_gpt.window_loss(model, ids, config["block_size"]),
+                   heldout_s=time.perf_counter() - t)
     return {**out, "seed": seed}
 
 
 def run_reference(seed: int, *, steps: int | None = None, threads: int = 1, corpus: str = CORPUS,
                   heldout: str | None = None, train_loss: bool = True, nice: int = 0) -> dict:
     """One fresh nanoGPT process (its CPU recipe; `steps` replaces its 2,000): its figures and "wall_s"."""
-    train = {**recipe_for(steps), **({} if train_loss else {"train_loss": False})}
-    args = {"config": gpt_config(text_ids(corpus)[1]), "train": train, "seed": seed, "corpus": corpus,
-            "threads": threads, "heldout": heldout}
-    return one_call(f"torch-{threads}t", "benchmarks.gpt:reference", args, nice=nice)
+    train = {**recipe(steps), **({} if train_loss else {"train_loss": False})}
+    return one_call(f"torch-{threads}t", "benchmarks.gpt:reference", {
+        "config": gpt_config(text_ids(corpus)[1]), "train": train, "seed": seed, "corpus": corpus, "threads": threads,
+        "heldout": heldout}, nice=nice)
 
 
 def ours_command(model: str, seed: int, out: str, *, corpus: str = CORPUS, steps: int | None = None,
@@ -121,7 +115,7 @@ def parity(seeds=(0, 1, 2), *, steps: int | None = None, corpus: str = CORPUS, c
     rows = {s: {side: by_side[side][i] for side in runs} for i, s in enumerate(seeds)}
     mean = {side: statistics.mean(r["val_loss"] for r in by_side[side]) for side in runs}
     difference = mean["ours"] - mean["reference"] if torch else None
-    print(f"Exact validation loss (nats/char) after {recipe_for(steps)['steps']:,} steps of the `gpt` recipe on "
+    print(f"Exact validation loss (nats/char) after {recipe(steps)['steps']:,} steps of the `gpt` recipe on "
           f"{os.path.basename(corpus)} (90/10 split), seeds {', '.join(map(str, seeds))}; {machine.cpu_model()}.\n")
     cell = lambda r, side, k: f"{r[side][k]:.4f}" if side in r else "—"  # noqa: E731
     markdown("seed: | ours val: | nanoGPT val: | ours - nanoGPT: | ours train: | nanoGPT train:", [

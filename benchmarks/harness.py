@@ -1,11 +1,12 @@
-"""Fair side-by-side timing, the one protocol every benchmark uses, each framework in its own process.
+"""Fair side-by-side timing, each framework in its own process: the protocol every benchmark uses.
 
 A worker (`python -m benchmarks.harness`) builds a timed loop `factory(**args) -> (run, info)`,
-run(n) -> (units, value[, seconds]); `compare` warms sides up, calibrates them and alternates them
-repeat by repeat (median, min-max); `one_call` runs one call in a fresh worker; `command` times a
-whole command, `alternate` takes turns over such runs. Within `sharing()` (--quick) benchmarks
-share one worker per process name. BENCH_INLINE=1 runs workers in this process. Wire: one JSON
-line each way ({"op": "setup" | "run" | "call" | "rss" | "quit", ...}).
+run(n) -> (units, value[, seconds]); `compare` warms the sides up, calibrates them and alternates them
+repeat by repeat (median, min-max); `one_call` runs one call in a fresh worker, `command` times a whole
+command, `alternate` takes turns over such runs. Within `sharing()` (--quick) benchmarks share one
+worker per process name. BENCH_INLINE=1 runs workers in this process; BENCH_KEEP_XLA=1 (the tests) lets
+every process keep the caller's XLA_FLAGS and compilation cache, so it loads what the caller compiled.
+Wire: one JSON line each way ({"op": "setup" | "run" | "call" | "rss" | "quit", ...}).
 """
 
 from __future__ import annotations
@@ -25,18 +26,21 @@ import traceback
 
 from benchmarks.machine import ONE_XLA_THREAD, ROOT
 
+XLA_SETTINGS = ("XLA_FLAGS", "JAX_COMPILATION_CACHE_DIR")  # what BENCH_KEEP_XLA keeps as the caller has it
+
 
 def process_env(process: str, extra: dict | None = None) -> dict[str, str]:
-    """The environment of a process by name: "jax..." one XLA thread as the CLI (not "...xla-threads"),
-    "torch...-<k>t" k intra-op threads, any other name (a command) its own XLA setting."""
+    """The environment of a process by name, `extra` on top: "jax..." one XLA thread as the CLI (not
+    "...xla-threads"), "torch...-<k>t" k intra-op threads, any other name (a command) its own XLA setting."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
-    env.pop("XLA_FLAGS", None)
-    if process.startswith("jax") and "xla-threads" not in process:
-        env["XLA_FLAGS"] = ONE_XLA_THREAD
     if process.startswith("torch"):
         threads = process.rsplit("-", 1)[-1].rstrip("t")
         env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, TORCHINDUCTOR_COMPILE_THREADS="1")
-    return {**env, **(extra or {})}
+    if os.environ.get("BENCH_KEEP_XLA"):
+        return {**env, **{k: v for k, v in (extra or {}).items() if k not in XLA_SETTINGS}}
+    env.pop("XLA_FLAGS", None)
+    one_thread = process.startswith("jax") and "xla-threads" not in process
+    return {**env, **({"XLA_FLAGS": ONE_XLA_THREAD} if one_thread else {}), **(extra or {})}
 
 
 class WorkerError(RuntimeError):
@@ -49,8 +53,7 @@ class Worker:
     def __init__(self, process: str, log_dir: str | None, env: dict | None = None, nice: int = 0):
         self.name, self.started, self.runs, self._proc = process, time.perf_counter(), {}, None
         if log_dir is not None:
-            self.log_path = os.path.join(log_dir, f"{process}-{id(self)}.log")
-            self._log = open(self.log_path, "w")
+            self._log = open(os.path.join(log_dir, f"{process}-{id(self)}.log"), "w")
             self._proc = subprocess.Popen([*_niced(nice), sys.executable, "-m", "benchmarks.harness"], cwd=ROOT,
                                           text=True, env=process_env(process, env), stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=self._log)
@@ -68,7 +71,7 @@ class Worker:
         except BrokenPipeError:
             line = ""
         if not line:
-            with open(self.log_path) as f:
+            with open(self._log.name) as f:
                 raise WorkerError(f"worker {self.name} died (exit {self._proc.poll()}): {f.read()[-800:]}")
         if "error" in (answer := json.loads(line)):
             raise WorkerError(f"{self.name}: {answer['error']}")
@@ -120,11 +123,8 @@ class Pool:
 @contextlib.contextmanager
 def pool():
     """The pool shared within `sharing()`, else a new one, ended on exit."""
-    if Pool.current is not None:
-        yield Pool.current
-    else:
-        with Pool() as p:
-            yield p
+    with contextlib.nullcontext(Pool.current) if Pool.current else Pool() as p:
+        yield p
 
 
 @contextlib.contextmanager
@@ -176,11 +176,16 @@ def command(argv: list[str], *, out: str | None = None, env: dict | None = None,
     return row
 
 
+def _turn(names: list, i: int) -> list:
+    """`names` rotated by i: who goes first takes turns."""
+    return names[i % len(names):] + names[:i % len(names)] if names else []
+
+
 def alternate(runs: dict, keys) -> dict[str, list]:
     """{side: [runs[side](key) for each key]}, the sides taking turns to go first."""
     rows = {side: [] for side in runs}
     for i, key in enumerate(keys):
-        for side in list(runs)[i % len(runs):] + list(runs)[:i % len(runs)]:
+        for side in _turn(list(runs), i):
             rows[side].append(runs[side](key))
     return rows
 
@@ -204,27 +209,26 @@ def compare(p: Pool, sides: dict[str, Side], *, repeats: int = 5, seconds: float
     out: dict[str, dict] = {name: {"rates": [], "process_s": []} for name in sides}
     units: dict[str, int] = {}
 
-    def attempt(name, worker, setup):
+    def attempt(name: str, worker: Worker, setup: bool) -> None:
         try:
             if setup:
                 out[name].update(_setup(worker, name, sides[name], seconds, units))
-            return worker.call(op="run", side=name, n=units[name]) if not setup or fresh else None
+            if fresh or not setup:
+                answer = worker.call(op="run", side=name, n=units[name])
+                out[name]["rates"].append(answer["units"] / answer["seconds"])
+                out[name].update(value=answer["value"], n=units[name])
         except WorkerError as e:
             out[name] = {"error": str(e)}
             print(f"  ({name}: {e})", file=sys.stderr)
     for name in () if fresh else sides:
         attempt(name, p[sides[name].process], True)
     for r in range(repeats):
-        order = [n for n in sides if "error" not in out[n]]
-        for name in order[r % len(order):] + order[:r % len(order)] if order else []:
+        for name in _turn([n for n in sides if "error" not in out[n]], r):
             worker = p.fresh(sides[name].process, sides[name].env) if fresh else p[sides[name].process]
-            answer = attempt(name, worker, fresh)
+            attempt(name, worker, fresh)
             if fresh:
                 worker.close()
                 out[name].get("process_s", []).append(time.perf_counter() - worker.started)
-            if answer:
-                out[name]["rates"].append(answer["units"] / answer["seconds"])
-                out[name].update(value=answer["value"], n=units[name])
     for fig in out.values():
         if fig.get("rates"):
             fig.update(rate=statistics.median(fig["rates"]), min=min(fig["rates"]), max=max(fig["rates"]),
@@ -247,22 +251,6 @@ def _setup(worker: Worker, name: str, side: Side, seconds: float, units: dict) -
     return info
 
 
-def rate_cell(figures: dict | None) -> str:
-    """'12,345 (11,000-13,000)' from a side's figures, or why it is missing."""
-    if not figures or "rate" not in figures:
-        return "failed" if figures else "—"
-    return f"{figures['rate']:,.0f} ({figures['min']:,.0f}-{figures['max']:,.0f})"
-
-
-def ratio(a: dict | None, b: dict | None) -> float | None:
-    """Median rate of a over median rate of b, None where either is missing."""
-    return a["rate"] / b["rate"] if a and b and "rate" in a and "rate" in b else None
-
-
-def ratio_cell(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}x"
-
-
 def mode_of(quick: bool, mode: str | None) -> str:
     """A benchmark's size: "full", "quick" or "toy" (the smoke tests' $BENCH_MODE)."""
     return mode or ("quick" if quick else "full")
@@ -274,9 +262,9 @@ def torch_threads(mode: str) -> tuple[int, ...]:
 
 
 def thread_sides(label: str, factory: str, args: dict, threads, process: str = "torch", **side) -> dict:
-    """One PyTorch side per thread count: {label.format(threads=..., t=...): Side(f"{process}-{t}t", ...)}."""
-    return {label.format(threads=threads_label(t), t=t): Side(f"{process}-{t}t", factory, {**args, "threads": t},
-                                                             **{"first_n": 5, **side}) for t in threads}
+    """One PyTorch side per thread count: {label.format(threads="2 threads", t=2): Side(f"{process}-2t", ...)}."""
+    return {label.format(threads=f"{t} thread{'s' * (t > 1)}", t=t): Side(
+        f"{process}-{t}t", factory, {**args, "threads": t}, **{"first_n": 5, **side}) for t in threads}
 
 
 def out_dir() -> str:
@@ -291,17 +279,30 @@ def best(figures: dict[str, dict], names) -> tuple[str | None, dict | None]:
     return (max(ran)[1], figures[max(ran)[1]]) if ran else (None, None)
 
 
-def threads_label(threads: int) -> str:
-    return f"{threads} thread{'s' * (threads > 1)}"
+def ratio(a: dict | None, b: dict | None) -> float | None:
+    """Median rate of a over median rate of b, None where either is missing."""
+    return a["rate"] / b["rate"] if a and b and "rate" in a and "rate" in b else None
 
 
-def markdown(header: str, rows) -> None:
-    """Print a markdown table: `header` "a | b:" (a trailing ':' right-aligns the column), then the rows' cells."""
+def rate_cell(figures: dict | None) -> str:
+    """'12,345 (11,000-13,000)' from a side's figures, or why it is missing."""
+    if not figures or "rate" not in figures:
+        return "failed" if figures else "—"
+    return f"{figures['rate']:,.0f} ({figures['min']:,.0f}-{figures['max']:,.0f})"
+
+
+def ratio_cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}x"
+
+
+def markdown(header: str, rows) -> str:
+    """Print a markdown table and return its text: `header` "a | b:" (a trailing ':' right-aligns the column)."""
     names = [h.strip() for h in header.split("|")]
-    print("| " + " | ".join(n.rstrip(":") for n in names) + " |\n|" + "".join(
-        "---:|" if n.endswith(":") else "---|" for n in names))
-    for row in rows:
-        print("| " + " | ".join(map(str, row)) + " |")
+    text = "\n".join(["| " + " | ".join(n.rstrip(":") for n in names) + " |",
+                      "|" + "".join("---:|" if n.endswith(":") else "---|" for n in names),
+                      *("| " + " | ".join(map(str, row)) + " |" for row in rows)])
+    print(text)
+    return text
 
 
 def table(figures: dict[str, dict], base: str, unit: str, rss: dict | None = None,
@@ -346,8 +347,7 @@ def serve() -> None:
     sys.stdout = sys.stderr
     runs: dict = {}
     for line in sys.stdin:
-        request = json.loads(line)
-        if request["op"] == "quit":
+        if (request := json.loads(line))["op"] == "quit":
             break
         try:
             answer = _handle(request, runs)

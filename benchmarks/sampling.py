@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 
 from benchmarks import machine, sides
-from benchmarks.harness import Side, best, compare, mode_of, pool, ratio, ratio_cell, table, threads_label, \
+from benchmarks.harness import Side, best, compare, mode_of, pool, ratio, ratio_cell, table, thread_sides, \
     torch_threads
 
 TARGET = 50.0
@@ -96,11 +96,10 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
         prep = workers["jax"].call(op="call", factory="benchmarks.sampling:prepare", args={"path": path, "steps": steps})
         common = {"path": path, "max_len": prep["max_len"]}
         side_set = {JAX: Side("jax", "benchmarks.sampling:jax_sampler", {**common, "batch": batch}, first_n=batch)}
-        for t in torch_threads(mode) if torch else ():
-            for label, b in ((f"PyTorch, the lectures' loop (one name at a time), {threads_label(t)}", None),
-                             (f"PyTorch batched, {batch} names per call, {threads_label(t)}", batch)):
-                side_set[label] = Side(f"torch-{t}t", "benchmarks.sampling:torch_sampler",
-                                       {**common, "threads": t, "batch": b}, first_n=b or 20)
+        for label, b in (("PyTorch, the lectures' loop (one name at a time), {threads}", None),
+                         (f"PyTorch batched, {batch} names per call, {{threads}}", batch)):
+            side_set.update(thread_sides(label, "benchmarks.sampling:torch_sampler", {**common, "batch": b},
+                                         torch_threads(mode) if torch else (), first_n=b or 20))
         figures, rss = compare(workers, side_set, repeats=repeats, seconds=seconds), workers.peak_rss_mb()
     ratios = {kind: ratio(figures[JAX], best(figures, [s for s in side_set if key in s])[1])
               for kind, key in (("lecture loop", "lectures' loop"), ("batched PyTorch", "batched"))}

@@ -6,6 +6,7 @@ import importlib
 import json
 import math
 import time
+import timeit
 
 import numpy as np
 
@@ -19,8 +20,7 @@ CHUNK = 1000  # steps per dispatch of the fused engine (the CLI's default chunk_
 @functools.lru_cache(maxsize=None)
 def corpus(model_name: str, path: str | None = None) -> tuple:
     """The items of `path` (default: the model's bundled file) as its data kind reads them, and their vocabulary."""
-    kind = models.get(model_name).kind
-    items = data.read_data(path, kind).items
+    items = data.read_data(path, kind := models.get(model_name).kind).items
     return items, kind.vocab(items)
 
 
@@ -36,12 +36,13 @@ def train_config(model: models.Model, batch_size: int | None = 0):
     """The model's TrainConfig (its train_defaults, the schedule over >= 200k steps); batch_size 0: its own."""
     from makemore_jax.train import TrainConfig
     steps = max(model.train_defaults.get("steps", 0), 200_000)  # the schedule only; runs go on as long as asked
-    return TrainConfig(**{**model.train_defaults, "steps": steps, **({} if batch_size == 0 else {"batch_size": batch_size})})
+    return TrainConfig(**{**model.train_defaults, "steps": steps, **({"batch_size": batch_size} if batch_size != 0
+                                                                      else {})})
 
 
 def trained_models(mode: str = "full") -> list[str]:
-    """Registered models trained by gradient steps (a closed-form fit has nothing to time); --quick: the first of
-    each data kind."""
+    """Registered models trained by gradient steps (a closed-form fit has nothing to time); --quick: the first
+    of each data kind."""
     from makemore_jax.lifecycle import fitting
     names = [name for name, m in models.REGISTRY.items() if fitting(m).trains]
     firsts = {models.get(n).kind.name: n for n in reversed(names)}.values()
@@ -69,8 +70,9 @@ def jax_setup(model: str, batch_size: int | None = 0, overrides: dict | None = N
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(model: str, batch_size: int | None, overrides: str, seed: int) -> tuple:
-    """(jax_setup's pieces, one batch, draw, the compiled step, info, compile s), once per process."""
+def _compiled(model: str, batch_size: int | None, overrides: str, seed: int) -> dict:
+    """jax_setup's pieces, one batch, draw, the compiled step, info, and its compile s (for the first side
+    that asks: a step is compiled once per process)."""
     import jax
     setup = m, config, tc, ts, train_step, X, Y = jax_setup(model, batch_size, json.loads(overrides), seed)
     B, draw = tc.batch_size, functools.partial(m.kind.batch, block_size=config.block_size)
@@ -80,7 +82,8 @@ def _compiled(model: str, batch_size: int | None, overrides: str, seed: int) -> 
     cost = step.cost_analysis()
     info = {"flops_per_step": float((cost[0] if isinstance(cost, (list, tuple)) else cost or {}).get("flops", 0))
             or None, "batch_size": B, "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(ts.params))}
-    return setup, batch, draw, step, info, time.perf_counter() - t
+    return {"setup": setup, "batch": batch, "draw": draw, "step": step, "info": info,
+            "compile_s": time.perf_counter() - t}
 
 
 def fused_run(chunk_fn, ts, X, Y, chunk: int):
@@ -102,13 +105,11 @@ def jax_training(model: str, loop: str = "fused", batch_size: int | None = 0, ov
     import jax
 
     from makemore_jax.train import make_train_chunk
-    key = (model, batch_size, json.dumps(overrides or {}, sort_keys=True), seed)
-    first = key not in _COMPILED
-    _COMPILED.add(key)
-    (m, config, tc, ts, train_step, X, Y), batch, draw, step, info, compile_s = _compiled(*key)
-    B, t = tc.batch_size, time.perf_counter()
+    c = _compiled(model, batch_size, json.dumps(overrides or {}, sort_keys=True), seed)
+    (m, config, tc, ts, train_step, X, Y), batch, draw, step = c["setup"], c["batch"], c["draw"], c["step"]
+    (compile_s, c["compile_s"]), B, t = (c["compile_s"], 0.0), tc.batch_size, time.perf_counter()
+    info = {**c["info"], **({"chunk": (chunk := chunk or _chunk_size(step, ts, batch))} if loop == "fused" else {})}
     if loop == "fused":
-        info = {**info, "chunk": (chunk := chunk or _chunk_size(step, ts, batch))}
         run = fused_run(make_train_chunk(train_step, chunk, B, batch=draw).lower(ts, X, Y).compile(), ts, X, Y, chunk)
     else:
         state = {"ts": ts}
@@ -121,21 +122,14 @@ def jax_training(model: str, loop: str = "fused", batch_size: int | None = 0, ov
                 ts, metrics = step(ts, batch if B is None else (xs[i], ys[i]))
             state["ts"] = ts
             return n, float(metrics["loss"])
-    return run, {**info, "compile_s": compile_s * first + time.perf_counter() - t}
-
-
-_COMPILED: set = set()  # the steps this process has compiled (the side that did counts its compile)
+    return run, {**info, "compile_s": compile_s + time.perf_counter() - t}
 
 
 def _chunk_size(step, ts, batch, budget_s: float = 0.25) -> int:
     """Steps per fused chunk: CHUNK, or fewer where one jitted step takes longer than budget_s / CHUNK."""
     import jax
-    times = []
-    for _ in range(7):
-        t = time.perf_counter()
-        jax.block_until_ready(step(ts, batch))
-        times.append(time.perf_counter() - t)
-    return int(min(CHUNK, max(10, budget_s / sorted(times)[3])))
+    median = sorted(timeit.repeat(lambda: jax.block_until_ready(step(ts, batch)), number=1, repeat=7))[3]
+    return int(min(CHUNK, max(10, budget_s / median)))
 
 
 def fit_evaluated(model, config, tc, train, evals: dict, seed: int = 0, best: str | None = None) -> tuple:
@@ -204,13 +198,7 @@ def matmul_gflops(framework: str, n: int = 2048, repeats: int = 10) -> dict:
         a = torch.randn(n, n)
         fn = lambda: a @ a  # noqa: E731
     fn()
-    return {"gflops": 2 * n**3 / min(_seconds(fn) for _ in range(repeats)) / 1e9, "n": n}
-
-
-def _seconds(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+    return {"gflops": 2 * n**3 / min(timeit.repeat(fn, number=1, repeat=repeats)) / 1e9, "n": n}
 
 
 @functools.lru_cache(maxsize=None)  # once per process: training and scaling both report it

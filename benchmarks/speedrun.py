@@ -4,10 +4,10 @@
     python -m benchmarks speedrun --budget      # the best validation loss of each side in 300 s
     python -m benchmarks speedrun --ablations   # each change added to gpt alone, and left out alone
 
-Target: the reference's mean exact val over the race's seeds. A side's time is its whole run in a
-fresh process (compile cache off), also scored on the held-out play. Ablations: losses from runs
-with the exact val every EVAL_EVERY steps (two at a time), speeds from short runs one at a time;
-time to target = the race's fixed cost (BENCH_OUT/speedrun.json) + first step <= target / speed.
+Target: the reference's mean exact val over the race's seeds. A side's time is its whole run in a fresh
+process (compile cache off), also scored on the held-out play. Ablations: losses from runs with the exact
+val every EVAL_EVERY steps (two at a time), speeds from short runs one at a time; time to target = the
+race's fixed cost (BENCH_OUT/speedrun.json) + first step <= target / speed.
 """
 
 import concurrent.futures
@@ -43,8 +43,6 @@ CHANGES = {
 }
 SPEED_FIELDS = ("n_layer", "n_embd", "block_size", "pos", "norm", "qk_norm", "activation", "tie_embeddings",
                 "softcap", "optimizer", "batch_size")  # what a step's time depends on
-
-
 NO_CACHE = {"JAX_COMPILATION_CACHE_DIR": ""}  # every run compiles cold
 SPEED_STEPS = 80
 
@@ -57,18 +55,6 @@ def heldout_loss(out: str) -> dict:
     with open(HELDOUT, encoding="utf-8") as f:
         arrays = run.model.kind.build(f.read(), run.vocab, run.config.block_size)
     return {"heldout_loss": kind_loss(run.model, run.config, run.state.params, run.state.model_state, arrays)}
-
-
-def run_ours(seed: int, *, steps: int | None = None, flags=()) -> dict:
-    """One fresh `makemore-jax train --model gpt-speedrun` process: wall time, exact val, held-out loss."""
-    return gpt.run_ours(seed, model="gpt-speedrun", steps=steps, flags=("--no-eval-train", *flags), env=NO_CACHE,
-                        after=heldout_loss)
-
-
-def run_reference(seed: int, *, threads: int, steps: int | None = None) -> dict:
-    """One fresh nanoGPT run (its CPU recipe; `steps` replaces its 2,000) at `threads` threads, val only."""
-    result = gpt.run_reference(seed, steps=steps, threads=threads, heldout=HELDOUT, train_loss=False)
-    return {**result, "wall_s": result["wall_s"] - result.pop("heldout_s")}  # the run alone
 
 
 def reference_threads() -> int:
@@ -109,10 +95,16 @@ def budget(steps: dict = BUDGET_STEPS, threads: int | None = None) -> dict:
 
 
 def _turns(seeds, ours_steps, reference_steps, threads, flags=()) -> tuple[dict, int]:
-    """({"ours": [run per seed], "reference": [...]}, the reference's threads), the sides taking turns."""
+    """({"ours": [run per seed], "reference": [...]}, the reference's threads), the sides taking turns: fresh
+    processes, ours `makemore-jax train --model gpt-speedrun`, the reference nanoGPT's run (val only)."""
     threads = threads or reference_threads()
-    return alternate({"ours": lambda s: run_ours(s, steps=ours_steps, flags=flags),
-                      "reference": lambda s: run_reference(s, steps=reference_steps, threads=threads)}, seeds), threads
+
+    def reference(seed):
+        result = gpt.run_reference(seed, steps=reference_steps, threads=threads, heldout=HELDOUT, train_loss=False)
+        return {**result, "wall_s": result["wall_s"] - result.pop("heldout_s")}  # the run alone
+    return alternate({"ours": lambda s: gpt.run_ours(s, model="gpt-speedrun", steps=ours_steps, env=NO_CACHE,
+                                                     flags=("--no-eval-train", *flags), after=heldout_loss),
+                      "reference": reference}, seeds), threads
 
 
 # ----------------------------------------------------------------------------- ablations
@@ -120,14 +112,10 @@ def _turns(seeds, ours_steps, reference_steps, threads, flags=()) -> tuple[dict,
 
 def variants(base_steps: dict, changes: dict = CHANGES) -> list[dict]:
     """The ablation runs: gpt, gpt + each change, gpt-speedrun, gpt-speedrun - each change."""
-    out = [{"name": "gpt (nanoGPT's recipe)", "model": "gpt", "overrides": {}, "steps": base_steps["gpt"]},
-           {"name": "gpt-speedrun (the recipe)", "model": "gpt-speedrun", "overrides": {},
-            "steps": base_steps["gpt-speedrun"]}]
+    runs = [("gpt (nanoGPT's recipe)", "gpt", {}), ("gpt-speedrun (the recipe)", "gpt-speedrun", {})]
     for change, (add, remove) in changes.items():
-        out.append({"name": f"gpt + {change}", "model": "gpt", "overrides": add, "steps": base_steps["gpt"]})
-        out.append({"name": f"gpt-speedrun - {change}", "model": "gpt-speedrun", "overrides": remove,
-                    "steps": base_steps["gpt-speedrun"]})
-    return out
+        runs += [(f"gpt + {change}", "gpt", add), (f"gpt-speedrun - {change}", "gpt-speedrun", remove)]
+    return [{"name": name, "model": m, "overrides": over, "steps": base_steps[m]} for name, m, over in runs]
 
 
 def _fit(variant: dict, steps: int, chunk: int, val: bool = False, seed: int = 0) -> tuple:

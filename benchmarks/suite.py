@@ -1,5 +1,6 @@
-"""The benchmark suite: every benchmark (a module here with `main(quick=False, mode=None) -> dict` that
-prints markdown tables), or those named; results.md and results.json, with the machine, to --out.
+"""The benchmark suite: every benchmark (a function here, `main(quick=False, mode=None) -> dict` of its module
+unless named, that prints markdown tables), or those named; results.md and results.json, with the machine,
+to --out.
 
     python -m benchmarks [--quick] [--no-torch] [--out DIR] [NAME ...]    (or: makemore-jax bench)
 """
@@ -7,7 +8,6 @@ prints markdown tables), or those named; results.md and results.json, with the m
 import argparse
 import contextlib
 import importlib
-import importlib.util
 import io
 import json
 import math
@@ -15,11 +15,11 @@ import os
 import sys
 import time
 
-BENCHMARKS = {  # name -> (module, what it measures)
+BENCHMARKS = {  # name -> (module[:function], what it measures)
     "micrograd": ("micrograd_vs_jax", "one forward+backward of the moons MLP: micrograd against jax.grad"),
     "training": ("training", "training steps/s of every registered model: JAX against PyTorch"),
     "sampling": ("sampling", "names/s: the batched jitted sampler against the lectures' loop"),
-    "evaluation": ("evaluation", "the loss over a whole split"),
+    "evaluation": ("training:evaluation", "the loss over a whole split"),
     "scaling": ("scaling", "the MLP's steps/s and GFLOP/s as batch size and width grow (+ PNG)"),
     "headline": ("headline", "the lecture path through the CLI, 200k steps per model, against PyTorch"),
     "sweep": ("sweep", "many runs at once (makemore_jax.sweep)"),
@@ -32,11 +32,6 @@ BENCHMARKS = {  # name -> (module, what it measures)
 # passed to that benchmark's main(argv=...)
 OWN_FLAGS = {"gpt": ("--parity",), "gpu": ("--dry-run",), "speedrun": ("--budget", "--ablations")}
 DEFAULT = ("micrograd", "training", "sampling", "evaluation", "scaling", "headline", "sweep")
-
-
-def available() -> dict[str, tuple[str, str]]:
-    """The benchmarks whose modules exist in this checkout (others land with other branches)."""
-    return {n: e for n, e in BENCHMARKS.items() if importlib.util.find_spec(f"benchmarks.{e[0]}") is not None}
 
 
 class _Tee(io.StringIO):
@@ -65,12 +60,11 @@ def _plain(value):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    have = available()
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description="Run the speed benchmarks; write results.md and results.json.",
-        epilog="benchmarks:\n" + "\n".join(f"  {n:10s} {d}" for n, (_, d) in have.items()),
+        epilog="benchmarks:\n" + "\n".join(f"  {n:10s} {d}" for n, (_, d) in BENCHMARKS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"default: {' '.join(n for n in DEFAULT if n in have)}")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"default: {' '.join(DEFAULT)}")
     parser.add_argument("--quick", action="store_true", help="few short repeats, fewer points and sizes (minutes)")
     parser.add_argument("--out", default=os.path.join("out", "bench"), help="folder for results.md and results.json "
                         "(default: out/bench)")
@@ -81,12 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    have = available()
     if extra and not (len(args.names) == 1 and set(extra) <= set(OWN_FLAGS.get(args.names[0], ()))):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    unknown = [n for n in args.names if n not in have]
-    if unknown:
-        print(f"python -m benchmarks: error: unknown benchmark {unknown[0]!r}; choose from {', '.join(have)}",
+    if unknown := [n for n in args.names if n not in BENCHMARKS]:
+        print(f"python -m benchmarks: error: unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}",
               file=sys.stderr)
         return 2
     if args.no_torch:
@@ -103,13 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     start, mode = time.perf_counter(), {"mode": os.environ["BENCH_MODE"]} if os.environ.get("BENCH_MODE") else {}
     from benchmarks.harness import sharing
     with sharing() if args.quick else contextlib.nullcontext():  # --quick: one worker per process name
-        for name in args.names or [n for n in DEFAULT if n in have]:
-            module, what = have[name]
+        for name in args.names or DEFAULT:
+            entry, what = BENCHMARKS[name]
             print(f"\n## {name}: {what}\n", flush=True)
             t, tee = time.perf_counter(), _Tee(sys.stdout)
             with contextlib.redirect_stdout(tee):
                 mode.update({"argv": extra} if extra else {})
-                result = importlib.import_module(f"benchmarks.{module}").main(quick=args.quick, **mode)
+                module, _, function = entry.partition(":")
+                result = getattr(importlib.import_module(f"benchmarks.{module}"), function or "main")(
+                    quick=args.quick, **mode)
             seconds = time.perf_counter() - t
             print(f"\n({name}: {seconds:.0f} s)", flush=True)
             record["benchmarks"][name] = {"seconds": seconds, "result": _plain(result)}

@@ -1,20 +1,26 @@
-"""Training steps/s of every registered model (closed-form fits excepted): the fused engine against a
-per-step `jax.jit` loop, the lectures' PyTorch code, torch.nn + torch.optim and torch.compile (PyTorch
-at its faster thread count), GFLOP/s against the matmul peak, each process's peak memory. --quick:
-the first model of each data kind, one worker per framework, PyTorch at 1 thread, no torch.compile.
+"""The speed of every registered model (closed-form fits excepted), JAX against the PyTorch references,
+PyTorch at its faster thread count. --quick: the first model of each data kind, PyTorch at 1 thread.
+
+`main`, training steps/s: the fused engine against a per-step `jax.jit` loop, the lectures' code,
+torch.nn + torch.optim and torch.compile (not in --quick), GFLOP/s against the matmul peak, each process's
+peak memory. `evaluation`, examples/s of the exact loss over a whole split (--quick: dev or val) by
+`evaluate.kind_loss` against the references' `split_loss`, fresh parameters.
 
     python -m benchmarks training [--quick]
+    python -m benchmarks evaluation [--quick]
 """
 
 import contextlib
 import sys
 
+from makemore_jax import models
+
 from benchmarks import machine, sides
 from benchmarks.harness import Pool, Side, best, compare, markdown, mode_of, pool, rate_cell, ratio, ratio_cell, \
-    table, thread_sides
+    table, thread_sides, torch_threads
 from benchmarks.references import REFERENCES
 
-FUSED, PER_STEP = "JAX fused engine (ours)", "JAX per-step jax.jit"
+FUSED, PER_STEP, EVAL = "JAX fused engine (ours)", "JAX per-step jax.jit", "JAX evaluate.kind_loss"
 THREADS = {"lecture eager": (1, 2), "torch.nn + torch.optim": (1, 2), "torch.compile": (1,)}
 SIZES = {"full": (5, 0.5), "quick": (2, 0.05), "toy": (1, 0.0)}  # repeats, seconds per repeat
 
@@ -84,3 +90,28 @@ def _print(results: dict) -> None:
     for name, r in results["models"].items():
         print(f"\n{name}: one step {r['flops_per_step'] or 0:,.0f} FLOPs (XLA cost analysis)\n")
         table(r["sides"], FUSED, "steps/s", r["peak_rss_mb"], r["process"])
+
+
+def evaluation(quick: bool = False, mode: str | None = None, names: list[str] | None = None) -> dict:
+    """Time every model's evaluation; print a table; return {"models": {model: {"sides", "ratio", "examples"}}}."""
+    mode = mode_of(quick, mode)
+    (repeats, seconds), torch, results = SIZES[mode], machine.torch_available(), {}
+    one = None if mode == "full" else 1  # one pass per repeat, no calibration
+    with pool() as workers:  # one process per framework for all models (start-up is most of a quick run)
+        for name in names or sides.trained_models(mode):
+            args = {"model": name, "split": "train" if mode == "full" else models.get(name).kind.splits[1]}
+            side_set = {EVAL: Side("jax", "benchmarks.sides:jax_split_loss", args, first_n=1, n=one),
+                        **thread_sides("PyTorch, {threads}", "benchmarks.sides:torch_split_loss", args, torch_threads(
+                            mode) if torch and name in REFERENCES else (), first_n=1, n=one)}
+            figures = compare(workers, side_set, repeats=repeats, seconds=seconds)
+            torch_name, torch_fig = best(figures, [s for s in side_set if s != EVAL])
+            results[name] = {"sides": figures, "ratio": ratio(figures[EVAL], torch_fig), "torch_side": torch_name,
+                             "examples": figures[EVAL].get("examples"), "split": args["split"]}
+    print(f"Examples/s over a whole split, median of {repeats} alternating repeats (min-max); PyTorch at its "
+          "faster thread count.\n")
+    why = "no reference" if torch else "torch not installed or --no-torch"
+    markdown("model | split | examples: | JAX examples/s: | PyTorch examples/s: | JAX is:", [
+        [name, r["split"], f"{r['examples'] or 0:,}", rate_cell(r["sides"][EVAL]),
+         rate_cell(r["sides"][r["torch_side"]]) if r["torch_side"] else f"— ({why})", ratio_cell(r["ratio"])]
+        for name, r in results.items()])
+    return {"models": results, "torch": torch}

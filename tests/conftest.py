@@ -23,6 +23,12 @@ def _shared_compilation_cache() -> None:
     # tests' programs are small and compile-bound, and LLVM's optimisation level does not change a float
     # (no fast-math); measured 26-38% less CPU on the gpt and sweep tests, 8% on the notebooks.
     os.environ.setdefault("XLA_FLAGS", f"{ONE_CPU_THREAD} --xla_backend_optimization_level=0")
+    # The benchmarks' worker processes and commands keep these XLA flags and this cache (benchmarks/harness.py)
+    # instead of their own, so they load the programs the tests compiled rather than compiling them again.
+    os.environ.setdefault("BENCH_KEEP_XLA", "1")
+    # PyTorch at one intra-op thread, as XLA: two test workers share two cores, and a second thread each
+    # oversubscribes them (the reference loops ran many times slower on a busy 2-core machine).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 _shared_compilation_cache()  # before JAX is imported: it reads these variables once

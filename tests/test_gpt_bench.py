@@ -19,7 +19,7 @@ pytest.importorskip("torch")
 
 @pytest.fixture
 def inline(monkeypatch, tmp_path):
-    for name, value in {"BENCH_INLINE": "1", "BENCH_MODE": "toy", "BENCH_OUT": str(tmp_path), "XLA_FLAGS": ""}.items():
+    for name, value in {"BENCH_INLINE": "1", "BENCH_MODE": "toy", "BENCH_OUT": str(tmp_path)}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("BENCH_NO_TORCH", raising=False)
     return tmp_path

@@ -93,7 +93,6 @@ def test_toy_race_scores_both_sides_and_the_held_out_play(monkeypatch, tmp_path,
     pytest.importorskip("torch")
     from benchmarks import speedrun as bench
     monkeypatch.setenv("BENCH_OUT", str(tmp_path))
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
     race = bench.main(mode="toy")["race"]
     (ours,), (ref,) = race["rows"]["ours"], race["rows"]["reference"]
     for row in (ours, ref):  # 6 steps from a near-uniform start: just under ln(76)

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Character-level language models in JAX.", epilog=EXAMPLES,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
-    for add in (_train_parser, _sweep_parser, _sample_parser, _other_parsers, _diagnose_parser,
+    for add in (_train_parser, _sweep_parser, _sample_parser, _other_parsers, _diagnose_parser, _convert_parser,
                 tokenizer_command.add_parser):
         add(sub)
     return parser
@@ -166,6 +166,23 @@ def _diagnose_parser(sub) -> None:
     p.add_argument("--every", type=positive_int, default=10, help="record update ratios every this many steps")
     p.add_argument("--batch-size", type=positive_int, default=32, help="minibatch of training and of the snapshot")
     p.add_argument("--lr", type=float, default=0.1, help="sgd learning rate (default 0.1)")
+
+
+def _convert_parser(sub) -> None:
+    p = sub.add_parser("convert", help="a Hugging Face GPT-2 folder into a run (--from-hf), or a run into one "
+                                       "(--to-hf)",
+                       description="Convert between a makemore-jax run and a transformers GPT-2 folder (config.json "
+                                   "and model.safetensors). --from-hf makes a gpt2 run with GPT-2's tokenizer, for "
+                                   "sample, eval and fine-tuning with train --init-from; --to-hf writes a folder "
+                                   "transformers.GPT2LMHeadModel.from_pretrained loads (gpt2, gpt and transformer "
+                                   "runs whose options GPT-2 has). Needs the hf extra (safetensors).")
+    way = p.add_mutually_exclusive_group(required=True)
+    way.add_argument("--from-hf", metavar="DIR", default=None,
+                     help="read a transformers GPT-2 folder (config.json and model.safetensors, or pytorch_model.bin "
+                          "through torch's weights-only loader) into the run --out")
+    way.add_argument("--to-hf", metavar="DIR", default=None, help="write the run in --out as a transformers GPT-2 folder")
+    p.add_argument("--out", default="out", help="the run: written by --from-hf, read by --to-hf (default: out)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run (--from-hf) or a model (--to-hf) there")
 
 
 def main(argv: list[str] | None = None) -> int:

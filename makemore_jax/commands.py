@@ -182,6 +182,21 @@ def _sample_text(args, run) -> None:
     print(f"\n{TEXT_RULE}\n".join(prompt + text for text in texts))
 
 
+def cmd_convert(args) -> None:
+    """A transformers GPT-2 folder into the run --out (--from-hf), or that run into one (--to-hf)."""
+    from . import hf
+    from .run import from_checkpoint
+    if args.from_hf is not None:
+        run = hf.from_hf(args.from_hf, args.out, overwrite=args.overwrite)
+        print(f"{hf.describe(run)}; wrote {os.path.join(args.out, checkpoint.CHECKPOINT)} (use with sample, eval, "
+              f"or train --init-from {args.out})")
+        return
+    run = from_checkpoint(args.out)
+    written = hf.to_hf(run, args.to_hf, overwrite=args.overwrite, where=args.out)
+    print(f"{hf.describe(run)}; wrote {', '.join(written)} (transformers: "
+          f"GPT2LMHeadModel.from_pretrained({args.to_hf!r}))")
+
+
 # ----------------------------------------------------------------------------- studies
 
 
@@ -252,4 +267,4 @@ def commands() -> dict:
     from .tokenizer.command import run as cmd_tokenizer
     return {"train": cmd_train, "sweep": cmd_sweep, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
             "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd, "bench": cmd_bench,
-            "tokenizer": cmd_tokenizer}
+            "convert": cmd_convert, "tokenizer": cmd_tokenizer}

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from . import models
 from .checkpoint import WRITE_LOCK, CheckpointError
-from .commands import EMPTY, PROG, TEXT_LENGTH, Stopped, commands
+from .commands import DEFAULT_MODEL, EMPTY, PROG, TEXT_LENGTH, Stopped, commands
 from .data import DataError
 from .faults import closed_stdout, is_write_failure, write_failed
 from .flags import add_flags, config_flags, devices_flag, non_negative_int, positive_int, train_flags, values_flag
@@ -72,11 +72,17 @@ def _train_parser(sub) -> None:
     models_list = "\n".join(f"  {name:9s} {m.description}" for name, m in models.REGISTRY.items())
     p = sub.add_parser("train", help="train a model and save a checkpoint", epilog="models:\n" + models_list,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="mlp", choices=list(models.REGISTRY), help="which model (default mlp; list below)")
+    p.add_argument("--model", default=None, choices=list(models.REGISTRY),
+                   help=f"which model (default {DEFAULT_MODEL}, or --init-from's; list below)")
     _add_common(p, seed="seed of the initialisation, the minibatches and the printed samples (default 42); under "
                          "--resume the run keeps its own seed and this changes only the samples")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out (same model and settings)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already saved in --out")
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="start from the parameters of the run saved in RUN (one train saved, or convert --from-hf "
+                        "made), with a fresh optimiser at step 0: fine-tuning, nanoGPT's init_from; its model, "
+                        "vocabulary and model settings (--dropout, --dtype and a smaller --block-size may change), "
+                        "the training settings given here")
     p.add_argument("-n", "--num-samples", type=non_negative_int, default=10,
                    help="names to print at the end (default 10); a text model prints one text sample, none with 0")
     p.add_argument("--tensorboard", action="store_true", help=TENSORBOARD_HELP + " into --out")

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 from conftest import assert_trees_close  # noqa: E402
-from makemore_jax import hf, models  # noqa: E402
+from makemore_jax import hf, models, train_model  # noqa: E402
 from makemore_jax.cli import main  # noqa: E402
 from makemore_jax.data import Vocab  # noqa: E402
 from makemore_jax.run import Run, from_checkpoint  # noqa: E402
@@ -181,3 +181,40 @@ def test_logits_refuse_a_sequence_too_long(converted):
         run.logits(np.zeros(65, int))
     with pytest.raises(SettingError, match="holds 50257, outside the vocabulary's 0..50256"):
         run.logits([50257])
+
+
+# ----------------------------------------------------------------------------- fine-tuning: train --init-from
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "shakespeare.txt"
+    with open(os.path.join(os.path.dirname(__file__), "..", "data", "shakespeare.txt"), encoding="utf-8") as f:
+        path.write_text(f.read(4000), encoding="utf-8")
+    return path
+
+
+def test_init_from_starts_at_the_converted_parameters(converted, text_file):
+    """A fresh run at step 0 holding the converted parameters (wpe cropped to the smaller block); one step
+    at lr 1e-9 leaves them within 1e-6, where an init of its own would be 0.1 away."""
+    source = from_checkpoint(str(converted)).state.params
+    run = train_model(init_from=str(converted), model="gpt2", data=str(text_file), steps=1, batch_size=2,
+                      block_size=32, lr=1e-9, warmup_steps=0, min_lr_ratio=1.0, eval_train=False)
+    assert int(run.state.step) == 1 and run.info["init_from"] == os.path.abspath(converted)
+    assert run.config.block_size == 32 and run.vocab.describe() == "vocabulary 50,257 (gpt2 tokens)"
+    cropped = {**source, "wpe": source["wpe"][:32]}
+    assert_trees_close(run.state.params, cropped, rtol=0, atol=1e-6)
+    assert set(run.info["results"]) == {"val_loss"} and 10 < run.info["results"]["val_loss"] < 12  # ~ln 50257
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"tokenizer": "char"}, "the run there has vocabulary 50,257 (gpt2 tokens), and {text} makes vocabulary "),
+    ({"n_layer": 3, "warmup_steps": 0}, "its parameters do not fit the model settings given "
+                                        "(blocks/2/attn/c_attn/W: absent there, shape [32, 3, 2, 16] here)"),
+    ({"model": "gpt"}, "holds a gpt2 run, not a gpt; leave model out to start from it"),
+])
+def test_init_from_refusals(converted, text_file, settings, message):
+    settings = {"model": "gpt2", **settings}
+    with pytest.raises(UsageError) as e:
+        train_model(init_from=str(converted), data=str(text_file), steps=1, batch_size=2, **settings)
+    assert message.format(text=text_file) in str(e.value)

@@ -324,7 +324,7 @@ def check_expressible(run, where: str) -> None:
     if run.model.Config is not transformer.Config:
         exportable = [name for name, m in models.REGISTRY.items() if m.Config is transformer.Config]
         raise UsageError(f"{where}: holds a {run.model.name} run; only the transformer models "
-                         f"({', '.join(exportable)}) export to GPT-2")
+                         f"({', '.join(exportable)}) export to GPT-2, where their options are GPT-2's")
     c = run.config
     refusals = [("pos", c.pos != "learned", "learned positions only"),
                 ("norm", c.norm != "layer", "LayerNorm only"),

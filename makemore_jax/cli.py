@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from . import models
 from .checkpoint import WRITE_LOCK, CheckpointError
-from .commands import EMPTY, PROG, TEXT_LENGTH, Stopped, commands
+from .commands import DEFAULT_MODEL, EMPTY, PROG, TEXT_LENGTH, Stopped, commands
 from .data import DataError
 from .faults import closed_stdout, is_write_failure, write_failed
 from .flags import add_flags, config_flags, devices_flag, non_negative_int, positive_int, train_flags, values_flag
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Character-level language models in JAX.", epilog=EXAMPLES,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
-    for add in (_train_parser, _sweep_parser, _sample_parser, _other_parsers, _diagnose_parser,
+    for add in (_train_parser, _sweep_parser, _sample_parser, _other_parsers, _diagnose_parser, _convert_parser,
                 tokenizer_command.add_parser):
         add(sub)
     return parser
@@ -72,11 +72,17 @@ def _train_parser(sub) -> None:
     models_list = "\n".join(f"  {name:9s} {m.description}" for name, m in models.REGISTRY.items())
     p = sub.add_parser("train", help="train a model and save a checkpoint", epilog="models:\n" + models_list,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="mlp", choices=list(models.REGISTRY), help="which model (default mlp; list below)")
+    p.add_argument("--model", default=None, choices=list(models.REGISTRY),
+                   help=f"which model (default {DEFAULT_MODEL}, or --init-from's; list below)")
     _add_common(p, seed="seed of the initialisation, the minibatches and the printed samples (default 42); under "
                          "--resume the run keeps its own seed and this changes only the samples")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out (same model and settings)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already saved in --out")
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="start from the parameters of the run saved in RUN (one train saved, or convert --from-hf "
+                        "made), with a fresh optimiser at step 0: fine-tuning, nanoGPT's init_from; its model, "
+                        "vocabulary and model settings (--dropout, --dtype and a smaller --block-size may change), "
+                        "the training settings given here")
     p.add_argument("-n", "--num-samples", type=non_negative_int, default=10,
                    help="names to print at the end (default 10); a text model prints one text sample, none with 0")
     p.add_argument("--tensorboard", action="store_true", help=TENSORBOARD_HELP + " into --out")
@@ -166,6 +172,23 @@ def _diagnose_parser(sub) -> None:
     p.add_argument("--every", type=positive_int, default=10, help="record update ratios every this many steps")
     p.add_argument("--batch-size", type=positive_int, default=32, help="minibatch of training and of the snapshot")
     p.add_argument("--lr", type=float, default=0.1, help="sgd learning rate (default 0.1)")
+
+
+def _convert_parser(sub) -> None:
+    p = sub.add_parser("convert", help="a Hugging Face GPT-2 folder into a run (--from-hf), or a run into one "
+                                       "(--to-hf)",
+                       description="Convert between a makemore-jax run and a transformers GPT-2 folder (config.json "
+                                   "and model.safetensors). --from-hf makes a gpt2 run with GPT-2's tokenizer, for "
+                                   "sample, eval and fine-tuning with train --init-from; --to-hf writes a folder "
+                                   "transformers.GPT2LMHeadModel.from_pretrained loads (gpt2, gpt and transformer "
+                                   "runs whose options GPT-2 has). Needs the hf extra (safetensors).")
+    way = p.add_mutually_exclusive_group(required=True)
+    way.add_argument("--from-hf", metavar="DIR", default=None,
+                     help="read a transformers GPT-2 folder (config.json and model.safetensors, or pytorch_model.bin "
+                          "through torch's weights-only loader) into the run --out")
+    way.add_argument("--to-hf", metavar="DIR", default=None, help="write the run in --out as a transformers GPT-2 folder")
+    p.add_argument("--out", default="out", help="the run: written by --from-hf, read by --to-hf (default: out)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run (--from-hf) or a model (--to-hf) there")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from .run import Stopped  # noqa: F401 (cli.main catches it)
 from .settings import UsageError
 
 PROG = "makemore-jax"
+DEFAULT_MODEL = "mlp"  # train's --model when neither it nor --init-from names one
 EMPTY = "(empty name)"  # how a sample that ended at once is shown (a word cannot hold a space)
 TEXT_LENGTH = 500  # tokens (characters for a char model) `sample` adds to a text model's prompt by default
 SUMMARY_LENGTH = 200  # tokens of the text sample at the end of `train`
@@ -47,11 +48,11 @@ def shown(name: str) -> str:
 def cmd_train(args) -> None:
     from . import parallel
     from .evaluate import bits
-    from .lifecycle import fitting, train_model
+    from .lifecycle import fitting, saved_model, train_model
 
     t0 = time.perf_counter()
     _join_processes(args)  # before JAX computes anything; only process 0 writes and prints
-    model = models.get(args.model)
+    model = models.get(args.model or (args.init_from and saved_model(args.init_from)) or DEFAULT_MODEL)
     given = given_settings(args)
     fitter = fitting(model)
     ignored = [k for k in given if k in train_flags()]
@@ -61,7 +62,7 @@ def cmd_train(args) -> None:
     run = train_model(model.name, data=args.data, seed=args.seed, out=args.out, quiet=args.quiet,
                       resume=args.resume, overwrite=args.overwrite, devices=args.devices,
                       stop=getattr(args, "stop", None), tensorboard=args.tensorboard, tokenizer=args.tokenizer,
-                      **given)
+                      init_from=args.init_from, **given)
     if not parallel.is_writer():
         return
     losses = {k.removesuffix("_loss"): v for k, v in run.info["results"].items()}
@@ -182,6 +183,21 @@ def _sample_text(args, run) -> None:
     print(f"\n{TEXT_RULE}\n".join(prompt + text for text in texts))
 
 
+def cmd_convert(args) -> None:
+    """A transformers GPT-2 folder into the run --out (--from-hf), or that run into one (--to-hf)."""
+    from . import hf
+    from .run import from_checkpoint
+    if args.from_hf is not None:
+        run = hf.from_hf(args.from_hf, args.out, overwrite=args.overwrite)
+        print(f"{hf.describe(run)}; wrote {os.path.join(args.out, checkpoint.CHECKPOINT)} (use with sample, eval, "
+              f"or train --init-from {args.out})")
+        return
+    run = from_checkpoint(args.out)
+    written = hf.to_hf(run, args.to_hf, overwrite=args.overwrite, where=args.out)
+    print(f"{hf.describe(run)}; wrote {', '.join(written)} (transformers: "
+          f"GPT2LMHeadModel.from_pretrained({args.to_hf!r}))")
+
+
 # ----------------------------------------------------------------------------- studies
 
 
@@ -252,4 +268,4 @@ def commands() -> dict:
     from .tokenizer.command import run as cmd_tokenizer
     return {"train": cmd_train, "sweep": cmd_sweep, "eval": cmd_eval, "sample": cmd_sample, "lr-find": cmd_lr_find,
             "plot": cmd_plot, "diagnose": cmd_diagnose, "micrograd": cmd_micrograd, "bench": cmd_bench,
-            "tokenizer": cmd_tokenizer}
+            "convert": cmd_convert, "tokenizer": cmd_tokenizer}

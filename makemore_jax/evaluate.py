@@ -1,4 +1,4 @@
-"""Exact loss over a whole split: every example once, in fixed-size jitted batches."""
+"""Exact loss over a whole split: every example once, in fixed-size jitted batches; one sequence's logits."""
 
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ def _batch_loss(apply: Callable, params, state, x: jax.Array, y: jax.Array):
     """(summed nll, counted targets) of one batch in eval mode."""
     logits, _ = apply(params, state, x, train=False)
     return cross_entropy_sum(logits, y)
+
+
+@functools.partial(jax.jit, static_argnames="apply")
+def sequence_logits(apply: Callable, params, state, ids: jax.Array) -> jax.Array:
+    """A sequence model's eval-mode logits at every position of one sequence: ids int [T] -> float32 [T, vocab]."""
+    logits, _ = apply(params, state, ids[None], train=False)
+    return logits[0].astype(np.float32)
 
 
 def split_loss(apply: Callable, params, state, X: np.ndarray, Y: np.ndarray, *, batch_size: int = 8192) -> float:

@@ -216,6 +216,77 @@ def vocab_mismatch(saved, now, source: str, out: str) -> UsageError:
                       tokenizer=("tokenizer", None), overwrite=("overwrite", True))
 
 
+def initialised_run(model: Model, init_from: str, loaded: Data, overrides: dict, *, seed: int,
+                    tokenizer=None) -> tuple[Run, tuple[int, int]]:
+    """(a new run of `model` on `loaded` that starts from the parameters saved in `init_from`; its memory).
+
+    nanoGPT's init_from (fine-tuning a converted GPT-2, or any run): step 0 and a fresh optimiser. The
+    model settings are the saved run's, with those in `overrides` that keep its parameters' shapes
+    (dropout, dtype; a smaller block_size crops wpe, as nanoGPT's crop_block_size); the training
+    settings are the model's defaults and `overrides`'. The vocabulary must be the saved run's: the
+    data made into tokens by the saved run's tokenizer, or by `tokenizer` if it names the same one.
+    """
+    import jax
+
+    from .train import train_state_from
+    fitting(model).require_training(model, "parameters to fine-tune")
+    source = from_checkpoint(init_from)
+    if source.model.name != model.name:
+        raise UsageError(f"{init_from}: holds a {source.model.name} run, not a {model.name}; leave {{model:name}} "
+                         "out to start from it", model=("model", None))
+    config_over, train_over = split_overrides(model, overrides)
+    vocab = model.kind.vocab(loaded.items, source.vocab.setting if tokenizer is None else tokenizer)
+    if vocab != source.vocab:
+        raise init_vocab_mismatch(source.vocab, vocab, loaded.source or "<words>", init_from)
+    try:
+        config = model.Config(**{**dataclasses.asdict(source.config), **config_over})
+    except ValueError as e:  # a Config's own check is a SettingError already
+        raise e if isinstance(e, UsageError) else UsageError(str(e).replace("{", "{{").replace("}", "}}")) from None
+    tc = TrainConfig(**{**model.train_defaults, **train_over})
+    splits, need_have = checked_splits(model, config, tc, loaded, vocab)
+    params = fitted_params(source.state.params, model, config, init_from)
+    ts = train_state_from(model, config, tc, params, jax.random.key(seed))
+    info = {**data_info(loaded, seed, model.kind), "init_from": os.path.abspath(init_from)}
+    return Run(model, config, tc, vocab, loaded.items, splits, ts, info=info, data_sha256=loaded.sha256), need_have
+
+
+def init_vocab_mismatch(saved, now, source: str, init_from: str) -> UsageError:
+    """The refusal of --init-from a run whose vocabulary the data and tokenizer here do not make."""
+    differ = " (other characters)" if saved.describe() == now.describe() else ""
+    return UsageError(f"{init_from}: the run there has {saved.describe()}, and {source} makes {now.describe()}"
+                      f"{differ} here; fine-tuning keeps the run's vocabulary: leave {{tokenizer:name}} out for its "
+                      "own, or give text it covers", tokenizer=("tokenizer", None))
+
+
+def fitted_params(params: dict, model: Model, config, init_from: str) -> dict:
+    """The saved params, checked against the shapes `config` makes; wpe cropped to a smaller block_size."""
+    import jax
+    want = jax.eval_shape(lambda: model.init(jax.random.key(0), config)[0])
+    if isinstance(params, dict) and "wpe" in params and isinstance(want, dict) and "wpe" in want:
+        params = {**params, "wpe": params["wpe"][:want["wpe"].shape[0]]}  # rows past the new block_size unused
+    def shapes(tree) -> dict:  # "blocks/0/attn/c_attn/W" -> shape, as checkpoint.restore names the leaves
+        return {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): leaf.shape
+                for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+    saved, wanted = shapes(params), shapes(want)
+    for name in sorted(saved.keys() | wanted.keys()):
+        if saved.get(name) != wanted.get(name):
+            shown = lambda shape: "absent" if shape is None else f"shape {list(shape)}"  # noqa: E731
+            raise UsageError(f"{init_from}: its parameters do not fit the model settings given ({name}: "
+                             f"{shown(saved.get(name))} there, {shown(wanted.get(name))} here); give only settings "
+                             "that keep the shapes, such as --dropout")
+    return params
+
+
+def saved_model(out: str) -> str | None:
+    """The model name in `out`'s readable metadata (checkpoint.json), or None: a cheap look before the load."""
+    import json
+    try:
+        with open(os.path.join(out, checkpoint.META), encoding="utf-8") as f:
+            return json.load(f).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def check_out(out: str | None, *, resume: bool, overwrite: bool) -> bool:
     """Refuse a folder that cannot be written, or one holding a run neither resumed nor overwritten.
 
@@ -427,7 +498,8 @@ def cut_log(path: str, step: int) -> None:
 
 def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed: int = 42, out: str | None = None,
                 quiet: bool = True, resume: bool = False, overwrite: bool = False, devices: int | None = 1,
-                stop=None, tensorboard: bool = False, tokenizer=None, **overrides) -> Run:
+                stop=None, tensorboard: bool = False, tokenizer=None, init_from: str | None = None,
+                **overrides) -> Run:
     """Train a registered model and evaluate it on every split.
 
     Args:
@@ -452,6 +524,9 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
             characters), "gpt2", a folder written by `makemore-jax tokenizer train` (or a
             .model file), "bpe:N" (trained on the training split), or a tokenizer.Tokenizer;
             a resumed run keeps its own unless this names it. A words model refuses one.
+        init_from: a run folder (one `train` saved, or `convert --from-hf` made) to start from:
+            its parameters and model settings, a fresh optimiser at step 0 (fine-tuning;
+            `initialised_run`); `model` must be its model.
         **overrides: any model config field (n_hidden=64, init="unit") or TrainConfig
             field (lr=0.05, batch_size=None, optimizer="adamw").
     Returns:
@@ -472,11 +547,12 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     out_here, quiet = (out, quiet) if writer else (None, True)
     if steps is not None:
         overrides["steps"] = steps
+    check_init_from(init_from, out, resume=resume)
     saved = check_out(out, resume=resume, overwrite=overwrite)
     check_tensorboard(tensorboard, out)
     loaded = load_data(spec, data)
     run, need_have = built_run(spec, loaded, overrides, out=out if resume else None, seed=seed, mesh=mesh,
-                               tokenizer=tokenizer)
+                               tokenizer=tokenizer, init_from=init_from)
     with FolderLock(out_here) if out_here is not None else contextlib.nullcontext():  # one writer per folder
         if saved and overwrite and out_here is not None:
             clear_out(out_here)
@@ -487,11 +563,28 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     return run
 
 
+def check_init_from(init_from: str | None, out: str | None, *, resume: bool) -> None:
+    """Refuse init_from with resume (a new run against the one in `out` continued), or naming `out` itself."""
+    if init_from is None:
+        return
+    if resume:
+        raise UsageError("{init_from:word} starts a new run from another's parameters and {resume:set} continues "
+                         "the one in {out:name}: give one of them", init_from=("init_from", init_from),
+                         resume=("resume", True), out=("out", None))
+    if out is not None and os.path.abspath(out) == os.path.abspath(init_from):
+        raise UsageError(f"{init_from}: {{init_from:name}} and {{out:name}} name the same folder; write the new run "
+                         "elsewhere, or continue this one with {resume:set}", init_from=("init_from", None),
+                         out=("out", None), resume=("resume", True))
+
+
 def built_run(model: Model, loaded: Data, overrides: dict, *, out: str | None, seed: int, mesh=None,
-              tokenizer=None):
-    """(a new run, or with `out` the one saved there resumed; its memory need), checked against `mesh`."""
+              tokenizer=None, init_from: str | None = None):
+    """(a new run, with `out` the one saved there resumed, or with `init_from` one started from that run's
+    parameters; its memory need), checked against `mesh`."""
     if out is not None:
         run, need_have = resumed_run(model, out, loaded, overrides, tokenizer)
+    elif init_from is not None:
+        run, need_have = initialised_run(model, init_from, loaded, overrides, seed=seed, tokenizer=tokenizer)
     else:
         p = prepare(model, overrides=overrides, loaded=loaded, tokenizer=tokenizer)
         run, need_have = new_run(p, seed), p.memory

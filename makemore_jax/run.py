@@ -110,6 +110,34 @@ class Run:
         return {name: kind_loss(self.model, self.config, ts.params, ts.model_state, arrays)
                 for name, arrays in self.splits.items() if len(arrays[0]) and (train or name != "train")}
 
+    def logits(self, ids) -> np.ndarray:
+        """The model's eval-mode logits at every position of one sequence, as transformers' `model(ids).logits[0]`.
+
+        Args:
+            ids: int [T] token ids, 1 <= T <= block_size, each below the vocabulary's size.
+        Returns:
+            float32 [T, vocab_size]: row t scores the token after ids[:t + 1].
+        Raises:
+            SettingError: ids empty, too long, or outside the vocabulary; UsageError: a model that
+                reads fixed windows (the context models) has no logits per position.
+        """
+        import jax
+        from .evaluate import sequence_logits
+        ids = np.asarray(ids)
+        size, T = self.vocab.size, self.config.block_size
+        if ids.ndim != 1 or not 1 <= len(ids) <= T or not np.issubdtype(ids.dtype, np.integer):
+            raise SettingError("ids", f"must be one sequence of 1 to {T} (block_size) integer token ids, got "
+                                      f"shape {ids.shape} of {ids.dtype}")
+        if ids.min() < 0 or ids.max() >= size:
+            raise SettingError("ids", f"holds {int(ids.max() if ids.max() >= size else ids.min())}, outside the "
+                                      f"vocabulary's 0..{size - 1}")
+        apply = self.model.bind(self.config)
+        ts, window = self.state, jax.ShapeDtypeStruct((T,), np.int32)  # every model reads a full window
+        if jax.eval_shape(lambda x: sequence_logits(apply, ts.params, ts.model_state, x), window).ndim != 2:
+            raise UsageError(f"{self.model.name} reads windows of {T} tokens and scores the next one only; "
+                             "logits per position are a sequence or text model's")
+        return np.asarray(jax.device_get(sequence_logits(apply, ts.params, ts.model_state, ids.astype(np.int32))))
+
     def sample(self, n: int = 10, *, seed: int = 0, temperature: float = 1.0, top_k: int | None = None,
                max_len: int | None = None) -> list[str]:
         """n generated words ("" where the model ended a word at once): `sample_batches`, joined."""

@@ -70,6 +70,21 @@ def create_train_state(model: Model, config, tc: TrainConfig, key: jax.Array) ->
                       opt_state=opt_state, key=data_key)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def train_state_from(model: Model, config, tc: TrainConfig, params: dict, key: jax.Array) -> TrainState:
+    """A TrainState at step 0 that starts from `params` (shaped as model.init's for `config`): a fresh
+    optimiser, the model state of init and the minibatch key split from `key`, as `create_train_state`.
+
+    nanoGPT's init_from: fine-tuning a converted or trained model. The params init draws here
+    are unused, so XLA drops them: no time is spent on a model's worth of random numbers.
+    """
+    init_key, data_key = jax.random.split(key)
+    _, model_state = model.init(init_key, config)
+    opt_state = make_optimizer(tc, model.param_labels).init(params)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                      opt_state=opt_state, key=data_key)
+
+
 def loss_fn(model: Model, config, params, model_state, x: jax.Array, y: jax.Array):
     """Training loss (cross-entropy plus the model's Penalty, if it has one) and the new model state."""
     logits, new_state = model.bind(config)(params, model_state, x, train=True)

@@ -45,7 +45,8 @@ SHARED_NAMES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "da
 # CI (which sets CI=true) installs the dev extra and the CPU build of torch (.ci/run), so there a
 # test that would skip for a missing package fails instead: the PyTorch reference tests run, or
 # the run is red. Locally, without CI set, such tests still skip.
-CI_REQUIRED = ("torch", "matplotlib", "graphviz", "nbformat", "nbclient", "ipykernel", "tensorboardX", "tensorboard")
+CI_REQUIRED = ("torch", "matplotlib", "graphviz", "nbformat", "nbclient", "ipykernel", "tensorboardX", "tensorboard",
+               "transformers", "safetensors")
 MISSING_PACKAGE = "could not import "  # how pytest.importorskip words its skip
 
 

@@ -168,24 +168,29 @@ def load(out_dir: str) -> tuple[dict, dict]:
     return meta, state
 
 
+def template_of(make_state):
+    """The shapes and dtypes of the TrainState `make_state()` would build, nothing computed: the
+    `restore` template (jax.eval_shape; typed PRNG keys as their uint32 data)."""
+    return jax.eval_shape(lambda: _to_plain(make_state()))
+
+
 def restore(template, state: dict, path: str = CHECKPOINT):
-    """Fill `template` (a freshly initialised TrainState) with the loaded arrays.
+    """Fill `template` (`template_of(...)`: a TrainState of jax.ShapeDtypeStruct) with the loaded arrays.
 
     Raises CheckpointError when the structure or any shape differs, naming the first leaf.
     """
-    plain = _to_plain(template)
-    expected = serialization.to_state_dict(plain)
+    expected = serialization.to_state_dict(template)
     flat_expected = _flatten(expected)
     flat_loaded = _flatten(state)
     if flat_expected.keys() != flat_loaded.keys():
         diff = sorted(flat_expected.keys() ^ flat_loaded.keys())[0]
         raise CheckpointError(f"{path}: does not match this model and config (entry {diff!r} differs)")
     for name, value in flat_expected.items():
-        if np.shape(value) != np.shape(flat_loaded[name]):
+        if tuple(value.shape) != np.shape(flat_loaded[name]):
             raise CheckpointError(f"{path}: does not match this model and config "
-                                  f"({name}: shape {np.shape(flat_loaded[name])}, expected {np.shape(value)})")
-    restored = serialization.from_state_dict(plain, state)
-    restored = jax.tree.map(lambda t, v: np.asarray(v, dtype=np.asarray(t).dtype), plain, restored)
+                                  f"({name}: shape {np.shape(flat_loaded[name])}, expected {tuple(value.shape)})")
+    restored = serialization.from_state_dict(template, state)
+    restored = jax.tree.map(lambda t, v: np.asarray(v, dtype=t.dtype), template, restored)
     return restored.replace(key=jax.random.wrap_key_data(restored.key))
 
 

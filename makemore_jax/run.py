@@ -249,7 +249,7 @@ def from_checkpoint(out_dir: str) -> Run:
     """The Run in out_dir without its data (no words, no splits)."""
     import jax
 
-    from .train import create_train_state
+    from .train import init_train_state
     meta, raw = checkpoint.load(out_dir)
     path = os.path.join(out_dir, checkpoint.CHECKPOINT)
     try:
@@ -261,7 +261,8 @@ def from_checkpoint(out_dir: str) -> Run:
         vocab = vocab_from_meta(meta, boundary=model.kind.boundary)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: metadata is not usable ({e})") from None
-    ts = checkpoint.restore(create_train_state(model, config, tc, jax.random.key(0)), raw, path)
+    template = checkpoint.template_of(lambda: init_train_state(model, config, tc, jax.random.key(0)))
+    ts = checkpoint.restore(template, raw, path)
     info = {k: v for k, v in meta.items() if k not in ("model", "dataset", "config", "train", "vocab", "tokenizer",
                                                        "format", "step", "state_sha256")}
     return Run(model, config, tc, vocab, [], {}, ts, info=info)

@@ -57,17 +57,20 @@ class Diverged(RuntimeError):
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 2}
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2), compiler_options=INIT_COMPILER_OPTIONS)
-def create_train_state(model: Model, config, tc: TrainConfig, key: jax.Array) -> TrainState:
+def init_train_state(model: Model, config, tc: TrainConfig, key: jax.Array) -> TrainState:
     """Initialise params and model state from `key`; the minibatch key is split from it.
 
-    Jitted (model, config and tc are static): one compilation instead of one per eager op.
+    Called as `create_train_state`, jitted; as it is, under jax.eval_shape (a checkpoint's template).
     """
     init_key, data_key = jax.random.split(key)
     params, model_state = model.init(init_key, config)
     opt_state = make_optimizer(tc, model.param_labels).init(params)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
                       opt_state=opt_state, key=data_key)
+
+
+# Jitted (model, config and tc are static): one compilation instead of one per eager op.
+create_train_state = jax.jit(init_train_state, static_argnums=(0, 1, 2), compiler_options=INIT_COMPILER_OPTIONS)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))

@@ -16,7 +16,7 @@ from makemore_jax.cli import main
 from makemore_jax.data import Vocab, build_sequence_dataset, split_words
 from makemore_jax.losses import cross_entropy
 from makemore_jax.sample import decode, sample_ids
-from makemore_jax.train import TrainConfig, create_train_state, fit, loss_fn, make_optimizer, make_train_step
+from makemore_jax.train import TrainConfig, create_train_state, fit, init_train_state, loss_fn, make_optimizer, make_train_step
 
 from conftest import assert_trees_close
 
@@ -149,7 +149,8 @@ def test_checkpoint_round_trip_and_exact_resume(name, overrides, names, tmp_path
 
     straight, _ = fit(model, config, tc, X, Y, fresh, callbacks=[loop.Call(save_at_20)])
     _, raw = checkpoint.load(str(tmp_path))
-    restored = checkpoint.restore(create_train_state(model, config, tc, jax.random.key(0)), raw)
+    template = checkpoint.template_of(lambda: init_train_state(model, config, tc, jax.random.key(0)))
+    restored = checkpoint.restore(template, raw)
     assert_trees_close(restored, saved["ts"], rtol=0)
     resumed, _ = fit(model, config, tc, X, Y, restored)
     assert_trees_close(resumed, straight, rtol=0)

@@ -92,7 +92,7 @@ def test_resume_through_a_checkpoint_is_bit_identical(arrays, tmp_path):
     checkpoint.save(str(tmp_path), half, {"model": "mlp-bn"})
     meta, raw = checkpoint.load(str(tmp_path))
     assert meta["step"] == 1000
-    restored = checkpoint.restore(half, raw)
+    restored = checkpoint.restore(checkpoint.template_of(lambda: half), raw)
     assert_trees_close(restored, half, rtol=0)
     resumed, _ = run("mlp-bn", arrays, 2000, ts=restored, chunk_size=500, lr_decay_step=1000)
     assert_trees_close(resumed, straight, rtol=0)

@@ -1,11 +1,11 @@
 """GPT on Shakespeare: reproduction of nanoGPT's character-level CPU run, and its speed.
 
-    python -m benchmarks gpt --parity    # exact val loss of both loops, 3 seeds each (long)
-    python -m benchmarks gpt [--quick]   # steps/s, whole runs, the n_embd x block_size grid
+    nice python -m benchmarks gpt --parity   # exact val and wall s of both whole runs, 3 seeds each (long)
+    python -m benchmarks gpt [--quick]       # the `training` rows of gpt, the n_embd x block_size grid
 
-Parity: our command (`run_ours`) against nanoGPT's loop (`run_reference`, torch_gpt.train in a
-torch worker that imports no JAX: sizes and recipe come from the `gpt` entry, passed in) on the same
-characters (the sorted character set, 90/10), the mean exact val over the seeds.
+Parity: our command (`run_ours`) against nanoGPT's loop (`run_reference`, torch_gpt.train in a fresh
+torch worker that imports no JAX: sizes and recipe come from the `gpt` entry) on the same characters
+(the sorted character set, 90/10), taking turns; the mean exact val over the seeds.
 """
 
 import json
@@ -23,7 +23,6 @@ TORCH_FIELDS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "drop
                 "tie_embeddings", "gelu", "dtype")
 GRID = {"full": ((128, 256, 512), (64, 128, 256), 3, 0.5), "quick": ((128, 512), (64, 256), 3, 0.1),
         "toy": ((32,), (16,), 1, 0.0)}  # n_embd values, block sizes, repeats, seconds per repeat
-SIZES = {"full": (3, None), "quick": (1, 200), "toy": (1, 5)}  # whole runs: repeats, steps (None: the recipe's)
 TOLERANCE = 0.02  # |mean val ours - mean val nanoGPT| the reproduction must stay within
 
 
@@ -74,12 +73,12 @@ def reference(config: dict, train: dict, seed: int, corpus: str = CORPUS, thread
 
 
 def run_reference(seed: int, *, steps: int | None = None, threads: int = 1, corpus: str = CORPUS,
-                  heldout: str | None = None, train_loss: bool = True, nice: int = 0) -> dict:
+                  heldout: str | None = None, train_loss: bool = True) -> dict:
     """One fresh nanoGPT process (its CPU recipe; `steps` replaces its 2,000): its figures and "wall_s"."""
     train = {**recipe(steps), **({} if train_loss else {"train_loss": False})}
     return one_call(f"torch-{threads}t", "benchmarks.gpt:reference", {
         "config": gpt_config(text_ids(corpus)[1]), "train": train, "seed": seed, "corpus": corpus, "threads": threads,
-        "heldout": heldout}, nice=nice)
+        "heldout": heldout})
 
 
 def ours_command(model: str, seed: int, out: str, *, corpus: str = CORPUS, steps: int | None = None,
@@ -92,24 +91,23 @@ def ours_command(model: str, seed: int, out: str, *, corpus: str = CORPUS, steps
 
 
 def run_ours(seed: int, *, model: str = "gpt", corpus: str = CORPUS, steps: int | None = None, flags=(),
-             env: dict | None = None, nice: int = 0, after=None) -> dict:
+             env: dict | None = None, after=None) -> dict:
     """One fresh `makemore-jax train` process: its exact losses, wall time, and `after(out)`'s figures."""
     with tempfile.TemporaryDirectory() as out:
-        row = command(ours_command(model, seed, out, corpus=corpus, steps=steps, flags=flags), out=out, env=env,
-                      nice=nice)
+        row = command(ours_command(model, seed, out, corpus=corpus, steps=steps, flags=flags), out=out, env=env)
         more = after(out) if after else {}
     return {"val_loss": row["results"]["val_loss"], "train_loss": row["results"].get("train_loss"),
             "wall_s": row["wall_s"], "seed": seed, **more}
 
 
 def parity(seeds=(0, 1, 2), *, steps: int | None = None, corpus: str = CORPUS, cache: str | None = None,
-           nice: int = 10, torch: bool = True) -> dict:
-    """Our command and nanoGPT's loop over `seeds`, fresh processes, taking turns, each run kept in
-    cache/{side}-seed{S}.json; print the table; {"rows": {seed: {side: run}}, "mean_ours", "mean_reference",
-    "difference", "agree" (|difference| <= TOLERANCE), "commands"}."""
-    runs = {"ours": lambda s: run_ours(s, corpus=corpus, steps=steps, nice=nice)}
+           torch: bool = True) -> dict:
+    """Our command and nanoGPT's loop (1 thread) over `seeds`, fresh processes, taking turns, each run kept
+    in cache/{side}-seed{S}.json; print the table; {"rows": {seed: {side: run}}, "mean_ours", "mean_reference",
+    "difference", "agree" (|difference| <= TOLERANCE)}."""
+    runs = {"ours": lambda s: run_ours(s, corpus=corpus, steps=steps)}
     if torch:
-        runs["reference"] = lambda s: run_reference(s, steps=steps, corpus=corpus, nice=nice)
+        runs["reference"] = lambda s: run_reference(s, steps=steps, corpus=corpus)
     cached = {side: lambda s, side=side: _cached(cache, f"{side}-seed{s}", lambda: runs[side](s)) for side in runs}
     by_side = alternate(cached, seeds)
     rows = {s: {side: by_side[side][i] for side in runs} for i, s in enumerate(seeds)}
@@ -117,20 +115,19 @@ def parity(seeds=(0, 1, 2), *, steps: int | None = None, corpus: str = CORPUS, c
     difference = mean["ours"] - mean["reference"] if torch else None
     print(f"Exact validation loss (nats/char) after {recipe(steps)['steps']:,} steps of the `gpt` recipe on "
           f"{os.path.basename(corpus)} (90/10 split), seeds {', '.join(map(str, seeds))}; {machine.cpu_model()}.\n")
-    cell = lambda r, side, k: f"{r[side][k]:.4f}" if side in r else "—"  # noqa: E731
-    markdown("seed: | ours val: | nanoGPT val: | ours - nanoGPT: | ours train: | nanoGPT train:", [
-        [s, cell(r, "ours", "val_loss"), cell(r, "reference", "val_loss"),
-         f"{r['ours']['val_loss'] - r['reference']['val_loss']:+.4f}" if torch else "—",
-         cell(r, "ours", "train_loss"), cell(r, "reference", "train_loss")] for s, r in rows.items()]
-        + [["**mean**", f"**{mean['ours']:.4f}**", f"**{mean['reference']:.4f}**" if torch else "—",
-            f"**{difference:+.4f}**" if torch else "—", "", ""]])
+    cell = lambda r, side, k, f=".4f": format(r[side][k], f) if side in r else "—"  # noqa: E731
+    markdown("seed: | ours val: | nanoGPT val: | ours - nanoGPT: | ours train: | nanoGPT train: | ours wall s: | "
+             "nanoGPT wall s:", [
+                 [s, cell(r, "ours", "val_loss"), cell(r, "reference", "val_loss"),
+                  f"{r['ours']['val_loss'] - r['reference']['val_loss']:+.4f}" if torch else "—",
+                  cell(r, "ours", "train_loss"), cell(r, "reference", "train_loss"), cell(r, "ours", "wall_s", ".1f"),
+                  cell(r, "reference", "wall_s", ".1f")] for s, r in rows.items()]
+             + [["**mean**", f"**{mean['ours']:.4f}**", f"**{mean['reference']:.4f}**" if torch else "—",
+                 f"**{difference:+.4f}**" if torch else "—", "", "", "", ""]])
     agree = torch and abs(difference) <= TOLERANCE
     print(f"\nMeans agree within {TOLERANCE}: {'yes' if agree else 'NO' if torch else '— (no torch)'}.")
-    ours = ours_command("gpt", seeds[0], "OUT", corpus=os.path.relpath(corpus, machine.ROOT), steps=steps)
-    commands = {"ours": "makemore-jax " + " ".join(ours[3:]),
-                "reference": "benchmarks.gpt:reference in a harness worker (torch_gpt.train, 1 thread)"}
     return {"rows": rows, "mean_ours": mean["ours"], "mean_reference": mean.get("reference"),
-            "difference": difference, "agree": agree, "commands": commands}
+            "difference": difference, "agree": agree}
 
 
 def _cached(cache: str | None, name: str, run) -> dict:
@@ -143,14 +140,6 @@ def _cached(cache: str | None, name: str, run) -> dict:
         from makemore_jax.checkpoint import atomic_write
         atomic_write(path, json.dumps(result).encode())
     return result
-
-
-def whole_runs(*, repeats: int, steps: int | None, threads: int, corpus: str = CORPUS) -> dict:
-    """Wall seconds of whole runs in fresh processes, alternating: our command against nanoGPT's run."""
-    walls = alternate({"makemore-jax train --model gpt": lambda _: run_ours(0, corpus=corpus, steps=steps)["wall_s"],
-                       f"nanoGPT's run (torch_gpt.train), {threads} thread(s)": lambda _: run_reference(
-                           0, steps=steps, threads=threads, corpus=corpus)["wall_s"]}, range(repeats))
-    return {name: {"median": statistics.median(w), "min": min(w), "max": max(w), "runs": w} for name, w in walls.items()}
 
 
 def scaling(mode: str, torch: bool) -> list[dict]:
@@ -178,22 +167,13 @@ def scaling(mode: str, torch: bool) -> list[dict]:
 
 
 def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = None) -> dict:
-    """`--parity`: the reproduction (3 seeds, the recipe's steps); else the speed figures: the `training`
-    benchmark's gpt rows, whole runs in fresh processes (median of alternating repeats), the scaling grid."""
+    """`--parity`: the reproduction (3 seeds, the recipe's steps, whole runs' wall s); else the speed figures:
+    the `training` benchmark's gpt rows, the scaling grid."""
     mode, torch = mode_of(quick, mode), machine.torch_available()
     if "--parity" in (argv or ()):
         return parity(cache=os.path.join(out_dir(), "gpt-parity"), torch=torch)
     from benchmarks import training
     print("### Training steps/s (the `training` benchmark's gpt rows)\n")
     steps = training.main(quick=quick, mode=mode, names=["gpt"])
-    faster = best(steps["models"]["gpt"]["sides"], [training.torch_side("lecture eager", t) for t in (1, 2)])[1]
-    repeats, run_steps = SIZES[mode]
-    print(f"\n### Whole runs: {run_steps or recipe()['steps']:,} steps, fresh processes, median of {repeats}\n")
-    walls = whole_runs(repeats=repeats, steps=run_steps, threads=faster["threads"] if faster else 1) if torch else {}
-    if walls:
-        markdown("command | median wall s: | min-max: | runs", [
-            [name, f"{w['median']:.1f}", f"{w['min']:.1f}-{w['max']:.1f}", ", ".join(f"{x:.1f}" for x in w["runs"])]
-            for name, w in walls.items()])
     print("\n### Scaling: steps/s over n_embd x block_size (4 layers, 4 heads, batch 12)\n")
-    return {"training": steps["models"]["gpt"], "peak_gflops": steps["peak_gflops"], "whole_runs": walls,
-            "scaling": scaling(mode, torch)}
+    return {"training": steps["models"]["gpt"], "peak_gflops": steps["peak_gflops"], "scaling": scaling(mode, torch)}

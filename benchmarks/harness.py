@@ -50,11 +50,11 @@ class WorkerError(RuntimeError):
 class Worker:
     """One worker process (in this process where log_dir is None); `call(**request)` -> the answer."""
 
-    def __init__(self, process: str, log_dir: str | None, env: dict | None = None, nice: int = 0):
+    def __init__(self, process: str, log_dir: str | None, env: dict | None = None):
         self.name, self.started, self.runs, self._proc = process, time.perf_counter(), {}, None
         if log_dir is not None:
             self._log = open(os.path.join(log_dir, f"{process}-{id(self)}.log"), "w")
-            self._proc = subprocess.Popen([*_niced(nice), sys.executable, "-m", "benchmarks.harness"], cwd=ROOT,
+            self._proc = subprocess.Popen([sys.executable, "-m", "benchmarks.harness"], cwd=ROOT,
                                           text=True, env=process_env(process, env), stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=self._log)
 
@@ -103,9 +103,9 @@ class Pool:
             self.workers[process] = self.fresh(process)
         return self.workers[process]
 
-    def fresh(self, process: str, env: dict | None = None, nice: int = 0) -> Worker:
+    def fresh(self, process: str, env: dict | None = None) -> Worker:
         """A new worker (the caller closes it)."""
-        return Worker(process, self._dir and self._dir.name, env, nice)
+        return Worker(process, self._dir and self._dir.name, env)
 
     def peak_rss_mb(self) -> dict[str, float]:
         return {name: w.call(op="rss")["peak_rss_mb"] for name, w in self.workers.items()}
@@ -138,19 +138,15 @@ def sharing():
             Pool.current = None
 
 
-def one_call(process: str, factory: str, args: dict, *, env: dict | None = None, nice: int = 0) -> dict:
+def one_call(process: str, factory: str, args: dict, *, env: dict | None = None) -> dict:
     """`factory(**args)` in a fresh worker `process`: its answer and "wall_s", the process's whole life."""
     with pool() as p:
-        worker = p.fresh(process, env, nice)
+        worker = p.fresh(process, env)
         try:
             answer = worker.call(op="call", factory=factory, args=args)
         finally:
             worker.close()
     return {**answer, "wall_s": time.perf_counter() - worker.started}
-
-
-def _niced(nice: int) -> list[str]:
-    return ["nice", "-n", str(nice)] if nice else []
 
 
 def train_command(model: str, out: str, *flags: str) -> list[str]:
@@ -159,12 +155,11 @@ def train_command(model: str, out: str, *flags: str) -> list[str]:
             "-n", "0", *flags]
 
 
-def command(argv: list[str], *, out: str | None = None, env: dict | None = None, check: bool = True,
-            nice: int = 0) -> dict:
+def command(argv: list[str], *, out: str | None = None, env: dict | None = None, check: bool = True) -> dict:
     """One fresh process of `argv` (`env` on top): "wall_s", "status", "tail" (its last output line) and
     "results" (the losses `makemore-jax train` saved in `out`'s checkpoint.json)."""
     t = time.perf_counter()
-    proc = subprocess.run([*_niced(nice), *argv], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True,
                           env=process_env("command", env))
     row = {"status": proc.returncode, "wall_s": time.perf_counter() - t,
            "tail": (proc.stdout + proc.stderr).strip().splitlines()[-1:]}

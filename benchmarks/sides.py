@@ -132,26 +132,6 @@ def _chunk_size(step, ts, batch, budget_s: float = 0.25) -> int:
     return int(min(CHUNK, max(10, budget_s / median)))
 
 
-def fit_evaluated(model, config, tc, train, evals: dict, seed: int = 0, best: str | None = None) -> tuple:
-    """Train with the exact loss over each of `evals` ({name: arrays}) after every chunk: (last state, summary,
-    curve [{"step", "loss", "time", name: loss}], {"ts", "step", "loss"} at the lowest `best` loss)."""
-    import jax
-
-    from makemore_jax.evaluate import kind_loss
-    from makemore_jax.train import create_train_state, fit
-    curve, kept = [], {}
-
-    class Every:  # a loop callback
-        def on_chunk(self, ts, step, losses, elapsed):
-            curve.append({"step": int(ts.step), "loss": float(losses.mean()), "time": elapsed, **{
-                k: kind_loss(model, config, ts.params, ts.model_state, a) for k, a in evals.items()}})
-            if best and curve[-1][best] < kept.get("loss", math.inf):
-                kept.update(loss=curve[-1][best], step=int(ts.step), ts=ts)
-    ts = create_train_state(model, config, tc, jax.random.key(seed))
-    ts, summary = fit(model, config, tc, *train, ts, callbacks=[Every()])
-    return ts, summary, curve, kept
-
-
 def jax_split_loss(model: str, split: str = "train"):
     """`evaluate.kind_loss` of a freshly initialised model over a whole split: run(n) -> (n * examples, loss)."""
     import jax

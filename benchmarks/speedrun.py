@@ -119,11 +119,15 @@ def variants(base_steps: dict, changes: dict = CHANGES) -> list[dict]:
 
 
 def _fit(variant: dict, steps: int, chunk: int, val: bool = False, seed: int = 0) -> tuple:
-    """Train `variant` (model, overrides) `steps` steps on the corpus as the CLI would: (summary, val curve)."""
-    from makemore_jax import models
-    from makemore_jax.train import TrainConfig
+    """Train `variant` (model, overrides) `steps` steps on the corpus as the CLI would: (summary, [[step,
+    exact val after each chunk], ...] if `val`)."""
+    import jax
 
-    from benchmarks.sides import fit_evaluated, problem
+    from makemore_jax import models
+    from makemore_jax.evaluate import kind_loss
+    from makemore_jax.train import TrainConfig, create_train_state, fit
+
+    from benchmarks.sides import problem
     m, over = models.get(variant["model"]), variant["overrides"]
     model_over = {k: v for k, v in over.items() if k in m.config_fields}
     train_over = {k: v for k, v in over.items() if k not in m.config_fields}
@@ -131,14 +135,18 @@ def _fit(variant: dict, steps: int, chunk: int, val: bool = False, seed: int = 0
     tc = TrainConfig(**{**m.train_defaults, "warmup_steps": min(warmup, steps), **train_over, "steps": steps,
                         "chunk_size": chunk, "eval_train": False})
     _, config, X, Y, _ = problem(m.name, model_over, path=gpt.CORPUS)
-    evals = {"val": problem(m.name, model_over, split="val", path=gpt.CORPUS)[2:4]} if val else {}
-    return fit_evaluated(m, config, tc, (X, Y), evals, seed)[1:3]
+    val_arrays, curve = problem(m.name, model_over, split="val", path=gpt.CORPUS)[2:4], []
+
+    class ValEvery:  # a loop callback
+        def on_chunk(self, ts, step, losses, elapsed):
+            curve.append([int(ts.step), kind_loss(m, config, ts.params, ts.model_state, val_arrays)])
+    ts = create_train_state(m, config, tc, jax.random.key(seed))
+    return fit(m, config, tc, X, Y, ts, callbacks=[ValEvery()] if val else [])[1], curve
 
 
 def trace(variant: dict) -> dict:
     """Worker call: train one variant, the exact val loss every EVAL_EVERY steps: {"trace": [[step, val], ...]}."""
-    curve = _fit(variant, variant["steps"], min(EVAL_EVERY[variant["model"]], variant["steps"]), val=True)[1]
-    return {"trace": [(c["step"], c["val"]) for c in curve]}
+    return {"trace": _fit(variant, variant["steps"], min(EVAL_EVERY[variant["model"]], variant["steps"]), val=True)[1]}
 
 
 def speed(variant: dict) -> dict:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks import ablations, harness, reproduce, sides, suite, training
+from benchmarks import harness, sides, suite, training
 from benchmarks.references import REFERENCES
 from makemore_jax import cli, commands, models
 
@@ -81,25 +81,6 @@ def test_evaluation_rows(inline):
     for name, row in result["models"].items():
         check_side(row["sides"][training.EVAL])
         assert row["sides"][training.EVAL]["value"] == pytest.approx(math.log(27), abs=0.6)  # fresh init
-
-
-def test_ablation_variants_train_the_same_model(inline):
-    names = ["engine", "per-step gather, unroll 2", "one-hot CE", "donate"]
-    figures = ablations.main(tuple(names), "mlp", repeats=2, steps=20, chunk=10, warmup_chunks=0)
-    losses = [figures[v]["value"] for v in names]
-    for v in names:
-        assert figures[v]["repeats"] == 2 and len(figures[v]["process_s"]) == 2  # a fresh worker per repeat
-    np.testing.assert_allclose(losses, losses[0], rtol=1e-4)  # same steps, same loss
-
-
-@pytest.mark.parametrize("split", ["lectures", "makemore"])
-def test_reproduce_selects_on_dev(bundled_words, tmp_path, split):
-    result = reproduce.run("mlp", bundled_words, split=split, steps=40, eval_every=10, out=str(tmp_path))
-    assert result["best_step"] in (10, 20, 30, 40) and result["best"]["dev"] <= result["final"]["dev"]
-    assert len((tmp_path / "dev.jsonl").read_text().splitlines()) == 4 and (tmp_path / "result.json").exists()
-    if split == "makemore":
-        from makemore_jax.data import split_words_makemore
-        assert len(split_words_makemore(bundled_words)[2]) == 1000
 
 
 def test_worker_process_protocol():

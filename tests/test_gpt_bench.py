@@ -43,7 +43,7 @@ def test_text_ids_are_the_sorted_character_set(small_text):
 
 def test_toy_parity_scores_both_loops_on_the_same_windows(small_text, tmp_path, capsys):
     corpus, vocab = small_text
-    result = gpt.parity(seeds=(0,), steps=2, corpus=corpus, cache=str(tmp_path / "cache"), nice=0)
+    result = gpt.parity(seeds=(0,), steps=2, corpus=corpus, cache=str(tmp_path / "cache"))
     row = result["rows"][0]
     for side in ("ours", "reference"):  # a N(0, 0.02) init starts at the uniform guess; two steps lower it
         assert math.log(vocab) - 0.8 < row[side]["val_loss"] < math.log(vocab) - 0.1, side
@@ -53,7 +53,7 @@ def test_toy_parity_scores_both_loops_on_the_same_windows(small_text, tmp_path, 
     out = capsys.readouterr().out
     assert "| 0 |" in out and f"| **mean** | **{row['ours']['val_loss']:.4f}** |" in out and "Means agree" in out
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["ours-seed0.json", "reference-seed0.json"]
-    again = gpt.parity(seeds=(0,), steps=2, corpus=corpus, cache=str(tmp_path / "cache"), nice=0)  # from the cache
+    again = gpt.parity(seeds=(0,), steps=2, corpus=corpus, cache=str(tmp_path / "cache"))  # from the cache
     assert again["rows"] == result["rows"]
 
 

@@ -19,10 +19,12 @@ def _shared_compilation_cache() -> None:
                   else tempfile.mkdtemp(prefix="makemore-jax-test-xla-"))
         os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
-    # As the command runs XLA (one CPU thread: two test workers share two cores), with LLVM at -O0: the
-    # tests' programs are small and compile-bound, and LLVM's optimisation level does not change a float
-    # (no fast-math); measured 26-38% less CPU on the gpt and sweep tests, 8% on the notebooks.
-    os.environ.setdefault("XLA_FLAGS", f"{ONE_CPU_THREAD} --xla_backend_optimization_level=0")
+    # As the command runs XLA (one CPU thread: two test workers share two cores), compiled for compile time:
+    # LLVM at -O0 and XLA's older elemental emitters instead of its fusion emitters. The tests' programs are
+    # small and compile-bound; measured on test_models, test_sequence_models and test_norms, 298 s of CPU
+    # at -O0 alone, 180 s with both (the pinned losses hold: no fast-math either way).
+    os.environ.setdefault("XLA_FLAGS", f"{ONE_CPU_THREAD} --xla_backend_optimization_level=0 "
+                                       "--xla_cpu_use_fusion_emitters=false")
     # The benchmarks' worker processes and commands keep these XLA flags and this cache (benchmarks/harness.py)
     # instead of their own, so they load the programs the tests compiled rather than compiling them again.
     os.environ.setdefault("BENCH_KEEP_XLA", "1")

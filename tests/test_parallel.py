@@ -22,7 +22,7 @@ RTOL = 2e-5  # float32: the sums over the batch are added in another order
 
 def _env(devices: int) -> dict:
     return {**os.environ, "PYTHONPATH": os.path.dirname(HERE) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            "XLA_FLAGS": f"--xla_cpu_multi_thread_eigen=false --xla_force_host_platform_device_count={devices}"}
+            "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"}
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ def _assert_leaves_close(a, b, rtol=1e-4, atol=1e-5):
 
 def test_four_devices_train_as_one(four_devices):
     assert four_devices["devices"] == 4
-    assert {"mlp", "mlp-bn", "gpt"} <= set(four_devices["data_parallel"])  # and the transformer, once registered
+    assert {"mlp-bn", "gpt"} <= set(four_devices["data_parallel"])
     for name, result in four_devices["data_parallel"].items():
         one, four = result["final_loss"]
         assert one == pytest.approx(four, rel=RTOL), name

@@ -19,7 +19,7 @@ from .commands import DEFAULT_MODEL, EMPTY, PROG, TEXT_LENGTH, Stopped, commands
 from .data import DataError
 from .faults import closed_stdout, is_write_failure, write_failed
 from .flags import add_flags, config_flags, devices_flag, non_negative_int, positive_int, train_flags, values_flag
-from .parallel import processes_asked, request_host_devices
+from .parallel import SHARDS, processes_asked, request_host_devices
 from .settings import UsageError
 from .tokenizer import command as tokenizer_command
 from .xla import use_compilation_cache, use_one_cpu_thread
@@ -93,6 +93,10 @@ def _train_parser(sub) -> None:
     p.add_argument("--devices", type=devices_flag, default=argparse.SUPPRESS,
                    help="data parallel over N devices, or 'all' (default 1, and all when started as several "
                         "processes; on a CPU, N host devices)")
+    p.add_argument("--shard", default="none", choices=SHARDS,
+                   help="none: parameters and optimiser state replicated on every device (default); fsdp: split "
+                        "over the --devices (each parameter along an axis that divides by their count), the "
+                        "batch's rows data parallel either way")
     p.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="several processes: process 0's address")
     p.add_argument("--num-processes", type=positive_int, default=None, help="several processes: how many")
     p.add_argument("--process-id", type=non_negative_int, default=None, help="several processes: this one's index")

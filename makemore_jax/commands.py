@@ -60,7 +60,7 @@ def cmd_train(args) -> None:
         print(f"{PROG}: note: --model {model.name} is fitted in closed form; it ignores "
               + ", ".join("--" + k.replace("_", "-") for k in ignored), file=sys.stderr)
     run = train_model(model.name, data=args.data, seed=args.seed, out=args.out, quiet=args.quiet,
-                      resume=args.resume, overwrite=args.overwrite, devices=args.devices,
+                      resume=args.resume, overwrite=args.overwrite, devices=args.devices, shard=args.shard,
                       stop=getattr(args, "stop", None), tensorboard=args.tensorboard, tokenizer=args.tokenizer,
                       init_from=args.init_from, **given)
     if not parallel.is_writer():

@@ -92,6 +92,8 @@ FIELD_HELP = {  # model config field -> what it means (defaults and models are a
     "activation": "the MLP's nonlinearity: gelu (flavour from --gelu) or relu2 (relu(x)^2)",
     "zero_init_proj": "the residual projections (attention's and the MLP's c_proj) start at zero",
     "softcap": "when > 0, logits = softcap * tanh(logits / softcap)",
+    "attention": "einsum (nn.attention), fused (jax.nn.dot_product_attention: cuDNN's flash kernel on a GPU in "
+                 "bfloat16 or float16, else XLA's), or auto: the kernel where it applies, else einsum",
     "smoothing": "count added to every character pair before normalising",
     "reg": "L2 penalty reg * mean(W**2) added to the training loss; the lecture uses 0.01",
 }
@@ -105,11 +107,12 @@ def all_inits() -> tuple[str, ...]:
 
 
 def choices() -> dict[str, tuple]:
+    from . import nn
     from .models import norm, transformer
     return {"optimizer": OPTIMIZERS, "decay": DECAYS, "schedule": SCHEDULES, "init": all_inits(),
             "norm": tuple(dict.fromkeys(norm.NORMS + transformer.NORMS)),
             "gelu": tuple(transformer.GELUS), "dtype": tuple(transformer.DTYPES), "pos": transformer.POSITIONS,
-            "activation": transformer.ACTIVATIONS}
+            "activation": transformer.ACTIVATIONS, "attention": nn.ATTENTIONS}
 
 
 def _flag_type(hint) -> type:

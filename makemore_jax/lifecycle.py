@@ -110,11 +110,12 @@ def check_tokenizer(model: Model, tokenizer) -> None:
 
 
 def prepare(model: str | Model, *, data=None, overrides: dict | None = None, loaded: Data | None = None,
-            tokenizer=None) -> Prepared:
+            tokenizer=None, mesh=None, shard: str = "none") -> Prepared:
     """Check `overrides` against the model, load and split the data, check the run fits.
 
     `tokenizer`: a text model's tokenizer setting (tokens.py: "char", the default, "gpt2", a folder,
-    "bpe:N", a Tokenizer).
+    "bpe:N", a Tokenizer). `mesh`, `shard`: where the run trains (train_model's devices and
+    shard): the memory is checked per device, and fsdp's split of every parameter.
 
     Raises:
         UsageError, DataError: a bad setting or data file.
@@ -125,38 +126,55 @@ def prepare(model: str | Model, *, data=None, overrides: dict | None = None, loa
     loaded = loaded or load_data(model, data)
     vocab = model.kind.vocab(loaded.items, tokenizer)
     config, tc = make_settings(model, loaded.items, vocab, config_over, train_over)
-    splits, need = checked_splits(model, config, tc, loaded, vocab)
+    splits, need = checked_splits(model, config, tc, loaded, vocab, mesh=mesh, shard=shard)
     return Prepared(model, config, tc, loaded, vocab, splits, need)
 
 
-def checked_splits(model: Model, config, tc: TrainConfig, loaded: Data, vocab) -> tuple[dict, tuple[int, int]]:
-    """(the splits, (bytes needed, bytes available)), once the data is known usable and the run known to fit."""
+def checked_splits(model: Model, config, tc: TrainConfig, loaded: Data, vocab, *, mesh=None,
+                   shard: str = "none") -> tuple[dict, tuple[int, int]]:
+    """(the splits, (bytes needed, bytes available), per device of `mesh`), once the data is known
+    usable and the run known to fit."""
     model.kind.check(loaded.items, vocab, config, tc, loaded.source or "<words>")
     splits = build_splits(model.kind, loaded.items, vocab, config.block_size)
     fitting(model).check(tc, len(splits["train"][0]))
-    need, have = memory_need(model, config, tc, splits["train"]), memory.available_bytes()
+    need = memory_need(model, config, tc, splits["train"], mesh=mesh, shard=shard)
+    have = memory.available_per_device(len(mesh.local_devices) if mesh is not None else 1)
     if need > have:
-        raise UsageError(f"{model.name} needs about {memory.format_bytes(need)} (parameters, optimiser state and "
-                         f"one batch's activations), more than the {memory.format_bytes(have)} of memory available")
+        each = " per device" if mesh is not None else ""
+        raise UsageError(f"{model.name} needs about {memory.format_bytes(need)}{each} (parameters, optimiser state "
+                         f"and one batch's activations), more than the {memory.format_bytes(have)} of memory "
+                         f"available{each}")
     return splits, (need, have)
 
 
-def memory_need(model: Model, config, tc: TrainConfig, arrays) -> int:
-    """memory.estimate_bytes at the shapes of one training batch, as the data kind draws it."""
+def memory_need(model: Model, config, tc: TrainConfig, arrays, *, mesh=None, shard: str = "none") -> int:
+    """memory.estimate_bytes at the shapes of one training batch, as the data kind draws it (per device of `mesh`).
+
+    Raises UsageError for fsdp with a parameter that does not split over the mesh.
+    """
     import jax
     import jax.numpy as jnp
-    if tc.batch_size is None:  # the whole split every step
-        return memory.estimate_bytes(model, config, tc, *(a.shape for a in arrays))
-    shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in arrays]
-    x, y = jax.eval_shape(lambda *a: model.kind.batch(a, jax.random.key(0), jnp.zeros(1, jnp.int32), tc.batch_size,
-                                                      config.block_size), *shapes)  # [1, B, ...]
-    return memory.estimate_bytes(model, config, tc, x.shape[1:], y.shape[1:])
+    shapes = [a.shape for a in arrays]  # batch_size None: the whole split every step
+    if tc.batch_size is not None:
+        structs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in arrays]
+        batch = jax.eval_shape(lambda *a: model.kind.batch(a, jax.random.key(0), jnp.zeros(1, jnp.int32),
+                                                           tc.batch_size, config.block_size), *structs)  # [1, B, ...]
+        shapes = [b.shape[1:] for b in batch]
+    try:
+        return memory.estimate_bytes(model, config, tc, *shapes, mesh=mesh, shard=shard)
+    except parallel.ParallelError as e:
+        raise UsageError(str(e)) from None
 
 
-def memory_line(need_have: tuple[int, int]) -> str:
+def memory_line(need_have: tuple[int, int], mesh=None, shard: str = "none") -> str:
     need, have = need_have
-    return (f"memory: about {memory.format_bytes(need)} needed (parameters, optimiser state, one batch's "
-            f"activations), {memory.format_bytes(have)} available")
+    if mesh is None:
+        return (f"memory: about {memory.format_bytes(need)} needed (parameters, optimiser state, one batch's "
+                f"activations), {memory.format_bytes(have)} available")
+    state = ("parameters, optimiser state and gradients split over them, plus the parameters gathered whole"
+             if shard == "fsdp" else "parameters and optimiser state replicated")
+    return (f"memory: about {memory.format_bytes(need)} needed per device of {mesh.size} ({state}; one batch's "
+            f"activations at its rows), {memory.format_bytes(have)} available per device")
 
 
 def data_info(loaded: Data, seed: int, kind) -> dict:
@@ -176,8 +194,8 @@ def new_run(p: Prepared, seed: int) -> Run:
                info=data_info(p.loaded, seed, p.model.kind), data_sha256=p.loaded.sha256)
 
 
-def resumed_run(model: Model, out: str, loaded: Data, overrides: dict,
-                tokenizer=None) -> tuple[Run, tuple[int, int]]:
+def resumed_run(model: Model, out: str, loaded: Data, overrides: dict, tokenizer=None, *, mesh=None,
+                shard: str = "none") -> tuple[Run, tuple[int, int]]:
     """(the run saved in `out`, continued on `loaded` with the training settings in `overrides`; its memory).
 
     A `tokenizer` setting given must make the checkpoint's vocabulary; left out, the checkpoint's is used.
@@ -201,7 +219,7 @@ def resumed_run(model: Model, out: str, loaded: Data, overrides: dict,
         raise vocab_mismatch(run.vocab, vocab, loaded.source or "<words>", out)
     run.train_config = dataclasses.replace(run.train_config, **train_over)
     fitting(model).check_resume(run.train_config, int(run.state.step), out)
-    run.splits, need_have = checked_splits(model, run.config, run.train_config, loaded, vocab)
+    run.splits, need_have = checked_splits(model, run.config, run.train_config, loaded, vocab, mesh=mesh, shard=shard)
     run.words, run.data_sha256 = loaded.items, loaded.sha256
     run.info.update(data=loaded.source, data_sha256=loaded.sha256)  # the run's own seed stays
     return run, need_have
@@ -217,7 +235,7 @@ def vocab_mismatch(saved, now, source: str, out: str) -> UsageError:
 
 
 def initialised_run(model: Model, init_from: str, loaded: Data, overrides: dict, *, seed: int,
-                    tokenizer=None) -> tuple[Run, tuple[int, int]]:
+                    tokenizer=None, mesh=None, shard: str = "none") -> tuple[Run, tuple[int, int]]:
     """(a new run of `model` on `loaded` that starts from the parameters saved in `init_from`; its memory).
 
     nanoGPT's init_from (fine-tuning a converted GPT-2, or any run): step 0 and a fresh optimiser. The
@@ -243,7 +261,7 @@ def initialised_run(model: Model, init_from: str, loaded: Data, overrides: dict,
     except ValueError as e:  # a Config's own check is a SettingError already
         raise e if isinstance(e, UsageError) else UsageError(str(e).replace("{", "{{").replace("}", "}}")) from None
     tc = TrainConfig(**{**model.train_defaults, **train_over})
-    splits, need_have = checked_splits(model, config, tc, loaded, vocab)
+    splits, need_have = checked_splits(model, config, tc, loaded, vocab, mesh=mesh, shard=shard)
     params = fitted_params(source.state.params, model, config, init_from)
     ts = train_state_from(model, config, tc, params, jax.random.key(seed))
     info = {**data_info(loaded, seed, model.kind), "init_from": os.path.abspath(init_from)}
@@ -354,16 +372,24 @@ def describe(run: Run, loaded: Data) -> str:
 
 class Checkpoints:
     """A loop callback: save the run into `out` every `every` steps, and after the first chunk that
-    ends `seconds` after the last save (so a slow model loses little to a crash)."""
+    ends `seconds` after the last save (so a slow model loses little to a crash).
 
-    def __init__(self, run: Run, out: str, every: int, seconds: float):
+    With the state split over several processes' devices (fsdp), every process gathers it
+    (a collective) at the steps process 0 decides; the others pass out=None and write nothing.
+    """
+
+    def __init__(self, run: Run, out: str | None, every: int, seconds: float):
         self.run, self.out, self.every, self.seconds = run, out, every, seconds
         self.saved_at = time.monotonic()
 
     def on_chunk(self, state, step: int, losses, elapsed):
         due = time.monotonic() - self.saved_at >= self.seconds and step < self.run.train_config.steps
+        if parallel.spans_processes(state):
+            due = parallel.agreed(due)  # the clocks differ; the gather must happen on every process alike
         if step % self.every == 0 or due:
-            checkpoint.save(self.out, parallel.local_copy(state), self.run.metadata())
+            whole = parallel.local_copy(state)
+            if self.out is not None:
+                checkpoint.save(self.out, whole, self.run.metadata())
             self.saved_at = time.monotonic()
 
 
@@ -391,11 +417,14 @@ class GradientFit:
     def require_training(self, model: Model, what: str) -> None:
         pass
 
-    def fit(self, run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None, stop=None, board=None) -> None:
-        """Train run.state in place, checkpointing into `out`, data parallel over `mesh`.
+    def fit(self, run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None, shard: str = "none",
+            stop=None, board=None, gathers: bool = False) -> None:
+        """Train run.state in place, checkpointing into `out`, data parallel over `mesh` (state placed by `shard`).
 
         Once `stop` (a threading.Event) is set the chunk being read is the last: its state is
         saved and Terminated raised. A divergence raises Stopped with the last good state saved.
+        `gathers`: a process that does not write (out None) of a run that does: it joins the
+        checkpoints' gathers of a state split over the processes (Checkpoints).
         """
         import jax
 
@@ -409,6 +438,8 @@ class GradientFit:
             cut_log(os.path.join(out, METRICS), start if resume else 0)
             callbacks += [loop.JsonLog(os.path.join(out, METRICS), schedule),
                           Checkpoints(run, out, max(tc.chunk_size, SAVE_EVERY), tc.save_every_seconds)]
+        elif gathers and shard == "fsdp":
+            callbacks.append(Checkpoints(run, None, max(tc.chunk_size, SAVE_EVERY), tc.save_every_seconds))
         if board is not None:
             from .tensorboard import LossCallback
             callbacks.append(LossCallback([board], [schedule]))
@@ -416,7 +447,7 @@ class GradientFit:
             callbacks.append(loop.StopWhen(stop))
         try:
             state, run.summary = fit(run.model, run.config, tc, *run.splits["train"], run.state, callbacks=callbacks,
-                                     mesh=mesh)
+                                     mesh=mesh, shard=shard)
         except Diverged as e:
             run.state = parallel.local_copy(e.last_good)
             where = f" in {save(run, out)}" if out is not None else ""
@@ -498,8 +529,8 @@ def cut_log(path: str, step: int) -> None:
 
 def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed: int = 42, out: str | None = None,
                 quiet: bool = True, resume: bool = False, overwrite: bool = False, devices: int | None = 1,
-                stop=None, tensorboard: bool = False, tokenizer=None, init_from: str | None = None,
-                **overrides) -> Run:
+                shard: str = "none", stop=None, tensorboard: bool = False, tokenizer=None,
+                init_from: str | None = None, **overrides) -> Run:
     """Train a registered model and evaluate it on every split.
 
     Args:
@@ -516,6 +547,9 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
         devices: data parallel over this many devices, None for all (parallel.data_mesh), the
             same numbers as one device up to float rounding; in a multi-process run
             (parallel.initialize first) only process 0 prints and writes `out`.
+        shard: "none" (parameters and optimiser state replicated on every device) or "fsdp"
+            (split over the devices, parallel.state_shardings; each parameter needs an axis
+            that divides by the device count); checkpoints hold the whole state either way.
         stop: a threading.Event; once set (e.g. on SIGTERM) the chunk in flight is the last,
             its state is saved in `out` and Terminated raised.
         tensorboard: also write TensorBoard event files into `out` (the tensorboard extra):
@@ -542,6 +576,8 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     spec = get_model(model)
     split_overrides(spec, overrides)
     check_tokenizer(spec, tokenizer)
+    if shard not in parallel.SHARDS:
+        raise UsageError(f"{{shard:word}}: expected one of {', '.join(parallel.SHARDS)}", shard=("shard", shard))
     mesh = data_mesh(devices)
     writer = parallel.is_writer()  # only process 0 of a multi-process run prints and writes
     out_here, quiet = (out, quiet) if writer else (None, True)
@@ -552,14 +588,14 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
     check_tensorboard(tensorboard, out)
     loaded = load_data(spec, data)
     run, need_have = built_run(spec, loaded, overrides, out=out if resume else None, seed=seed, mesh=mesh,
-                               tokenizer=tokenizer, init_from=init_from)
+                               shard=shard, tokenizer=tokenizer, init_from=init_from)
     with FolderLock(out_here) if out_here is not None else contextlib.nullcontext():  # one writer per folder
         if saved and overwrite and out_here is not None:
             clear_out(out_here)
         if not quiet:
-            print(describe(run, loaded), memory_line(need_have), sep="\n", flush=True)
-        fit_and_evaluate(run, out_here, quiet=quiet, resume=resume, mesh=mesh, stop=stop,
-                         tensorboard=tensorboard and writer)
+            print(describe(run, loaded), memory_line(need_have, mesh, shard), sep="\n", flush=True)
+        fit_and_evaluate(run, out_here, quiet=quiet, resume=resume, mesh=mesh, shard=shard, stop=stop,
+                         tensorboard=tensorboard and writer, gathers=out is not None)
     return run
 
 
@@ -578,15 +614,16 @@ def check_init_from(init_from: str | None, out: str | None, *, resume: bool) -> 
 
 
 def built_run(model: Model, loaded: Data, overrides: dict, *, out: str | None, seed: int, mesh=None,
-              tokenizer=None, init_from: str | None = None):
+              shard: str = "none", tokenizer=None, init_from: str | None = None):
     """(a new run, with `out` the one saved there resumed, or with `init_from` one started from that run's
-    parameters; its memory need), checked against `mesh`."""
+    parameters; its memory need), checked against `mesh` and `shard`."""
     if out is not None:
-        run, need_have = resumed_run(model, out, loaded, overrides, tokenizer)
+        run, need_have = resumed_run(model, out, loaded, overrides, tokenizer, mesh=mesh, shard=shard)
     elif init_from is not None:
-        run, need_have = initialised_run(model, init_from, loaded, overrides, seed=seed, tokenizer=tokenizer)
+        run, need_have = initialised_run(model, init_from, loaded, overrides, seed=seed, tokenizer=tokenizer,
+                                         mesh=mesh, shard=shard)
     else:
-        p = prepare(model, overrides=overrides, loaded=loaded, tokenizer=tokenizer)
+        p = prepare(model, overrides=overrides, loaded=loaded, tokenizer=tokenizer, mesh=mesh, shard=shard)
         run, need_have = new_run(p, seed), p.memory
     batch_size = run.train_config.batch_size
     if mesh is not None and batch_size is not None and batch_size % mesh.size:
@@ -594,13 +631,17 @@ def built_run(model: Model, loaded: Data, overrides: dict, *, out: str | None, s
     return run, need_have
 
 
-def fit_and_evaluate(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None, stop=None,
-                     tensorboard: bool = False) -> None:
-    """Fit `run` in place, evaluate it into run.info["results"], and save it (and its results line) into `out`."""
+def fit_and_evaluate(run: Run, out: str | None, *, quiet: bool, resume: bool, mesh=None, shard: str = "none",
+                     stop=None, tensorboard: bool = False, gathers: bool = False) -> None:
+    """Fit `run` in place, evaluate it into run.info["results"], and save it (and its results line) into `out`.
+
+    `gathers`: the run has a folder that another process writes (GradientFit.fit).
+    """
     fitter = fitting(run.model)
     board = open_board(run, out, resume) if tensorboard else None
     try:
-        fitter.fit(run, out, quiet=quiet, resume=resume, mesh=mesh, stop=stop, board=board if fitter.trains else None)
+        fitter.fit(run, out, quiet=quiet, resume=resume, mesh=mesh, shard=shard, stop=stop,
+                   board=board if fitter.trains else None, gathers=gathers)
         losses = run.evaluate(train=run.train_config.eval_train)
         if board is not None:
             board.log_splits(int(run.state.step), losses)

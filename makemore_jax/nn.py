@@ -206,15 +206,20 @@ tanh = jnp.tanh  # the lectures' nonlinearity, named here so models read as a li
 # ----------------------------------------------------------------------------- attention
 
 
+ATTENTIONS = ("auto", "einsum", "fused")  # a transformer's `attention` setting (attention_implementation)
+
+
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, mask: jax.Array | None = None,
-              dropout: Callable[[jax.Array], jax.Array] | None = None) -> jax.Array:
+              dropout: Callable[[jax.Array], jax.Array] | None = None, implementation: str = "einsum") -> jax.Array:
     """Scaled dot-product attention over heads: softmax(q k^T / sqrt(D) + mask) v.
 
     nanoGPT's `CausalSelfAttention` core with the dims named in einsum: b batch, t query
-    position, s key position, h head, d head size. Written out rather than calling
-    `jax.nn.dot_product_attention` (equal to 1e-5 in float32, tests/test_nn.py), which on
-    CPU lowers to the same einsum-softmax-einsum and ran no faster in the transformer's
-    train step, so the readable one stays (benchmarks/RESULTS.md).
+    position, s key position, h head, d head size. The other implementations are
+    `jax.nn.dot_product_attention` on the same layout (its [B, T, N, H] is this [B, T, H, D]):
+    "xla" (XLA's lowering: on CPU the same einsum-softmax-einsum), "cudnn" (cuDNN's flash
+    kernel on a GPU: float16 / bfloat16 only; it never materialises the [T, S] scores). Both
+    equal the einsum to 1e-5 in float32 (tests/test_nn.py); neither takes `dropout`. cuDNN
+    takes the causal mask alone, so an explicit `mask` (the cached decoding's) runs on XLA's.
 
     Args:
         q: [B, T, H, D] queries.
@@ -222,10 +227,18 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, mask: jax.Array | Non
         mask: bool, broadcastable to [B, H, T, S]: True where query t may attend to key s.
             None is the causal mask of a sequence attending to itself: s <= t (T == S).
         dropout: applied to the attention weights [B, H, T, S] (nanoGPT's attn_dropout); None: none.
+        implementation: "einsum", "xla" or "cudnn" (attention_implementation picks one).
     Returns:
         [B, T, H, D]: per head, the attention-weighted mean of the values. The softmax runs
         in float32 whatever the inputs' dtype (as torch's autocast does); the products in it.
     """
+    if implementation != "einsum":
+        if dropout is not None:
+            raise ValueError(f"attention dropout needs the einsum implementation, not {implementation!r}")
+        if mask is None:
+            return jax.nn.dot_product_attention(q, k, v, is_causal=True, implementation=implementation)
+        mask = jnp.asarray(mask).reshape((1,) * (4 - jnp.ndim(mask)) + jnp.shape(mask))
+        return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="xla")
     T, S, D = q.shape[1], k.shape[1], q.shape[-1]
     if mask is None:
         mask = jnp.tril(jnp.ones((T, S), bool))
@@ -235,6 +248,28 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, *, mask: jax.Array | Non
     if dropout is not None:
         att = dropout(att)
     return jnp.einsum("bhts,bshd->bthd", att, v)
+
+
+def attention_implementation(choice: str, dtype, head_size: int, *, attn_dropout: bool = False,
+                             backend: str | None = None) -> str:
+    """`attention`'s implementation for a transformer's setting (ATTENTIONS) on `backend` (default JAX's).
+
+    "einsum": the einsum. "fused": jax.nn.dot_product_attention, cuDNN's kernel where it
+    applies (a GPU, float16 / bfloat16, a head size that is a multiple of 8 up to 128), else
+    XLA's. "auto": cuDNN's kernel where it applies, else the einsum: on CPU XLA lowers the
+    fused call to the same products and it ran no faster in a training step
+    (benchmarks/RESULTS.md), and on a GPU in float32 the same holds for XLA's. Attention
+    dropout (train mode) always takes the einsum.
+    """
+    if choice not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {choice!r}")
+    if attn_dropout or choice == "einsum":
+        return "einsum"
+    cudnn = ((backend or jax.default_backend()) == "gpu" and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16)
+             and head_size % 8 == 0 and head_size <= 128)
+    if cudnn:
+        return "cudnn"
+    return "xla" if choice == "fused" else "einsum"
 
 
 gelu = functools.partial(jax.nn.gelu, approximate=True)  # GPT-2's tanh approximation (makemore's NewGELU)

@@ -12,6 +12,15 @@ the sums over the batch (the loss, the gradients, BatchNorm's mean and variance)
 all-reduces, so the numbers are those of the global batch on one device, up to the order
 of float32 additions.
 
+With `shard="fsdp"` (`--shard fsdp`) the parameters and the optimiser state are split over the
+same mesh axis instead of replicated, each leaf along one of its axes (`fsdp_axis`): every
+device keeps 1/n of them between steps, and XLA's sharding propagation gathers each weight
+where the step needs it whole and reduce-scatters its gradient, so the update runs on the
+shards. The batch rows stay split as above, and the numbers are those of the replicated run,
+up to the order of float32 additions. A parameter with no axis that divides by the device
+count is refused by name (`ParallelError`), not padded: padding a parameter would change the
+model it is.
+
 Several processes (one per machine, or several on one) join with `initialize` before JAX
 runs anything; the mesh then spans every process's devices, each process holds the whole
 (small) training split, and its devices compute their rows of every global batch. On CPUs
@@ -35,6 +44,7 @@ from jax.sharding import PartitionSpec as P
 DATA = "data"  # mesh axis of data parallel training: rows of the batch
 RUNS = "runs"  # mesh axis of a sweep: whole runs
 _HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+SHARDS = ("none", "fsdp")  # --shard: parameters and optimiser state replicated, or split over the mesh
 
 
 class ParallelError(ValueError):
@@ -191,43 +201,117 @@ def replicate(tree, mesh: Mesh):
     Each process passes its own copy of the same values (numpy, or arrays on its devices).
     """
     sharding = NamedSharding(mesh, P())
+    return place(tree, jax.tree.map(lambda _: sharding, tree))
 
-    def put(x):
+
+def place(tree, shardings):
+    """Put each leaf of `tree` on the mesh as its entry of `shardings` (a tree of NamedSharding) says.
+
+    Each process passes its own copy of the whole values (numpy, or arrays on its devices);
+    a process makes only the pieces its own devices hold.
+    """
+    def put(x, sharding):
         if isinstance(x, jax.Array) and x.sharding == sharding:
             return x
         if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            data = jax.make_array_from_process_local_data(sharding, np.asarray(jax.random.key_data(x)))
-            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
-        return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+            return jax.random.wrap_key_data(put(jax.random.key_data(x), sharding), impl=jax.random.key_impl(x))
+        whole = np.asarray(x)
+        return jax.make_array_from_callback(whole.shape, sharding, lambda index: whole[index])
 
-    return jax.tree.map(put, tree)
+    return jax.tree.map(put, tree, shardings)
 
 
 def local_copy(tree):
     """Every leaf whole on one device of this process, for saving or evaluating alone.
 
     A replicated leaf (also one spread over several processes) gives its local copy; a
-    leaf split over this process's devices is gathered.
+    leaf split over this process's devices is gathered; a leaf split over several
+    processes' devices is gathered from all of them, a collective that every process of
+    the run must enter at the same point.
     """
     def one(x):
         if not isinstance(x, jax.Array) or len(x.sharding.device_set) == 1:
             return x
         if x.is_fully_replicated:
             return x.addressable_data(0)
+        if not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+            return jax.device_put(multihost_utils.process_allgather(x, tiled=True), jax.local_devices()[0])
         return jax.device_put(x, x.addressable_shards[0].device)
 
     return jax.tree.map(one, tree)
 
 
+def spans_processes(tree) -> bool:
+    """Whether some leaf is split over devices of several processes (so `local_copy` is a collective)."""
+    return any(isinstance(x, jax.Array) and not x.is_fully_addressable and not x.is_fully_replicated
+               for x in jax.tree.leaves(tree))
+
+
+def agreed(flag: bool) -> bool:
+    """Process 0's `flag` on every process (a collective in a multi-process run), e.g. a
+    decision taken by the clock that the processes must all take alike."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+    return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
+
+
+# ----------------------------------------------------------------------------- sharded parameters (fsdp)
+
+
+def fsdp_axis(shape: tuple[int, ...], n: int) -> int | None:
+    """The axis a leaf of `shape` is split along over n devices: its largest that divides by n
+    (the first of equal ones), or None (a scalar, or no axis divides)."""
+    dividing = [i for i, size in enumerate(shape) if size % n == 0]
+    return max(dividing, key=lambda i: shape[i]) if dividing else None
+
+
+def fsdp_spec(shape: tuple[int, ...], n: int, axis_name: str = DATA) -> P:
+    """The PartitionSpec of a leaf under fsdp: split along fsdp_axis over `axis_name`, else replicated."""
+    axis = fsdp_axis(shape, n)
+    return P() if axis is None else P(*([None] * axis), axis_name)
+
+
+def check_fsdp(params, n: int) -> None:
+    """Refuse (ParallelError) a parameter of `params` (arrays or shapes) with no axis dividing by n devices."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if fsdp_axis(leaf.shape, n) is None:
+            name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+            raise ParallelError(f"--shard fsdp: no axis of {name} (shape {tuple(leaf.shape)}) divides by {n} "
+                                f"devices; use a device count that divides it, or leave --shard out")
+
+
+def state_shardings(ts, mesh: Mesh, shard: str = "none"):
+    """The NamedSharding of every leaf of a TrainState (arrays or jax.ShapeDtypeStructs) on `mesh`.
+
+    shard "none": all replicated. "fsdp": params and opt_state split by fsdp_spec (the
+    optimiser's moments as their parameters; its scalar counts replicated), the step, the
+    model state and the key replicated. Raises ParallelError as check_fsdp.
+    """
+    if shard not in SHARDS:
+        raise ParallelError(f"--shard must be one of {', '.join(SHARDS)}, got {shard!r}")
+    replicated = NamedSharding(mesh, P())
+    whole = ts.replace(**{name: jax.tree.map(lambda _: replicated, getattr(ts, name))
+                          for name in ("step", "params", "model_state", "opt_state", "key")})
+    if shard == "none":
+        return whole
+    check_fsdp(ts.params, mesh.size)
+    split = lambda x: NamedSharding(mesh, fsdp_spec(x.shape, mesh.size, mesh.axis_names[0]))  # noqa: E731
+    return whole.replace(params=jax.tree.map(split, ts.params), opt_state=jax.tree.map(split, ts.opt_state))
+
+
 # ----------------------------------------------------------------------------- the step
 
 
-def data_parallel_step(train_step, mesh: Mesh):
-    """train_step(ts, batch) with the batch's rows split over the mesh and the rest replicated.
+def data_parallel_step(train_step, mesh: Mesh, shardings=None):
+    """train_step(ts, batch) with the batch's rows split over the mesh and the state as `shardings` says.
 
     Args:
         train_step: (ts, (x [B, ...], y [B, ...])) -> (ts, metrics), e.g. train.make_train_step's.
         mesh: a 1-d mesh; B must be a multiple of its size.
+        shardings: the state's NamedShardings (state_shardings), kept on the way in and out;
+            None: everything replicated.
     Returns:
         the same function, to run under jit (train.make_train_chunk) over the mesh.
     """
@@ -235,8 +319,9 @@ def data_parallel_step(train_step, mesh: Mesh):
     replicated = NamedSharding(mesh, P())
 
     def step(ts, batch):
+        kept = replicated if shardings is None else shardings
         batch = jax.lax.with_sharding_constraint(batch, rows)
-        ts, metrics = train_step(jax.lax.with_sharding_constraint(ts, replicated), batch)
-        return jax.lax.with_sharding_constraint((ts, metrics), replicated)
+        ts, metrics = train_step(jax.lax.with_sharding_constraint(ts, kept), batch)
+        return jax.lax.with_sharding_constraint(ts, kept), jax.lax.with_sharding_constraint(metrics, replicated)
 
     return step

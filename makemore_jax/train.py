@@ -170,8 +170,8 @@ def _loss_only(out):
 
 
 def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts: TrainState, *,
-        callbacks: Sequence = (), mesh: jax.sharding.Mesh | None = None, metrics_fn: Callable | None = None,
-        metrics_every: int = 1) -> tuple[TrainState, dict]:
+        callbacks: Sequence = (), mesh: jax.sharding.Mesh | None = None, shard: str = "none",
+        metrics_fn: Callable | None = None, metrics_every: int = 1) -> tuple[TrainState, dict]:
     """Train from `ts` up to `tc.steps` steps: compiled chunks run by loop.run_chunks.
 
     Args:
@@ -181,6 +181,8 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
             checkpoints, a stop request (the run's life composes them; none by default).
         mesh: data parallel over this mesh (parallel.data_mesh): each batch's rows split
             over its devices, everything else replicated; the returned state is replicated.
+        shard: with a mesh, "fsdp" splits the parameters and optimiser state over it instead
+            (parallel.state_shardings); the returned state is split the same way.
         metrics_fn, metrics_every: extra metrics computed inside the fused loop at every
             `metrics_every`-th step (see make_train_step), e.g. diagnostics.update_ratios.
     Returns:
@@ -195,9 +197,10 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
     train_step = make_train_step(model, config, make_optimizer(tc, model.param_labels), metrics_fn=metrics_fn,
                                  metrics_every=metrics_every)
     if mesh is not None:
-        from .parallel import data_parallel_step, replicate
-        train_step = data_parallel_step(train_step, mesh)
-        X, Y, ts = replicate((X, Y, ts), mesh)
+        from .parallel import data_parallel_step, place, replicate, state_shardings
+        shardings = state_shardings(ts, mesh, shard)
+        train_step = data_parallel_step(train_step, mesh, shardings)
+        X, Y, ts = *replicate((X, Y), mesh), place(ts, shardings)
 
     def compile_chunk(n: int):
         batch = functools.partial(model.kind.batch, block_size=config.block_size)

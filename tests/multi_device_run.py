@@ -113,6 +113,7 @@ def gpt_on_text(out, mesh):
     out["data_parallel"]["gpt"] = {"final_loss": [s1["final_loss"], s4["final_loss"]],
                                    "dev_loss": [val_loss(config, one), val_loss(config, four)],
                                    "leaves": [leaves(one), leaves(four)]}
+    out["fsdp"] = fsdp_on_text(model, config, tc, X, Y, mesh, val_loss, four, s4)
     runs = sweep.grid(model, config, tc, {"lr": [1e-3, 3e-3]}, [1])
     result = sweep.train_sweep(model, runs, X, Y, devices=2, quiet=True)
     out["gpt_sweep"] = {"devices": result.devices, "runs": []}
@@ -122,6 +123,46 @@ def gpt_on_text(out, mesh):
         out["gpt_sweep"]["runs"].append({"label": run.label, "dev_loss": [val_loss(run.config, alone),
                                                                           val_loss(run.config, swept)],
                                          "leaves": [leaves(alone), leaves(swept)]})
+
+
+def fsdp_on_text(model, config, tc, X, Y, mesh, val_loss, four, s4):
+    """The same gpt with its parameters and optimiser state split over the 4 devices (--shard fsdp),
+    against the replicated run; its state saved after the first chunk and resumed; the memory
+    estimates; and a parameter that does not split, refused."""
+    import tempfile
+
+    from makemore_jax import checkpoint, lifecycle, loop, memory
+
+    folder = tempfile.mkdtemp()
+    save_first = loop.Call(lambda state: int(state.step) == tc.chunk_size and checkpoint.save(
+        folder, parallel.local_copy(state), {}))
+    ts = create_train_state(model, config, tc, jax.random.key(0))
+    sharded, summary = fit(model, config, tc, X, Y, ts, mesh=mesh, shard="fsdp", callbacks=[save_first])
+    wte = sharded.params["wte"]
+    restored = checkpoint.restore(ts, checkpoint.load(folder)[1])
+    resumed, _ = fit(model, config, tc, X, Y, restored, mesh=mesh, shard="fsdp")
+    sharded, resumed = parallel.local_copy(sharded), parallel.local_copy(resumed)
+    opt_leaves = lambda ts: [np.asarray(x).tolist() for x in jax.tree.leaves(ts.opt_state)]  # noqa: E731
+    batch = (tc.batch_size, 8)
+    estimate = lambda **kw: memory.estimate_bytes(model, config, tc, batch, batch, **kw)  # noqa: E731
+    shapes = jax.eval_shape(create_train_state, model, config, tc, jax.random.key(0))
+    try:
+        lifecycle.prepare("mlp", data=data.load_words(data.DEFAULT_DATA)[:200], overrides={"n_hidden": 8, "steps": 1},
+                          mesh=mesh, shard="fsdp")
+        refusal = None
+    except lifecycle.UsageError as e:
+        refusal = e.as_flags()
+    return {"final_loss": [s4["final_loss"], summary["final_loss"]],
+            "dev_loss": [val_loss(config, four), val_loss(config, sharded)],
+            "leaves": [leaves(four), leaves(sharded)],
+            "wte": {"shape": list(wte.shape), "shard": list(wte.addressable_shards[0].data.shape)},
+            "resumed": {"leaves": [leaves(sharded), leaves(resumed)],
+                        "opt_state": [opt_leaves(sharded), opt_leaves(resumed)]},
+            "memory": {"one": estimate(), "replicated": estimate(mesh=mesh), "fsdp": estimate(mesh=mesh, shard="fsdp"),
+                       "state": memory._nbytes(shapes), "params": memory._nbytes(shapes.params),
+                       "one_rows": memory.estimate_bytes(model, config, tc, (tc.batch_size // 4, 8),
+                                                         (tc.batch_size // 4, 8))},
+            "refusal": refusal}
 
 
 if __name__ == "__main__":

@@ -213,6 +213,34 @@ def functools_partial_decode(config):
     return lambda p, cache, token, pos: transformer.decode_step(p, {}, cache, token, pos, config=config)
 
 
+def test_fused_attention_equals_the_einsum():
+    """jax.nn.dot_product_attention (XLA's on CPU) in apply and in cached decoding, against nn.attention."""
+    einsum, fused = (dataclasses.replace(GPT, n_layer=1, attention=a) for a in ("einsum", "fused"))
+    params = off_init(transformer.init(jax.random.key(0), einsum)[0])
+    x = tokens(einsum, 3)
+    np.testing.assert_allclose(logits_of(params, fused, x), logits_of(params, einsum, x), rtol=1e-5, atol=1e-5)
+    steps = [jax.jit(functools_partial_decode(c)) for c in (einsum, fused)]
+    caches = [transformer.init_cache(params, einsum, 3)] * 2
+    for pos in range(einsum.block_size):  # the masked case: each query over the cache's positions <= pos
+        (a, caches[0]), (b, caches[1]) = (step(params, cache, x[:, pos], jnp.int32(pos))
+                                          for step, cache in zip(steps, caches))
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_attention_implementation_is_chosen_by_device_dtype_and_dropout():
+    from makemore_jax.nn import attention_implementation as pick
+    assert [pick(a, jnp.float32, 64) for a in ("auto", "einsum", "fused")] == ["einsum", "einsum", "xla"]  # CPU
+    assert pick("auto", jnp.bfloat16, 64, backend="gpu") == "cudnn" == pick("fused", jnp.float16, 128, backend="gpu")
+    assert pick("auto", jnp.float32, 64, backend="gpu") == "einsum"  # float32: no cuDNN kernel
+    assert pick("fused", jnp.float32, 64, backend="gpu") == "xla"
+    assert pick("auto", jnp.bfloat16, 12, backend="gpu") == "einsum"  # cuDNN's head sizes: multiples of 8 up to 128
+    assert pick("auto", jnp.bfloat16, 64, backend="gpu", attn_dropout=True) == "einsum"
+    with pytest.raises(ValueError, match="attention 'fused' has no dropout on the attention weights"):
+        dataclasses.replace(GPT, attention="fused", dropout=0.1)
+    with pytest.raises(ValueError, match="attention must be one of auto, einsum, fused, got 'flash'"):
+        dataclasses.replace(GPT, attention="flash")
+
+
 # ----------------------------------------------------------------------------- bfloat16
 
 

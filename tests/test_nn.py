@@ -1,5 +1,7 @@
 """The pure layers against independent references: numpy, flax.linen and (when present) torch."""
 
+import functools
+
 import flax.linen as linen
 import jax
 import jax.numpy as jnp
@@ -256,3 +258,16 @@ def test_attention_equals_jax_dot_product_attention(T):
     np.testing.assert_allclose(nn.attention(q, k, v, mask=mask), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(nn.attention(q[:, -1:], k, v, mask=jnp.ones((1, T), bool)), expected[:, -1:],
                                rtol=1e-5, atol=1e-5)
+    # jax.nn.dot_product_attention through nn.attention (XLA's on CPU): causal, masked, and the gradients
+    cotangent = jax.random.normal(jax.random.key(1), q.shape)
+    einsum, fused = (_attention_and_grads(q, k, v, cotangent, implementation=i) for i in ("einsum", "xla"))
+    np.testing.assert_allclose(fused[0], expected, rtol=1e-5, atol=1e-5)
+    assert_trees_close(fused, einsum, rtol=1e-5, atol=1e-5)
+
+
+@functools.partial(jax.jit, static_argnames="implementation")
+def _attention_and_grads(q, k, v, cotangent, *, implementation):
+    """nn.attention's causal output, its last query's under an all-True mask, and the causal vjp of `cotangent`."""
+    causal, vjp = jax.vjp(lambda *a: nn.attention(*a, implementation=implementation), q, k, v)
+    last = nn.attention(q[:, -1:], k, v, mask=jnp.ones((1, k.shape[1]), bool), implementation=implementation)
+    return causal, last, vjp(cotangent)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -52,6 +53,47 @@ def test_four_devices_train_as_one(four_devices):
 
 def test_data_parallel_chunk_all_reduces(four_devices):
     assert four_devices["all_reduce_in_chunk"]
+
+
+def test_fsdp_trains_as_replicated(four_devices):
+    result = four_devices["fsdp"]
+    replicated, sharded = result["final_loss"]
+    assert sharded == pytest.approx(replicated, rel=1e-5)
+    replicated, sharded = result["dev_loss"]
+    assert sharded == pytest.approx(replicated, rel=1e-5)
+    _assert_leaves_close(*result["leaves"])
+    vocab, n_embd = result["wte"]["shape"]
+    assert result["wte"]["shard"] == [vocab, n_embd // 4]  # split along its axis that divides by 4, kept so
+
+
+def test_fsdp_resumes_bit_identically(four_devices):
+    for name in ("leaves", "opt_state"):  # gathered into a checkpoint after a chunk, placed again, trained on
+        straight, resumed = four_devices["fsdp"]["resumed"][name]
+        assert straight == resumed, name
+
+
+def test_fsdp_memory_estimate_per_device(four_devices):
+    est = four_devices["fsdp"]["memory"]
+    state, params = est["state"], est["params"]  # every leaf of this gpt divides by 4 but the scalars (steps)
+    activations = est["one_rows"] - state - params  # one device's rows: a quarter of the batch
+    assert est["replicated"] == est["one_rows"]  # the batch split, the state and gradients whole
+    assert est["fsdp"] == pytest.approx(state / 4 + params / 4 + params + activations, abs=64)
+    assert est["fsdp"] < est["replicated"] < est["one"]
+
+
+def test_fsdp_refuses_a_parameter_that_does_not_split(four_devices):
+    assert four_devices["fsdp"]["refusal"] == ("--shard fsdp: no axis of C (shape (27, 10)) divides by 4 devices; use "
+                                               "a device count that divides it, or leave --shard out")  # mlp's table
+
+
+def test_fsdp_axis_is_the_largest_that_divides():
+    from makemore_jax.parallel import ParallelError, check_fsdp, fsdp_axis, fsdp_spec
+    assert fsdp_axis((768, 3, 12, 64), 4) == 0 and fsdp_axis((50304, 768), 8) == 0 and fsdp_axis((768, 3072), 8) == 1
+    assert fsdp_axis((3, 12, 64), 8) == 2 and fsdp_axis((6, 6), 3) == 0 and fsdp_axis((), 4) is None
+    assert fsdp_axis((27,), 4) is None and fsdp_spec((8, 12), 4) == jax.sharding.PartitionSpec(None, "data")
+    shapes = {"wte": jax.ShapeDtypeStruct((28, 8), np.float32), "b": [jax.ShapeDtypeStruct((27,), np.float32)]}
+    with pytest.raises(ParallelError, match=r"^--shard fsdp: no axis of b/0 \(shape \(27,\)\) divides by 4 devices"):
+        check_fsdp(shapes, 4)
 
 
 @pytest.mark.parametrize("which, n_runs", [("sweep", 3), ("gpt_sweep", 2)])  # mlp-bn on words, gpt on text

@@ -27,6 +27,9 @@ norm="rms-nogain" (RMSNorm without a gain for ln_1, ln_2, ln_f: no "ln_*" entrie
 is RMSNorm with a gain, nn.rmsnorm, as the MLPs' "rms"), qk_norm=True (q, k RMS-normalised per
 head over D, no gain), activation="relu2" (relu(x)^2 in the MLP), zero_init_proj (both c_proj
 start at 0, overriding scaled_residual_init), softcap=c > 0 (c tanh(logits / c)).
+attention="einsum" | "fused" | "auto" (default): nn.attention's einsum, or
+jax.nn.dot_product_attention (cuDNN's flash kernel on a GPU in bfloat16); auto takes the kernel
+where it applies and the einsum elsewhere (nn.attention_implementation).
 Two initialisations (`Config.init`):
   - "gpt2" (default): GPT-2's: weights and embeddings N(0, 0.02), biases 0, LayerNorm 1
     and 0 (makemore.py's first version; nanoGPT's, which then rescales the residual
@@ -113,6 +116,7 @@ class Config:
     zero_init_proj: bool = False  # the residual projections (attn and MLP c_proj) start at zero
     softcap: float = 0.0  # > 0: logits = softcap * tanh(logits / softcap)
     pad_vocab_to: int = 1  # wte's rows (and the head's columns) rounded up to a multiple of this (GPT-2: 64)
+    attention: str = "auto"  # "einsum", "fused" (jax.nn.dot_product_attention) or "auto" (nn.attention_implementation)
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "pad_vocab_to"):
@@ -124,11 +128,14 @@ class Config:
         if not 0 <= self.dropout < 1:
             raise SettingError("dropout", f"must be in [0, 1), got {self.dropout}")
         for name, choices in (("init", INITS), ("gelu", GELUS), ("dtype", DTYPES), ("pos", POSITIONS),
-                              ("norm", NORMS), ("activation", ACTIVATIONS)):
+                              ("norm", NORMS), ("activation", ACTIVATIONS), ("attention", nn.ATTENTIONS)):
             if getattr(self, name) not in choices:
                 raise SettingError(name, f"must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if not 0 <= self.softcap < math.inf:
             raise SettingError("softcap", f"must be 0 (off) or a positive finite number, got {self.softcap}")
+        if self.attention == "fused" and self.attn_dropout and self.dropout:
+            raise SettingError("attention", "'fused' has no dropout on the attention weights: use 'einsum' or "
+                                            "'auto' with attn_dropout, or no attn_dropout")
         if self.scaled_residual_init and self.init != "gpt2":
             raise SettingError("scaled_residual_init", f"needs init 'gpt2', got {self.init!r}")
 
@@ -317,14 +324,21 @@ def apply(params: dict, state: dict, idx: jax.Array, *, train: bool, config: Con
     drop, attn_drop, state = _dropouts(state, config, train, len(params["blocks"]))
     x = drop(_embed(params, idx, jnp.arange(T), config).reshape(B * T, -1))  # [B*T, C]: 2-D matmuls
     rope = _rope(jnp.arange(T), config, dtype, batch=B)  # cos, sin [B*T, 1, D/2], for every layer
+    how = _attention_implementation(config, dtype, attn_dropout=attn_drop is not None)
 
     def causal(q, k, v):  # [B*T, H, D] each: every position over its sequence's positions <= t
-        y = nn.attention(*(a.reshape(B, T, *a.shape[1:]) for a in (q, k, v)), dropout=attn_drop)
+        y = nn.attention(*(a.reshape(B, T, *a.shape[1:]) for a in (q, k, v)), dropout=attn_drop, implementation=how)
         return y.reshape(q.shape), None
 
     for block_params in params["blocks"]:
         x, _ = block(block_params, x, causal, config=config, dtype=dtype, rope=rope, drop=drop)
     return _head(params, x, config).reshape(B, T, -1), state
+
+
+def _attention_implementation(config: Config, dtype, *, attn_dropout: bool = False) -> str:
+    """nn.attention's implementation under config.attention for q, k, v in `dtype` (nn.attention_implementation)."""
+    return nn.attention_implementation(config.attention, dtype, config.n_embd // config.n_head,
+                                       attn_dropout=attn_dropout)
 
 
 def _dropouts(state: dict, config: Config, train: bool, n_layer: int) -> tuple[Callable, Callable | None, dict]:
@@ -374,22 +388,24 @@ def decode_step(params: dict, state: dict, cache: list[dict], token: jax.Array, 
     dtype = _compute_dtype(params["wte"], config)
     x = _embed(params, token, pos, config)  # [n, C]
     rope = _rope(pos, config, dtype)  # cos, sin [1, 1, D/2]: every sequence is at position pos
-    new_cache = []
+    how, new_cache = _attention_implementation(config, dtype), []
     for block_params, layer in zip(params["blocks"], cache):
-        x, layer = block(block_params, x, _cached_attention(layer, pos), config=config, dtype=dtype, rope=rope)
+        x, layer = block(block_params, x, _cached_attention(layer, pos, how), config=config, dtype=dtype, rope=rope)
         new_cache.append(layer)
     return _head(params, x, config), new_cache
 
 
-def _cached_attention(layer: dict, pos: jax.Array) -> Callable:
+def _cached_attention(layer: dict, pos: jax.Array, implementation: str = "einsum") -> Callable:
     """`block`'s attend at one position: write k, v [n, H, D] at pos into the layer's
-    {"k", "v"} [n, block_size, H, D], then attend over the positions written (<= pos)."""
+    {"k", "v"} [n, block_size, H, D], then attend over the positions written (<= pos) with
+    nn.attention's `implementation`."""
     def attend(q, k, v):
         at = (0, pos, 0, 0)
         written = {"k": jax.lax.dynamic_update_slice(layer["k"], k[:, None], at),
                    "v": jax.lax.dynamic_update_slice(layer["v"], v[:, None], at)}
         visible = (jnp.arange(written["k"].shape[1]) <= pos)[None, :]  # [1, block_size]
-        return nn.attention(q[:, None], written["k"], written["v"], mask=visible)[:, 0], written
+        return nn.attention(q[:, None], written["k"], written["v"], mask=visible,
+                            implementation=implementation)[:, 0], written
     return attend
 
 

@@ -95,7 +95,8 @@ FIELD_HELP = {  # model config field -> what it means (defaults and models are a
     "smoothing": "count added to every character pair before normalising",
     "reg": "L2 penalty reg * mean(W**2) added to the training loss; the lecture uses 0.01",
 }
-TRAIN_TYPES = {"steps": positive_int, "chunk_size": positive_int, "batch_size": batch_size_flag}  # stricter than the hint
+TRAIN_TYPES = {"steps": positive_int, "chunk_size": positive_int, "grad_accum": positive_int,  # stricter than the hint
+               "batch_size": batch_size_flag}
 
 
 def all_inits() -> tuple[str, ...]:

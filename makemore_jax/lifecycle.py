@@ -142,11 +142,11 @@ def checked_splits(model: Model, config, tc: TrainConfig, loaded: Data, vocab) -
 
 
 def memory_need(model: Model, config, tc: TrainConfig, arrays) -> int:
-    """memory.estimate_bytes at the shapes of one training batch, as the data kind draws it."""
+    """memory.estimate_bytes at the shapes of one training micro-batch, as the data kind draws it."""
     import jax
     import jax.numpy as jnp
-    if tc.batch_size is None:  # the whole split every step
-        return memory.estimate_bytes(model, config, tc, *(a.shape for a in arrays))
+    if tc.batch_size is None:  # the whole split every step, in grad_accum micro-batches
+        return memory.estimate_bytes(model, config, tc, *((len(a) // tc.grad_accum, *a.shape[1:]) for a in arrays))
     shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in arrays]
     x, y = jax.eval_shape(lambda *a: model.kind.batch(a, jax.random.key(0), jnp.zeros(1, jnp.int32), tc.batch_size,
                                                       config.block_size), *shapes)  # [1, B, ...]
@@ -309,8 +309,9 @@ class GradientFit:
     trains = True
 
     def check(self, tc: TrainConfig, n_train: int) -> None:
-        from .train import check_batch_size
+        from .train import check_batch_size, check_grad_accum
         check_batch_size(tc.batch_size, n_train)
+        check_grad_accum(tc, n_train)
 
     def check_resume(self, tc: TrainConfig, at: int, out: str) -> None:
         if tc.steps <= at:

@@ -137,7 +137,7 @@ def checked_splits(model: Model, config, tc: TrainConfig, loaded: Data, vocab) -
     need, have = memory_need(model, config, tc, splits["train"]), memory.available_bytes()
     if need > have:
         raise UsageError(f"{model.name} needs about {memory.format_bytes(need)} (parameters, optimiser state and "
-                         f"one batch's activations), more than the {memory.format_bytes(have)} of memory available")
+                         f"one micro-batch's activations), more than the {memory.format_bytes(have)} of memory available")
     return splits, (need, have)
 
 
@@ -155,7 +155,7 @@ def memory_need(model: Model, config, tc: TrainConfig, arrays) -> int:
 
 def memory_line(need_have: tuple[int, int]) -> str:
     need, have = need_have
-    return (f"memory: about {memory.format_bytes(need)} needed (parameters, optimiser state, one batch's "
+    return (f"memory: about {memory.format_bytes(need)} needed (parameters, optimiser state, one micro-batch's "
             f"activations), {memory.format_bytes(have)} available")
 
 

@@ -273,3 +273,13 @@ def test_grad_accum_must_be_positive_and_divide_a_full_batch(arrays):
     assert n % 7, n  # the fixture's training rows do not split into 7
     with pytest.raises(ValueError, match=rf"grad_accum=7 does not divide the full batch \(batch_size=None: {n:,} rows"):
         run("mlp", arrays, 1, batch_size=None, grad_accum=7)
+
+
+def test_memory_estimate_counts_one_micro_batch_and_the_gradient_sum():
+    from makemore_jax.memory import estimate_bytes
+    model = models.get("gpt")
+    config = model.make_config(vocab_size=11, n_layer=1, n_head=2, n_embd=8, block_size=16)
+    params, _ = jax.eval_shape(lambda key: model.init(key, config), jax.random.key(0))
+    param_bytes = 4 * sum(p.size for p in jax.tree.leaves(params))
+    estimate = lambda B, n: estimate_bytes(model, config, TrainConfig(batch_size=B, grad_accum=n), (B, 16), (B, 16))
+    assert estimate(8, 4) == estimate(8, 1) + param_bytes < estimate(32, 1)

@@ -11,6 +11,7 @@ import timeit
 import numpy as np
 
 from makemore_jax import data, models
+from makemore_jax.models import gpt2
 
 from benchmarks.harness import WorkerError, pool
 
@@ -19,9 +20,11 @@ CHUNK = 1000  # steps per dispatch of the fused engine (the CLI's default chunk_
 
 @functools.lru_cache(maxsize=None)
 def corpus(model_name: str, path: str | None = None) -> tuple:
-    """The items of `path` (default: the model's bundled file) as its data kind reads them, and their vocabulary."""
-    items = data.read_data(path, kind := models.get(model_name).kind).items
-    return items, kind.vocab(items)
+    """The items of `path` (default: the model's bundled file) as its data kind reads them, and their vocabulary
+    (the model's default tokens)."""
+    model = models.get(model_name)
+    items = data.read_data(path, model.kind).items
+    return items, model.kind.vocab(items, model.tokenizer)
 
 
 def problem(model_name: str, overrides: dict | None = None, *, split: str = "train", path: str | None = None):
@@ -36,15 +39,18 @@ def train_config(model: models.Model, batch_size: int | None = 0):
     """The model's TrainConfig (its train_defaults, the schedule over >= 200k steps); batch_size 0: its own."""
     from makemore_jax.train import TrainConfig
     steps = max(model.train_defaults.get("steps", 0), 200_000)  # the schedule only; runs go on as long as asked
-    return TrainConfig(**{**model.train_defaults, "steps": steps, **({"batch_size": batch_size} if batch_size != 0
-                                                                      else {})})
+    return TrainConfig(**{**model.train_defaults, "steps": steps, "grad_accum": 1,  # a timed step: one micro-batch
+                          **({} if batch_size == 0 else {"batch_size": batch_size})})
+
+
+GPU_ONLY = tuple(gpt2.NAMES)  # 124M-1.5B parameters, a step of tens of seconds on a CPU: the gpu benchmark's
 
 
 def trained_models(mode: str = "full") -> list[str]:
-    """Registered models trained by gradient steps (a closed-form fit has nothing to time); --quick: the first
-    of each data kind."""
+    """Registered models trained by gradient steps (a closed-form fit has nothing to time), GPU_ONLY's left to
+    `python -m benchmarks gpu`; --quick: the first of each data kind."""
     from makemore_jax.lifecycle import fitting
-    names = [name for name, m in models.REGISTRY.items() if fitting(m).trains]
+    names = [name for name, m in models.REGISTRY.items() if fitting(m).trains and name not in GPU_ONLY]
     firsts = {models.get(n).kind.name: n for n in reversed(names)}.values()
     return sorted(firsts, key=names.index) if mode == "quick" else names
 

@@ -18,7 +18,8 @@ from .checkpoint import WRITE_LOCK, CheckpointError
 from .commands import DEFAULT_MODEL, EMPTY, PROG, TEXT_LENGTH, Stopped, commands
 from .data import DataError
 from .faults import closed_stdout, is_write_failure, write_failed
-from .flags import add_flags, config_flags, devices_flag, non_negative_int, positive_int, train_flags, values_flag
+from .flags import (add_flags, config_flags, devices_flag, non_negative_int, positive_int, tokenizer_defaults, train_flags,
+                    values_flag)
 from .parallel import SHARDS, processes_asked, request_host_devices
 from .settings import UsageError
 from .tokenizer import command as tokenizer_command
@@ -47,8 +48,8 @@ TENSORBOARD_HELP = ("write TensorBoard event files (each logged step's training 
 DATA_HELP = (f"UTF-8, one word per line, or running text for {', '.join(models.text_models())} (default: the "
              f"bundled data/names.txt; for running text data/shakespeare.txt), or for those a folder of nanoGPT's "
              f"prepared train.bin and val.bin (uint16 token ids; give --tokenizer)")
-TOKENIZER_HELP = (f"the tokens of {', '.join(models.text_models())}: char (the default: the text's characters), "
-                  "gpt2 (GPT-2's 50,257 tokens), DIR (a folder written by 'makemore-jax tokenizer train', or its "
+TOKENIZER_HELP = (f"the tokens of {', '.join(models.text_models())} ({tokenizer_defaults()}): char (the text's "
+                  "characters), gpt2 (GPT-2's 50,257 tokens), DIR (a folder written by 'makemore-jax tokenizer train', or its "
                   ".model file), or bpe:N (a GPT-2-pattern BPE of N tokens, trained on the training split); "
                   "losses are then per token, and in bits per byte; --resume keeps the run's own")
 EXAMPLES = f"""examples:

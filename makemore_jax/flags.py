@@ -97,7 +97,8 @@ FIELD_HELP = {  # model config field -> what it means (defaults and models are a
     "smoothing": "count added to every character pair before normalising",
     "reg": "L2 penalty reg * mean(W**2) added to the training loss; the lecture uses 0.01",
 }
-TRAIN_TYPES = {"steps": positive_int, "chunk_size": positive_int, "batch_size": batch_size_flag}  # stricter than the hint
+TRAIN_TYPES = {"steps": positive_int, "chunk_size": positive_int, "grad_accum": positive_int,  # stricter than the hint
+               "batch_size": batch_size_flag}
 
 
 def all_inits() -> tuple[str, ...]:
@@ -142,11 +143,11 @@ def config_flags() -> dict[str, tuple[type, str]]:
     kinds: dict[str, type] = {}
     for model in models.REGISTRY.values():
         hints = typing.get_type_hints(model.Config)
-        config = model.make_config()
+        shown = model.shown_defaults()
         for field in dataclasses.fields(model.Config):
             if field.name != "vocab_size":
                 kinds.setdefault(field.name, _flag_type(hints[field.name]))
-                defaults.setdefault(field.name, {})[model.name] = getattr(config, field.name)
+                defaults.setdefault(field.name, {})[model.name] = shown[field.name]
     return {name: (kinds[name], f"{FIELD_HELP.get(name, 'model setting')} ({_per_model(per, True)})")
             for name, per in defaults.items()}
 
@@ -167,6 +168,12 @@ def train_flags(trained: list[str] | None = None) -> dict[str, tuple[type, str]]
         kind = TRAIN_TYPES.get(field.name) or _flag_type(hints[field.name])
         flags[field.name] = (kind, f"{field.metadata['help']} ({_per_model(per, False, none_word(field.name))})")
     return flags
+
+
+def tokenizer_defaults() -> str:
+    """--tokenizer's defaults by text model: "default char; gpt2, ...: gpt2" (each model's `tokenizer`)."""
+    from .tokens import CHAR
+    return _per_model({name: models.get(name).tokenizer or CHAR for name in models.text_models()}, False)
 
 
 def add_flags(group, flags: dict[str, tuple[type, str]], *, sweepable=(), sweep_all: bool = False) -> None:

@@ -31,7 +31,7 @@ from . import checkpoint, loop, memory, models, parallel
 from .data import Data, NotWordsError, Vocab, read_data
 from .faults import FolderLock
 from .kinds import build_splits
-from .models import ClosedForm, Model
+from .models import ClosedForm, Flops, Model
 from .optim import TrainConfig
 from .run import METRICS, Run, Stopped, Terminated, checkpoint_metadata, from_checkpoint
 from .settings import SettingError, UsageError
@@ -78,12 +78,19 @@ def split_overrides(model: Model, overrides: dict) -> tuple[dict, dict]:
 
 
 def make_settings(model: Model, items, vocab, config_over: dict, train_over: dict):
-    """(config, TrainConfig) with the model's defaults, then the overrides."""
+    """(config, TrainConfig) with the model's defaults, then the overrides.
+
+    A run given fewer steps than the model's default warmup (a short try of gpt2's 19,073-step
+    recipe) warms up over all its steps, unless the warmup is given too.
+    """
     try:
         config = model.make_config(words=items, vocab_size=vocab.size, **config_over)
     except ValueError as e:  # a Config's own check is a SettingError already; anything else worded as it is
         raise e if isinstance(e, UsageError) else UsageError(str(e).replace("{", "{{").replace("}", "}}")) from None
-    return config, TrainConfig(**{**model.train_defaults, **train_over})
+    train = {**model.train_defaults, **train_over}
+    if "warmup_steps" not in train_over and "steps" in train_over:
+        train["warmup_steps"] = min(train.get("warmup_steps", 0), train["steps"])
+    return config, TrainConfig(**train)
 
 
 def load_data(model: Model, data=None) -> Data:
@@ -113,9 +120,10 @@ def prepare(model: str | Model, *, data=None, overrides: dict | None = None, loa
             tokenizer=None, mesh=None, shard: str = "none") -> Prepared:
     """Check `overrides` against the model, load and split the data, check the run fits.
 
-    `tokenizer`: a text model's tokenizer setting (tokens.py: "char", the default, "gpt2", a folder,
-    "bpe:N", a Tokenizer). `mesh`, `shard`: where the run trains (train_model's devices and
-    shard): the memory is checked per device, and fsdp's split of every parameter.
+    `tokenizer`: a text model's tokenizer setting (tokens.py: "char", "gpt2", a folder, "bpe:N", a
+    Tokenizer); None: the model's own default (`Model.tokenizer`; gpt2's "gpt2"), else char.
+    `mesh`, `shard`: where the run trains (train_model's devices and shard): the memory is
+    checked per device, and fsdp's split of every parameter.
 
     Raises:
         UsageError, DataError: a bad setting or data file.
@@ -124,7 +132,7 @@ def prepare(model: str | Model, *, data=None, overrides: dict | None = None, loa
     config_over, train_over = split_overrides(model, dict(overrides or {}))
     check_tokenizer(model, tokenizer)
     loaded = loaded or load_data(model, data)
-    vocab = model.kind.vocab(loaded.items, tokenizer)
+    vocab = model.kind.vocab(loaded.items, model.tokenizer if tokenizer is None else tokenizer)
     config, tc = make_settings(model, loaded.items, vocab, config_over, train_over)
     splits, need = checked_splits(model, config, tc, loaded, vocab, mesh=mesh, shard=shard)
     return Prepared(model, config, tc, loaded, vocab, splits, need)
@@ -142,19 +150,21 @@ def checked_splits(model: Model, config, tc: TrainConfig, loaded: Data, vocab, *
     if need > have:
         each = " per device" if mesh is not None else ""
         raise UsageError(f"{model.name} needs about {memory.format_bytes(need)}{each} (parameters, optimiser state "
-                         f"and one batch's activations), more than the {memory.format_bytes(have)} of memory "
+                         f"and one micro-batch's activations), more than the {memory.format_bytes(have)} of memory "
                          f"available{each}")
     return splits, (need, have)
 
 
 def memory_need(model: Model, config, tc: TrainConfig, arrays, *, mesh=None, shard: str = "none") -> int:
-    """memory.estimate_bytes at the shapes of one training batch, as the data kind draws it (per device of `mesh`).
+    """memory.estimate_bytes at the shapes of one training micro-batch, as the data kind draws it (per device
+    of `mesh`).
 
     Raises UsageError for fsdp with a parameter that does not split over the mesh.
     """
     import jax
     import jax.numpy as jnp
-    shapes = [a.shape for a in arrays]  # batch_size None: the whole split every step
+    # batch_size None: the whole split every step, in grad_accum micro-batches
+    shapes = [(len(a) // tc.grad_accum, *a.shape[1:]) for a in arrays]
     if tc.batch_size is not None:
         structs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in arrays]
         batch = jax.eval_shape(lambda *a: model.kind.batch(a, jax.random.key(0), jnp.zeros(1, jnp.int32),
@@ -169,11 +179,11 @@ def memory_need(model: Model, config, tc: TrainConfig, arrays, *, mesh=None, sha
 def memory_line(need_have: tuple[int, int], mesh=None, shard: str = "none") -> str:
     need, have = need_have
     if mesh is None:
-        return (f"memory: about {memory.format_bytes(need)} needed (parameters, optimiser state, one batch's "
+        return (f"memory: about {memory.format_bytes(need)} needed (parameters, optimiser state, one micro-batch's "
                 f"activations), {memory.format_bytes(have)} available")
     state = ("parameters, optimiser state and gradients split over them, plus the parameters gathered whole"
              if shard == "fsdp" else "parameters and optimiser state replicated")
-    return (f"memory: about {memory.format_bytes(need)} needed per device of {mesh.size} ({state}; one batch's "
+    return (f"memory: about {memory.format_bytes(need)} needed per device of {mesh.size} ({state}; one micro-batch's "
             f"activations at its rows), {memory.format_bytes(have)} available per device")
 
 
@@ -393,11 +403,40 @@ class Checkpoints:
             self.saved_at = time.monotonic()
 
 
-def progress(tc: TrainConfig, start: int, *, quiet: bool) -> loop.Progress:
-    """The training progress callback: a bar on a terminal, else a line at every tenth of the run."""
-    rate = lambda step, losses, elapsed: (f"step {step:,}/{tc.steps:,}  loss {losses.mean():.4f}  "  # noqa: E731
-                                          f"{(step - start) / elapsed:,.0f} steps/s")
-    return loop.Progress(tc.steps, start, quiet=quiet, line=rate)
+def progress(tc: TrainConfig, start: int, *, quiet: bool, speed=None) -> loop.Progress:
+    """The training progress callback: a bar on a terminal, else a line at every tenth of the run
+    (with tokens/s and MFU given the run's throughput.Throughput, `speed`)."""
+    return loop.Progress(tc.steps, start, quiet=quiet, line=ProgressLine(tc.steps, start, speed))
+
+
+class ProgressLine:
+    """The plain progress line: the step, the chunk's mean loss, and the rate since the line before (the
+    first line's since the start, its compile included), with tokens/s and MFU given a Throughput."""
+
+    def __init__(self, total: int, start: int, speed=None):
+        self.total, self.step, self.elapsed, self.speed = total, start, 0.0, speed
+
+    def __call__(self, step: int, losses, elapsed: float) -> str:
+        from .throughput import rate
+        steps, seconds = step - self.step, elapsed - self.elapsed
+        self.step, self.elapsed = step, elapsed
+        line = f"step {step:,}/{self.total:,}  loss {losses.mean():.4f}  {rate(steps, seconds)}"
+        return line + (f"  {self.speed.line(steps, seconds)}" if self.speed is not None else "")
+
+
+def throughput(run: Run, mesh=None):
+    """The run's throughput.Throughput (tokens a step, FLOPs a token, the devices' peak), or None for a
+    model without the Flops ability; on the mesh's devices, else the default device."""
+    import jax
+
+    from . import throughput as speed
+    from .train import step_rows
+    flops = run.model.ability(Flops)
+    if flops is None:
+        return None
+    devices = list(mesh.devices.flat) if mesh is not None else jax.devices()[:1]
+    rows = step_rows(run.train_config) or len(run.splits["train"][0])
+    return speed.of_run(flops.per_token(run.config), rows * run.config.block_size, flops.dtype(run.config), devices)
 
 
 class GradientFit:
@@ -406,8 +445,9 @@ class GradientFit:
     trains = True
 
     def check(self, tc: TrainConfig, n_train: int) -> None:
-        from .train import check_batch_size
+        from .train import check_batch_size, check_grad_accum
         check_batch_size(tc.batch_size, n_train)
+        check_grad_accum(tc, n_train)
 
     def check_resume(self, tc: TrainConfig, at: int, out: str) -> None:
         if tc.steps <= at:
@@ -432,7 +472,8 @@ class GradientFit:
         from .train import Diverged, fit
         tc, start = run.train_config, int(run.state.step)
         schedule = jax.jit(make_schedule(tc))  # one small compile, not one per eager op of the schedule
-        callbacks = [progress(tc, start, quiet=quiet)]
+        speed = throughput(run, mesh)
+        callbacks = [progress(tc, start, quiet=quiet, speed=speed)]
         if out is not None:
             os.makedirs(out, exist_ok=True)
             cut_log(os.path.join(out, METRICS), start if resume else 0)
@@ -453,15 +494,23 @@ class GradientFit:
             where = f" in {save(run, out)}" if out is not None else ""
             raise Stopped(f"{e}; kept the last good state (step {int(run.state.step):,}){where}", run) from None
         run.state = parallel.local_copy(state)
+        if speed is not None:  # tokens/s and MFU once compiled
+            summary = run.summary
+            summary.update(speed.figures(summary["steps"], summary["seconds"] - summary["compile_seconds"]))
         if int(run.state.step) < tc.steps:  # stopped early: save where it stands
             where = (f"the state is saved in {save(run, out)}; continue with --resume" if out is not None
                      else "nothing saved (no --out)")
             raise Terminated(f"terminated at step {int(run.state.step):,} of {tc.steps:,} (SIGTERM); {where}", run)
 
     def done(self, summary: dict, now_at: str) -> str:
-        steps_per_s = summary["steps"] / summary["seconds"] if summary["seconds"] else 0.0
-        return (f"trained {summary['steps']:,} steps{now_at} in {summary['seconds']:.1f} s ({steps_per_s:,.0f} "
-                f"steps/s, compile {summary['compile_seconds']:.1f} s)")
+        """"trained N steps in S s (rate, compile C s)", with the step time, tokens/s and MFU after compiling
+        where the summary has them (a model with the Flops ability)."""
+        from .throughput import describe, rate
+        steps, seconds, compile_s = summary["steps"], summary["seconds"], summary["compile_seconds"]
+        after = (f"; after compiling {rate(steps, seconds - compile_s)}, {describe(summary)}"
+                 if "tokens_per_s" in summary else "")
+        return (f"trained {steps:,} steps{now_at} in {seconds:.1f} s ({rate(steps, seconds)}, compile "
+                f"{compile_s:.1f} s{after})")
 
     def log_results(self, out: str, run: Run) -> None:
         checkpoint.append_line(os.path.join(out, METRICS), checkpoint.dumps_json(
@@ -554,8 +603,8 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
             its state is saved in `out` and Terminated raised.
         tensorboard: also write TensorBoard event files into `out` (the tensorboard extra):
             metrics.jsonl's loss and lr per chunk, every split's loss at the end.
-        tokenizer: a text model's tokens (tokens.py): "char" (the default: the text's
-            characters), "gpt2", a folder written by `makemore-jax tokenizer train` (or a
+        tokenizer: a text model's tokens (tokens.py): "char" (the text's characters; the
+            default but for gpt2's, "gpt2"), "gpt2", a folder written by `makemore-jax tokenizer train` (or a
             .model file), "bpe:N" (trained on the training split), or a tokenizer.Tokenizer;
             a resumed run keeps its own unless this names it. A words model refuses one.
         init_from: a run folder (one `train` saved, or `convert --from-hf` made) to start from:

@@ -3,9 +3,10 @@
 The estimate (a documented approximation, meant to catch the hopeless cases, not to be tight):
 
     parameters + optimiser state      the TrainState's arrays (jax.eval_shape of its init)
-  + gradients                         one more copy of the parameters
-  + one batch's activations           twice the forward pass's residuals at the training batch
-                                      size: the arrays `jax.vjp` keeps for the backward pass
+  + gradients                         one more copy of the parameters (two under --grad-accum:
+                                      the micro-batch's and their running sum)
+  + one micro-batch's activations     twice the forward pass's residuals at the micro-batch's
+                                      size (--batch-size): the arrays `jax.vjp` keeps for the backward pass
                                       (read with jax.eval_shape, nothing computed), and as much
                                       again for the backward's cotangents at their peak
 
@@ -48,7 +49,7 @@ def estimate_bytes(model, config, tc, example_shape: tuple[int, ...], target_sha
 
     Args:
         model, config, tc: the run's Model, model config and TrainConfig.
-        example_shape, target_shape: the shapes of one batch's X and Y (e.g. [32, 3] and [32]).
+        example_shape, target_shape: the shapes of one micro-batch's X and Y (e.g. [32, 3] and [32]).
         mesh, shard: the data parallel mesh (None: one device) and how the state is placed on
             it ("none": replicated, "fsdp": split; parallel.state_shardings).
     Raises:
@@ -64,12 +65,14 @@ def estimate_bytes(model, config, tc, example_shape: tuple[int, ...], target_sha
     # (dropout's random bits, softmax's steps) as its own array: tens of times too much.
     residuals = jax.eval_shape(lambda p, s, x, y: jax.vjp(lambda p: loss_fn(model, config, p, s, x, y), p,
                                                           has_aux=True)[1], ts.params, ts.model_state, x, y)
+    gradient_copies = 1 + (tc.grad_accum > 1)  # the step's gradients, and under accumulation their running sum
     if mesh is None:
-        return _nbytes(ts) + _nbytes(ts.params) + 2 * _nbytes(residuals)
+        return _nbytes(ts) + gradient_copies * _nbytes(ts.params) + 2 * _nbytes(residuals)
     from .parallel import state_shardings
     shardings = state_shardings(ts, mesh, shard)
     gathered = _nbytes(ts.params) if shard == "fsdp" else 0
-    return _nbytes(ts, shardings) + _nbytes(ts.params, shardings.params) + gathered + 2 * _nbytes(residuals)
+    return (_nbytes(ts, shardings) + gradient_copies * _nbytes(ts.params, shardings.params) + gathered
+            + 2 * _nbytes(residuals))
 
 
 def _device_stats() -> dict:

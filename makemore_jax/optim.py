@@ -40,7 +40,12 @@ def _field(default, help: str):
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     steps: int = _field(200_000, "training steps")
-    batch_size: int | None = _field(32, "minibatch size, or 'full' for every example every step, in order")
+    batch_size: int | None = _field(32, "minibatch size (rows of one micro-batch under --grad-accum), or 'full' "
+                                        "for every example every step, in order")
+    grad_accum: int = _field(1, "micro-batches per step: the gradients of grad_accum micro-batches of --batch-size "
+                                "rows are averaged inside the compiled step, as one batch of batch_size x "
+                                "grad_accum rows (the same numbers, a micro-batch's activations in memory); "
+                                "with --batch-size full it must divide the training split")
     optimizer: str = _field("sgd", "sgd (plain, as the lectures), adamw, or muon (Muon on the transformer "
                                    "blocks' weight matrices at --matrix-lr, AdamW on the rest at --lr)")
     lr: float = _field(0.1, "(peak) learning rate; muon: its AdamW group's")
@@ -76,6 +81,7 @@ class TrainConfig:
         checks = [
             ("steps", self.steps >= 1, f"must be at least 1, got {self.steps}"),
             ("batch_size", self.batch_size is None or self.batch_size >= 1, f"must be at least 1, got {self.batch_size}"),
+            ("grad_accum", self.grad_accum >= 1, f"must be at least 1, got {self.grad_accum}"),
             ("optimizer", self.optimizer in OPTIMIZERS, f"must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"),
             ("lr", self.lr > 0 and math.isfinite(self.lr), f"must be a positive number, got {self.lr}"),
             ("lr_decay_step", self.lr_decay_step is None or self.lr_decay_step >= 0,

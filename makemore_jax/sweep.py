@@ -32,8 +32,8 @@ from . import parallel
 from . import loop
 from .checkpoint import dumps_json
 from .models import Model, Penalty
-from .train import (TrainConfig, TrainState, check_batch_size, create_train_state, make_optimizer, make_train_chunk,
-                    make_train_step)
+from .train import (TrainConfig, TrainState, check_batch_size, check_grad_accum, create_train_state, make_optimizer,
+                    make_train_chunk, make_train_step, step_rows)
 
 TRAIN_FIELDS = ("lr", "weight_decay")  # TrainConfig fields a sweep can vary (traced inside the program)
 
@@ -121,9 +121,9 @@ def make_sweep_chunk(model: Model, runs: Sequence[SweepRun], n_steps: int, mesh)
             branches = [lambda p, c=c: penalty.penalty(p, c) for c in configs]
             run_model = model.with_ability(Penalty(lambda p, _: jax.lax.switch(config_index, branches, p)))
         tx = make_optimizer(tc, run_model.param_labels, lr=lr, weight_decay=weight_decay)
-        step = make_train_step(run_model, configs[0], tx)
+        step = make_train_step(run_model, configs[0], tx, grad_accum=tc.grad_accum)
         batch = functools.partial(model.kind.batch, block_size=configs[0].block_size)  # shapes are not swept
-        return make_train_chunk(step, n_steps, tc.batch_size, batch=batch)(ts, X, Y)
+        return make_train_chunk(step, n_steps, step_rows(tc), batch=batch)(ts, X, Y)
 
     by_run = NamedSharding(mesh, P(parallel.RUNS))
     replicated = NamedSharding(mesh, P())
@@ -163,6 +163,7 @@ def train_sweep(model: Model, runs: Sequence[SweepRun], X: np.ndarray, Y: np.nda
     runs = list(runs)
     tc = runs[0].train_config
     check_batch_size(tc.batch_size, len(X))
+    check_grad_accum(tc, len(X))
     mesh = parallel.mesh_over(min(devices or len(jax.devices()), len(runs)), parallel.RUNS)
     padded = runs + [runs[0]] * (-len(runs) % mesh.size)
     configs = list(dict.fromkeys(r.config for r in runs))

@@ -21,11 +21,12 @@ from flax import struct
 
 from . import loop
 from .kinds import batch_rows, row_batch
+from .data import IGNORE
 from .losses import cross_entropy
 from .loop import DIVERGENCE_FACTOR
 from .models import Model, Penalty
 from .optim import OPTIMIZERS, TrainConfig, make_optimizer, make_schedule  # noqa: F401 (train's public names)
-from .settings import SettingError
+from .settings import SettingError, UsageError
 
 class TrainState(struct.PyTreeNode):
     """Everything a run needs to continue exactly: a pytree, saved whole in checkpoints."""
@@ -98,11 +99,13 @@ def loss_fn(model: Model, config, params, model_state, x: jax.Array, y: jax.Arra
     return loss, new_state
 
 
-def make_train_step(model: Model, config, tx: optax.GradientTransformation, *,
+def make_train_step(model: Model, config, tx: optax.GradientTransformation, *, grad_accum: int = 1,
                     metrics_fn: Callable | None = None, metrics_every: int = 1) -> Callable:
     """Returns train_step(ts, (x, y)) -> (ts, {"loss": scalar}); pure, jit it or scan it.
 
     Args:
+        grad_accum: the batch's rows [grad_accum x B, ...] are grad_accum micro-batches of B
+            rows, whose gradients are accumulated (`accumulated`) before the one update.
         metrics_fn: optional (params_before, params_after, grads) -> {name: array}; its
             entries join the metrics at the steps s (0-based, before the update) with
             s % metrics_every == 0, and are NaN at the others (a lax.cond skips the work).
@@ -111,6 +114,8 @@ def make_train_step(model: Model, config, tx: optax.GradientTransformation, *,
     if metrics_every < 1:
         raise ValueError(f"metrics_every must be at least 1, got {metrics_every}")
     grad_fn = jax.value_and_grad(functools.partial(loss_fn, model, config), has_aux=True)
+    if grad_accum > 1:
+        grad_fn = accumulated(grad_fn, grad_accum)
 
     def train_step(ts: TrainState, batch: tuple[jax.Array, jax.Array]):
         (loss, model_state), grads = grad_fn(ts.params, ts.model_state, *batch)
@@ -123,6 +128,42 @@ def make_train_step(model: Model, config, tx: optax.GradientTransformation, *,
         return ts, metrics
 
     return train_step
+
+
+def accumulated(grad_fn: Callable, n: int) -> Callable:
+    """grad_fn(params, state, x, y) -> ((loss, state), grads) over n micro-batches, one after another.
+
+    x, y [n B, ...] are cut into n micro-batches of B rows (micro-batch i: rows i, n + i,
+    2n + i, ..., so that rows split over devices split each micro-batch alike); a lax.scan
+    runs grad_fn on each, carrying the model state through, and sums loss and gradients, each
+    weighted by its share of the counted targets (those not IGNORE). The result is the mean
+    over all n B rows, so it equals grad_fn on the whole batch up to float rounding wherever
+    the loss is a mean over targets (BatchNorm's statistics are a micro-batch's own).
+    Only one micro-batch's activations are alive at a time.
+    """
+    def value_and_grad(params, model_state, x, y):
+        xs, ys = (a.reshape(a.shape[0] // n, n, *a.shape[1:]).swapaxes(0, 1) for a in (x, y))  # [n, B, ...]
+        counts = jnp.sum(ys != IGNORE, axis=tuple(range(1, ys.ndim))).astype(jnp.float32)  # [n]
+        weights = counts / jnp.maximum(counts.sum(), 1.0)
+
+        def micro(carry, batch):
+            state, loss_sum, grad_sum = carry
+            x, y, weight = batch
+            (loss, state), grads = grad_fn(params, state, x, y)
+            grad_sum = jax.tree.map(lambda total, g: total + weight * g, grad_sum, grads)
+            return (state, loss_sum + weight * loss, grad_sum), None
+
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        (state, loss, grads), _ = jax.lax.scan(micro, (model_state, jnp.zeros((), jnp.float32), zeros),
+                                               (xs, ys, weights))
+        return (loss, state), grads
+
+    return value_and_grad
+
+
+def step_rows(tc: TrainConfig) -> int | None:
+    """Rows one training step draws: batch_size x grad_accum micro-batch rows (None: the whole split)."""
+    return None if tc.batch_size is None else tc.batch_size * tc.grad_accum
 
 
 def _every(every: int, step: jax.Array, fn: Callable, *args) -> dict:
@@ -193,9 +234,10 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
             the state before the chunk where that happened.
     """
     check_batch_size(tc.batch_size, len(X))
+    check_grad_accum(tc, len(X))
     X, Y = jax.device_put(X), jax.device_put(Y)
-    train_step = make_train_step(model, config, make_optimizer(tc, model.param_labels), metrics_fn=metrics_fn,
-                                 metrics_every=metrics_every)
+    train_step = make_train_step(model, config, make_optimizer(tc, model.param_labels), grad_accum=tc.grad_accum,
+                                 metrics_fn=metrics_fn, metrics_every=metrics_every)
     if mesh is not None:
         from .parallel import data_parallel_step, place, replicate, state_shardings
         shardings = state_shardings(ts, mesh, shard)
@@ -204,7 +246,7 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
 
     def compile_chunk(n: int):
         batch = functools.partial(model.kind.batch, block_size=config.block_size)
-        compiled = make_train_chunk(train_step, n, tc.batch_size, all_metrics=metrics_fn is not None,
+        compiled = make_train_chunk(train_step, n, step_rows(tc), all_metrics=metrics_fn is not None,
                                     batch=batch).lower(ts, X, Y).compile()
         return lambda state: compiled(state, X, Y)
 
@@ -231,6 +273,13 @@ def check_batch_size(batch_size: int | None, n: int, flag: str = "batch_size") -
     """Refuse a minibatch larger than the training split of n examples (a SettingError on `flag`)."""
     if batch_size is not None and batch_size > n:
         raise SettingError(flag, f"{batch_size} is larger than the training split ({n:,} examples)")
+
+
+def check_grad_accum(tc: TrainConfig, n: int) -> None:
+    """Refuse a full batch of n rows that grad_accum micro-batches cannot share evenly (a UsageError)."""
+    if tc.batch_size is None and n % tc.grad_accum:
+        raise UsageError(f"{{accum}} does not divide the full batch ({{batch}}: {n:,} rows) into equal "
+                         f"micro-batches", accum=("grad_accum", tc.grad_accum), batch=("batch_size", None))
 
 
 class Collected:

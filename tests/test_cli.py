@@ -70,6 +70,9 @@ def test_mlp_train_resume_is_bit_identical(capsys, tmp_path, small_data):
     (["sample", "--top-k", "0"], "expected a positive integer"),
     (["train", "--lr-decay-step", "-1"], "--lr-decay-step must be >= 0"),
     (["train", "--steps", "x"], "argument --steps: expected a positive integer, got 'x'"),
+    (["train", "--grad-accum", "0"], "argument --grad-accum: expected a positive integer, got 0"),
+    (["train", "--model", "bigram-nn", "--grad-accum", "7"],  # its full batch: 11,078 rows
+     "--grad-accum 7 does not divide the full batch (--batch-size full: 11,078 rows) into equal micro-batches"),
 ])
 def test_bad_flags_give_one_line_and_status_2(capsys, tmp_path, small_data, argv, message):
     with pytest.raises(SystemExit) as info:

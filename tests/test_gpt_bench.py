@@ -2,7 +2,7 @@
 validation loss on the same windows), the scaling grid, the training rows of gpt (every
 PyTorch variant; nanoGPT's step through a torch.compile'd module, dynamo's "eager" backend, as
 inductor's compile takes tens of seconds even at toy sizes) and the GPU check's dry run (both
-files and every row). No timing claims; skipped without torch."""
+files and every row, GPT-2's tokens/s too). No timing claims; skipped without torch."""
 
 from __future__ import annotations
 
@@ -129,9 +129,14 @@ def test_gpu_check_dry_run_writes_both_files(inline):
         assert math.isfinite(steps[name]["losses"]["val_loss"]) and f"| {name} | 0 |" in md
     command = steps["gpt, GPU recipe"]["command"]
     assert "--n-embd 32" in command and "--dropout 0.2" in command and "--batch-size 4" in command
-    for dtype in ("float32", "bfloat16"):
-        assert result["speed"][dtype]["JAX fused"]["rate"] > 0 and result["speed"][dtype]["PyTorch nanoGPT"]["rate"] > 0
-        assert f"| {dtype} |" in md
+    assert list(result["speed"]) == ["float32"]  # bfloat16 (autocast, ours): GPT-2's row, next
+    assert result["speed"]["float32"]["JAX fused"]["rate"] > 0 and result["speed"]["float32"]["PyTorch nanoGPT"]["rate"] > 0
+    assert "| float32 |" in md
+    tokens = result["gpt2"]["tokens"]  # GPT-2's row, 2 x 16 tokens a step; no MFU without a known peak (a CPU)
+    for side in ("JAX fused", "PyTorch nanoGPT"):
+        assert tokens[side]["tokens_per_s"] == pytest.approx(32 * result["gpt2"]["speed"][side]["rate"])
+        assert tokens[side]["mfu"] is None and f"| {side} | {tokens[side]['tokens_per_s']:,.0f} | — |" in md
+    assert "GPT-2 124M (gpt2; batch 2" in md and "torch.compile" in md
 
 
 def test_own_flags_only_with_their_benchmark(capsys):

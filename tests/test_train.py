@@ -230,3 +230,56 @@ def test_init_compiled_for_speed_draws_the_default_compiles_numbers(model_name):
         compiler_options={"xla_backend_optimization_level": 3})(key)  # XLA's default level
     assert_trees_close(fast.params, default.params, rtol=0)
     assert_trees_close(fast.opt_state, default.opt_state, rtol=0)
+
+
+# ----------------------------------------------------------------------------- gradient accumulation
+
+
+def test_grad_accum_equals_one_batch_of_all_its_rows():
+    """grad_accum micro-batches give the loss and the gradient of the whole batch at once (float32 tolerance),
+    each micro-batch weighted by its counted targets: -1 targets (the padding of words) spread unevenly."""
+    model = models.get("gpt")
+    config = model.make_config(vocab_size=11, n_layer=1, n_head=2, n_embd=8, block_size=6, dropout=0.0)
+    tc = TrainConfig(lr=1.0, lr_decay_step=None)  # sgd: the update is the gradient
+    ts = create_train_state(model, config, tc, jax.random.key(0))
+    kx, ky, kn = jax.random.split(jax.random.key(1), 3)
+    x, y = (jax.random.randint(k, (12, 6), 0, 11) for k in (kx, ky))
+    y = jnp.where(jnp.arange(6) > jax.random.randint(kn, (12, 1), 0, 6), -1, y)  # each row ends somewhere
+    tx = make_optimizer(tc, model.param_labels)
+    updates = []
+    for n in (1, 3):
+        new, metrics = jax.jit(make_train_step(model, config, tx, grad_accum=n))(ts, (x, y))
+        updates.append((metrics["loss"], jax.tree.map(jnp.subtract, ts.params, new.params)))
+    (whole_loss, whole), (loss, accumulated) = updates
+    counts = jnp.sum(y.reshape(4, 3, 6) != -1, axis=(0, 2))
+    assert len(set(counts.tolist())) > 1, counts  # the micro-batches count different targets
+    np.testing.assert_allclose(loss, whole_loss, rtol=1e-6)
+    assert_trees_close(accumulated, whole, rtol=1e-5, atol=1e-8)
+    assert 0.5 < float(whole_loss) < 5 and float(jnp.abs(whole["wte"]).max()) > 1e-3  # a real loss and gradient
+
+
+def test_grad_accum_draws_the_rows_of_one_big_batch(arrays):
+    """fit with batch B x grad_accum N trains on the rows of batch N B: the same run up to float rounding."""
+    big, big_summary = run("mlp", arrays, 20, batch_size=32)
+    small, small_summary = run("mlp", arrays, 20, batch_size=8, grad_accum=4)
+    assert small_summary["final_loss"] == pytest.approx(big_summary["final_loss"], rel=1e-5)
+    assert_trees_close(small.params, big.params, rtol=1e-4, atol=1e-6)
+
+
+def test_grad_accum_must_be_positive_and_divide_a_full_batch(arrays):
+    with pytest.raises(ValueError, match="grad_accum must be at least 1, got 0"):
+        TrainConfig(grad_accum=0)
+    n = len(arrays[1][0])
+    assert n % 7, n  # the fixture's training rows do not split into 7
+    with pytest.raises(ValueError, match=rf"grad_accum=7 does not divide the full batch \(batch_size=None: {n:,} rows"):
+        run("mlp", arrays, 1, batch_size=None, grad_accum=7)
+
+
+def test_memory_estimate_counts_one_micro_batch_and_the_gradient_sum():
+    from makemore_jax.memory import estimate_bytes
+    model = models.get("gpt")
+    config = model.make_config(vocab_size=11, n_layer=1, n_head=2, n_embd=8, block_size=16)
+    params, _ = jax.eval_shape(lambda key: model.init(key, config), jax.random.key(0))
+    param_bytes = 4 * sum(p.size for p in jax.tree.leaves(params))
+    estimate = lambda B, n: estimate_bytes(model, config, TrainConfig(batch_size=B, grad_accum=n), (B, 16), (B, 16))
+    assert estimate(8, 4) == estimate(8, 1) + param_bytes < estimate(32, 1)

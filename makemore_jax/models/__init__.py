@@ -7,9 +7,11 @@ and two pure functions:
     apply(params, state, x, *, train) -> (logits, new_state)
 
 `Model` holds that core plus the data kind it trains on (`dataset`, a name in
-`data.KINDS`). What only some models can do is an ability record of its own (`ClosedForm`,
+`data.KINDS`) and, for a text model, its default tokenizer (`tokenizer`; tokens.py). A
+registry default may depend on the backend (`PerBackend`, gpt2's dtype): `make_config`
+resolves it. What only some models can do is an ability record of its own (`ClosedForm`,
 `Decoder`, `Calibration`, `Penalty`, `ParamLabels`, `ConfigUpgrade`), held in
-`Model.abilities` and looked up with `model.ability(Decoder)`.
+`Model.abilities` and looked up with `model.ability(Decoder)`; `Flops` says what a token costs.
 
 The one way to get a model's apply is `model.bind(config)`, for every model alike: the
 module's own function (`Model.forward`) may take its config as a keyword (the transformer:
@@ -32,6 +34,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from ..kinds import KINDS
 from . import bigram, bow, gpt, gpt2, mlp, rnn, speedrun, transformer, wavenet
+from .backend import PerBackend
 from .labels import GENERIC, MATRIX, OTHER, ParamLabels  # noqa: F401 (the optimiser's vocabulary)
 
 # ----------------------------------------------------------------------------- abilities
@@ -72,6 +75,14 @@ class ConfigUpgrade(NamedTuple):
     upgrade: Callable
 
 
+class Flops(NamedTuple):
+    """Rows of block_size tokens, each costing per_token(config) FLOPs to train (forward and backward) in
+    matmuls of dtype(config) ("float32", "bfloat16"): tokens/s and MFU on the progress line (throughput.py)."""
+
+    per_token: Callable
+    dtype: Callable
+
+
 # ParamLabels (labels.py): which parameters are weight matrices, for the optimiser; GENERIC without one.
 
 Ability = TypeVar("Ability")
@@ -109,10 +120,14 @@ class Model:
     config_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides of Config's defaults
     train_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # overrides of TrainConfig's
     abilities: tuple = ()  # ability records (ClosedForm, Decoder, Calibration, Penalty, ParamLabels, ConfigUpgrade)
+    tokenizer: str | None = None  # a text model's default tokenizer setting (tokens.py); None: the kind's (char)
 
     def __post_init__(self):
         if self.dataset not in KINDS:
             raise ValueError(f"{self.name}: dataset must be one of {', '.join(KINDS)}, got {self.dataset!r}")
+        if self.tokenizer is not None and not KINDS[self.dataset].tokenizes:
+            raise ValueError(f"{self.name}: a default tokenizer needs running text; {self.dataset} is read by "
+                             "character")
 
     def ability(self, kind: type[Ability]) -> Ability | None:
         """The model's record of this ability type, or None."""
@@ -156,7 +171,14 @@ class Model:
             block_size = self.kind.default_block_size(words)
             if block_size is not None:
                 overrides["block_size"] = block_size
-        return self.Config(**{**self.config_defaults, **overrides})
+        defaults = {k: v.resolve() if isinstance(v, PerBackend) else v for k, v in self.config_defaults.items()}
+        return self.Config(**{**defaults, **overrides})
+
+    def shown_defaults(self) -> dict[str, Any]:
+        """Each Config field's default as the help shows it: a PerBackend one as it is (no backend started)."""
+        per_backend = {k: v for k, v in self.config_defaults.items() if isinstance(v, PerBackend)}
+        config = self.make_config(**{k: v.cpu for k, v in per_backend.items()})
+        return {**{name: getattr(config, name) for name in self.config_fields}, **per_backend}
 
     @property
     def config_fields(self) -> tuple[str, ...]:
@@ -174,7 +196,8 @@ def _mlp_upgrade(config: dict, params: dict) -> dict:
 _RNN_DECODER = Decoder(rnn.init_cache, rnn.decode_step)
 _MLP_ABILITIES = (Calibration(mlp.calibrate), ConfigUpgrade(_mlp_upgrade))
 _TRANSFORMER_ABILITIES = (Decoder(transformer.init_cache, transformer.decode_step), transformer.PARAM_LABELS,
-                          ConfigUpgrade(transformer.upgrade_config))
+                          ConfigUpgrade(transformer.upgrade_config),
+                          Flops(transformer.flops_per_token, lambda config: config.dtype))
 REGISTRY = _registry(
     Model("bigram", bigram.CountConfig, bigram.init, bigram.apply, abilities=(ClosedForm(bigram.fit),),
           description="counting bigram: normalised counts with additive smoothing (closed form)"),
@@ -208,11 +231,12 @@ REGISTRY = _registry(
           config_defaults=gpt.GPT_CONFIG, train_defaults=gpt.GPT_TRAIN,
           description="nanoGPT's character-level GPT on running text (default: data/shakespeare.txt): 4 blocks, "
                       "4 heads, n_embd 128, block 64"),
-    Model("gpt2", transformer.Config, transformer.init, transformer.apply, dataset="text",
-          abilities=_TRANSFORMER_ABILITIES,
-          config_defaults=gpt2.GPT2_CONFIG, train_defaults=gpt2.GPT2_TRAIN,
-          description="GPT-2 small (124M) as OpenAI and nanoGPT define it: 12 blocks, 12 heads, n_embd 768, "
-                      "block 1024, GPT-2's tokens"),
+    *(Model(name, transformer.Config, transformer.init, transformer.apply, dataset="text",
+            abilities=_TRANSFORMER_ABILITIES, tokenizer=gpt2.TOKENIZER,
+            config_defaults=gpt2.config_defaults(size), train_defaults=gpt2.GPT2_TRAIN,
+            description=f"GPT-2 {size} as OpenAI and nanoGPT define it: {gpt2.SIZES[size]['n_layer']} blocks, "
+                        f"{gpt2.SIZES[size]['n_head']} heads, n_embd {gpt2.SIZES[size]['n_embd']}, block 1024, "
+                        f"GPT-2's tokens, build-nanogpt's recipe") for name, size in gpt2.NAMES.items()),
     Model("gpt-speedrun", transformer.Config, transformer.init, transformer.apply, dataset="text",
           abilities=_TRANSFORMER_ABILITIES,
           config_defaults=speedrun.SPEEDRUN_CONFIG, train_defaults=speedrun.SPEEDRUN_TRAIN,

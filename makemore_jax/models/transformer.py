@@ -160,6 +160,23 @@ def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
     return params, state
 
 
+def flops_per_token(config: Config) -> float:
+    """Training FLOPs per token, as nanoGPT's estimate_mfu counts them: 6 N + 12 L H Q T.
+
+    N: the parameters a token's matmuls use, all but wpe (and wte, where the head is an
+    lm_head of its own: a lookup costs nothing); 2 FLOPs per multiply-add forward and twice
+    that backward make the 6. 12 L H Q T: each layer's attention scores and weighted sum
+    over T = block_size positions (H heads of Q channels), forward and backward, counted in
+    full although causal attention needs half. Norms, activations and the softmax are left out.
+    """
+    params, _ = jax.eval_shape(lambda key: init(key, config), jax.random.key(0))
+    used = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
+    used -= math.prod(params["wpe"].shape) if "wpe" in params else 0
+    used -= 0 if config.tie_embeddings else math.prod(params["wte"].shape)
+    L, H, Q, T = config.n_layer, config.n_head, config.n_embd // config.n_head, config.block_size
+    return 6.0 * used + 12.0 * L * H * Q * T
+
+
 def padded_vocab(config: Config) -> int:
     """wte's rows: vocab_size rounded up to a multiple of pad_vocab_to (GPT-2: 50,257 -> 50,304).
 

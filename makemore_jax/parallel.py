@@ -236,7 +236,9 @@ def local_copy(tree):
             return x.addressable_data(0)
         if not x.is_fully_addressable:
             from jax.experimental import multihost_utils
-            return jax.device_put(multihost_utils.process_allgather(x, tiled=True), jax.local_devices()[0])
+            with _quiet_native_output():  # a first gather between the processes' devices connects gloo anew
+                whole = multihost_utils.process_allgather(x, tiled=True)
+            return jax.device_put(whole, jax.local_devices()[0])
         return jax.device_put(x, x.addressable_shards[0].device)
 
     return jax.tree.map(one, tree)
@@ -254,7 +256,8 @@ def agreed(flag: bool) -> bool:
     if jax.process_count() == 1:
         return flag
     from jax.experimental import multihost_utils
-    return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
+    with _quiet_native_output():  # as local_copy's gather
+        return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag)))
 
 
 # ----------------------------------------------------------------------------- sharded parameters (fsdp)

@@ -139,7 +139,7 @@ def fsdp_on_text(model, config, tc, X, Y, mesh, val_loss, four, s4):
     ts = create_train_state(model, config, tc, jax.random.key(0))
     sharded, summary = fit(model, config, tc, X, Y, ts, mesh=mesh, shard="fsdp", callbacks=[save_first])
     wte = sharded.params["wte"]
-    restored = checkpoint.restore(ts, checkpoint.load(folder)[1])
+    restored = checkpoint.restore(checkpoint.template_of(lambda: ts), checkpoint.load(folder)[1])
     resumed, _ = fit(model, config, tc, X, Y, restored, mesh=mesh, shard="fsdp")
     sharded, resumed = parallel.local_copy(sharded), parallel.local_copy(resumed)
     opt_leaves = lambda ts: [np.asarray(x).tolist() for x in jax.tree.leaves(ts.opt_state)]  # noqa: E731

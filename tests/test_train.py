@@ -254,7 +254,7 @@ def test_grad_accum_equals_one_batch_of_all_its_rows():
     counts = jnp.sum(y.reshape(4, 3, 6) != -1, axis=(0, 2))
     assert len(set(counts.tolist())) > 1, counts  # the micro-batches count different targets
     np.testing.assert_allclose(loss, whole_loss, rtol=1e-6)
-    assert_trees_close(accumulated, whole, rtol=1e-5, atol=1e-8)
+    assert_trees_close(accumulated, whole, rtol=1e-5, atol=1e-7)  # float32 sums in another order
     assert 0.5 < float(whole_loss) < 5 and float(jnp.abs(whole["wte"]).max()) > 1e-3  # a real loss and gradient
 
 

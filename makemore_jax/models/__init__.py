@@ -171,7 +171,8 @@ class Model:
             block_size = self.kind.default_block_size(words)
             if block_size is not None:
                 overrides["block_size"] = block_size
-        defaults = {k: v.resolve() if isinstance(v, PerBackend) else v for k, v in self.config_defaults.items()}
+        defaults = {k: v.resolve() if isinstance(v, PerBackend) else v  # only those not overridden: no backend
+                    for k, v in self.config_defaults.items() if k not in overrides}  # started for the help
         return self.Config(**{**defaults, **overrides})
 
     def shown_defaults(self) -> dict[str, Any]:

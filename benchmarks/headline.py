@@ -17,7 +17,8 @@ import time
 from makemore_jax import models
 
 from benchmarks import machine
-from benchmarks.harness import best, command, compare, markdown, mode_of, pool, thread_sides, torch_threads, train_command
+from benchmarks.harness import best, command, compare, markdown, mode_of, pool, thread_sides, torch_threads, \
+    train_command
 from benchmarks.references import REFERENCES
 
 LECTURE_PATH = (("mlp", ("--init", "unit")), ("mlp-bn", ()), ("mlp-deep", ()), ("wavenet", ()))

@@ -3,9 +3,9 @@
     nice python -m benchmarks gpt --parity   # exact val and wall s of both whole runs, 3 seeds each (long)
     python -m benchmarks gpt [--quick]       # the `training` rows of gpt, the n_embd x block_size grid
 
-Parity: our command (`run_ours`) against nanoGPT's loop (`run_reference`, torch_gpt.train in a fresh
-torch worker that imports no JAX: sizes and recipe come from the `gpt` entry) on the same characters
-(the sorted character set, 90/10), taking turns; the mean exact val over the seeds.
+Parity (`whole_runs`): our command against nanoGPT's loop (torch_gpt.train in a fresh torch worker that
+imports no JAX: sizes and recipe come from the `gpt` entry) on the same characters (the sorted character
+set, 90/10), taking turns; the mean exact val over the seeds.
 """
 
 import json
@@ -72,15 +72,6 @@ def reference(config: dict, train: dict, seed: int, corpus: str = CORPUS, thread
     return {**out, "seed": seed}
 
 
-def run_reference(seed: int, *, steps: int | None = None, threads: int = 1, corpus: str = CORPUS,
-                  heldout: str | None = None, train_loss: bool = True) -> dict:
-    """One fresh nanoGPT process (its CPU recipe; `steps` replaces its 2,000): its figures and "wall_s"."""
-    train = {**recipe(steps), **({} if train_loss else {"train_loss": False})}
-    return one_call(f"torch-{threads}t", "benchmarks.gpt:reference", {
-        "config": gpt_config(text_ids(corpus)[1]), "train": train, "seed": seed, "corpus": corpus, "threads": threads,
-        "heldout": heldout})
-
-
 def ours_command(model: str, seed: int, out: str, *, corpus: str = CORPUS, steps: int | None = None,
                  flags=()) -> list[str]:
     """`makemore-jax train --model MODEL` on `corpus` as a user runs it (the recipe's steps unless `steps`)."""
@@ -90,28 +81,49 @@ def ours_command(model: str, seed: int, out: str, *, corpus: str = CORPUS, steps
     return train_command(model, out, "--seed", str(seed), "--data", corpus, *short, *flags)
 
 
-def run_ours(seed: int, *, model: str = "gpt", corpus: str = CORPUS, steps: int | None = None, flags=(),
-             env: dict | None = None, after=None) -> dict:
-    """One fresh `makemore-jax train` process: its exact losses, wall time, and `after(out)`'s figures."""
-    with tempfile.TemporaryDirectory() as out:
-        row = command(ours_command(model, seed, out, corpus=corpus, steps=steps, flags=flags), out=out, env=env)
-        more = after(out) if after else {}
-    return {"val_loss": row["results"]["val_loss"], "train_loss": row["results"].get("train_loss"),
-            "wall_s": row["wall_s"], "seed": seed, **more}
+def whole_runs(seeds, *, model: str = "gpt", steps: int | None = None, reference_steps: int | None = None,
+               corpus: str = CORPUS, threads: int = 1, heldout: str | None = None, flags=(), env: dict | None = None,
+               torch: bool = True, cache: str | None = None) -> dict[str, list[dict]]:
+    """Our `makemore-jax train --model MODEL` (`flags`, `env`) and nanoGPT's run (`reference` at `threads`; with
+    --no-eval-train in `flags`, no train loss; torch False: left out) over `seeds`, each run a fresh process,
+    the sides taking turns: {side: [{"seed", "val_loss", "train_loss", "wall_s", with `heldout` "heldout_loss"
+    (scored after the run, outside its wall_s)}, ...]}; with `cache`, each run kept in cache/{side}-seed{S}.json."""
+    def ours(seed):
+        with tempfile.TemporaryDirectory() as out:
+            row = command(ours_command(model, seed, out, corpus=corpus, steps=steps, flags=flags), out=out, env=env)
+            scored = {"heldout_loss": _saved_run_loss(out, corpus, heldout)} if heldout else {}
+        return {"seed": seed, "val_loss": row["results"]["val_loss"], "train_loss": row["results"].get("train_loss"),
+                "wall_s": row["wall_s"], **scored}
+
+    def reference(seed):
+        train = {**recipe(reference_steps or steps), "train_loss": "--no-eval-train" not in flags}
+        out = one_call(f"torch-{threads}t", "benchmarks.gpt:reference", {
+            "config": gpt_config(text_ids(corpus)[1]), "train": train, "seed": seed, "corpus": corpus,
+            "threads": threads, "heldout": heldout})
+        return {**out, "wall_s": out["wall_s"] - out.pop("heldout_s", 0.0)}
+    runs = {"ours": ours, **({"reference": reference} if torch else {})}
+    return alternate({side: lambda s, side=side: _cached(cache, f"{side}-seed{s}", lambda: runs[side](s))
+                      for side in runs}, seeds)
+
+
+def _saved_run_loss(out: str, corpus: str, path: str) -> float:
+    """The exact loss of the run saved in `out` over the whole text at `path`."""
+    from makemore_jax import load_run
+    from makemore_jax.evaluate import kind_loss
+    run = load_run(out, data=corpus)
+    with open(path, encoding="utf-8") as f:
+        arrays = run.model.kind.build(f.read(), run.vocab, run.config.block_size)
+    return kind_loss(run.model, run.config, run.state.params, run.state.model_state, arrays)
 
 
 def parity(seeds=(0, 1, 2), *, steps: int | None = None, corpus: str = CORPUS, cache: str | None = None,
            torch: bool = True) -> dict:
-    """Our command and nanoGPT's loop (1 thread) over `seeds`, fresh processes, taking turns, each run kept
-    in cache/{side}-seed{S}.json; print the table; {"rows": {seed: {side: run}}, "mean_ours", "mean_reference",
-    "difference", "agree" (|difference| <= TOLERANCE)}."""
-    runs = {"ours": lambda s: run_ours(s, corpus=corpus, steps=steps)}
-    if torch:
-        runs["reference"] = lambda s: run_reference(s, steps=steps, corpus=corpus)
-    cached = {side: lambda s, side=side: _cached(cache, f"{side}-seed{s}", lambda: runs[side](s)) for side in runs}
-    by_side = alternate(cached, seeds)
-    rows = {s: {side: by_side[side][i] for side in runs} for i, s in enumerate(seeds)}
-    mean = {side: statistics.mean(r["val_loss"] for r in by_side[side]) for side in runs}
+    """Our command and nanoGPT's loop (1 thread) over `seeds` (whole_runs); print the table;
+    {"rows": {seed: {side: run}}, "mean_ours", "mean_reference", "difference", "agree" (|difference| <=
+    TOLERANCE)}."""
+    by_side = whole_runs(seeds, steps=steps, corpus=corpus, torch=torch, cache=cache)
+    rows = {s: {side: by_side[side][i] for side in by_side} for i, s in enumerate(seeds)}
+    mean = {side: statistics.mean(r["val_loss"] for r in rs) for side, rs in by_side.items()}
     difference = mean["ours"] - mean["reference"] if torch else None
     print(f"Exact validation loss (nats/char) after {recipe(steps)['steps']:,} steps of the `gpt` recipe on "
           f"{os.path.basename(corpus)} (90/10 split), seeds {', '.join(map(str, seeds))}; {machine.cpu_model()}.\n")

@@ -1,12 +1,10 @@
 """Fair side-by-side timing, each framework in its own process: the protocol every benchmark uses.
 
-A worker (`python -m benchmarks.harness`) builds a timed loop `factory(**args) -> (run, info)`,
-run(n) -> (units, value[, seconds]); `compare` warms the sides up, calibrates them and alternates them
-repeat by repeat (median, min-max); `one_call` runs one call in a fresh worker, `command` times a whole
-command, `alternate` takes turns over such runs. Within `sharing()` (--quick) benchmarks share one
-worker per process name. BENCH_INLINE=1 runs workers in this process; BENCH_KEEP_XLA=1 (the tests) lets
-every process keep the caller's XLA_FLAGS and compilation cache, so it loads what the caller compiled.
-Wire: one JSON line each way ({"op": "setup" | "run" | "call" | "rss" | "quit", ...}).
+A worker (`python -m benchmarks.harness`, one JSON line each way) builds a timed loop `factory(**args) ->
+(run, info)`, run(n) -> (units, value[, seconds]); `compare` calibrates the sides and alternates them repeat
+by repeat; `one_call` runs one call in a fresh worker, `command` one whole command, `alternate` takes turns
+over such runs. BENCH_INLINE=1 runs workers in this process; BENCH_KEEP_XLA=1 (the tests) keeps the caller's
+XLA_FLAGS and compilation cache in every process, so it loads what the caller compiled.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
 from benchmarks.machine import ONE_XLA_THREAD, ROOT
 
@@ -48,14 +45,14 @@ class WorkerError(RuntimeError):
 
 
 class Worker:
-    """One worker process (in this process where log_dir is None); `call(**request)` -> the answer."""
+    """One worker process (with BENCH_INLINE, this process); `call(**request)` -> the answer."""
 
-    def __init__(self, process: str, log_dir: str | None, env: dict | None = None):
+    def __init__(self, process: str, env: dict | None = None):
         self.name, self.started, self.runs, self._proc = process, time.perf_counter(), {}, None
-        if log_dir is not None:
-            self._log = open(os.path.join(log_dir, f"{process}-{id(self)}.log"), "w")
-            self._proc = subprocess.Popen([sys.executable, "-m", "benchmarks.harness"], cwd=ROOT,
-                                          text=True, env=process_env(process, env), stdin=subprocess.PIPE,
+        if not os.environ.get("BENCH_INLINE"):
+            self._log = tempfile.TemporaryFile("w+")
+            self._proc = subprocess.Popen([sys.executable, "-m", "benchmarks.harness"], cwd=ROOT, text=True,
+                                          env=process_env(process, env), stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=self._log)
 
     def call(self, **request) -> dict:
@@ -71,8 +68,8 @@ class Worker:
         except BrokenPipeError:
             line = ""
         if not line:
-            with open(self._log.name) as f:
-                raise WorkerError(f"worker {self.name} died (exit {self._proc.poll()}): {f.read()[-800:]}")
+            self._log.seek(0)
+            raise WorkerError(f"worker {self.name} died (exit {self._proc.poll()}): {self._log.read()[-800:]}")
         if "error" in (answer := json.loads(line)):
             raise WorkerError(f"{self.name}: {answer['error']}")
         return answer
@@ -81,49 +78,38 @@ class Worker:
         if self._proc is None:
             return
         try:
-            self._proc.stdin.write('{"op": "quit"}\n')
-            self._proc.stdin.close()
+            self._proc.stdin.close()  # the worker's loop ends
             self._proc.wait(timeout=30)
         except (BrokenPipeError, subprocess.TimeoutExpired):
             self._proc.kill()
         self._log.close()
 
 
-class Pool:
-    """Worker processes by name, started on first use; `with Pool() as p:` ends them."""
+class Pool(dict):
+    """Workers by process name, started on first use; `with Pool() as p:` ends them."""
 
-    current: Pool | None = None  # the pool every benchmark shares within `sharing()`
-
-    def __init__(self):
-        self._dir = None if os.environ.get("BENCH_INLINE") else tempfile.TemporaryDirectory(prefix="bench-workers-")
-        self.workers: dict[str, Worker] = {}
-
-    def __getitem__(self, process: str) -> Worker:
-        if process not in self.workers:
-            self.workers[process] = self.fresh(process)
-        return self.workers[process]
-
-    def fresh(self, process: str, env: dict | None = None) -> Worker:
-        """A new worker (the caller closes it)."""
-        return Worker(process, self._dir and self._dir.name, env)
+    def __missing__(self, process: str) -> Worker:
+        self[process] = Worker(process)
+        return self[process]
 
     def peak_rss_mb(self) -> dict[str, float]:
-        return {name: w.call(op="rss")["peak_rss_mb"] for name, w in self.workers.items()}
+        return {name: w.call(op="rss")["peak_rss_mb"] for name, w in self.items()}
 
     def __enter__(self) -> Pool:
         return self
 
     def __exit__(self, *exc) -> None:
-        for worker in self.workers.values():
+        for worker in self.values():
             worker.close()
-        if self._dir:
-            self._dir.cleanup()
+
+
+SHARED: list[Pool] = []  # within `sharing()`: the one pool every benchmark uses
 
 
 @contextlib.contextmanager
 def pool():
-    """The pool shared within `sharing()`, else a new one, ended on exit."""
-    with contextlib.nullcontext(Pool.current) if Pool.current else Pool() as p:
+    """The pool of an enclosing `sharing()`, else a new one, ended on exit."""
+    with contextlib.nullcontext(SHARED[-1]) if SHARED else Pool() as p:
         yield p
 
 
@@ -131,21 +117,20 @@ def pool():
 def sharing():
     """One worker per process name for everything inside (the suite's --quick: fewer process starts)."""
     with Pool() as p:
-        Pool.current = p
+        SHARED.append(p)
         try:
             yield p
         finally:
-            Pool.current = None
+            SHARED.pop()
 
 
 def one_call(process: str, factory: str, args: dict, *, env: dict | None = None) -> dict:
     """`factory(**args)` in a fresh worker `process`: its answer and "wall_s", the process's whole life."""
-    with pool() as p:
-        worker = p.fresh(process, env)
-        try:
-            answer = worker.call(op="call", factory=factory, args=args)
-        finally:
-            worker.close()
+    worker = Worker(process, env)
+    try:
+        answer = worker.call(op="call", factory=factory, args=args)
+    finally:
+        worker.close()
     return {**answer, "wall_s": time.perf_counter() - worker.started}
 
 
@@ -187,63 +172,58 @@ def alternate(runs: dict, keys) -> dict[str, list]:
 
 @dataclasses.dataclass(frozen=True)
 class Side:
-    """A timed loop built by `factory(**args)` in worker `process` (with `env` on top, fresh runs only)."""
+    """A timed loop built by `factory(**args)` in worker `process`."""
 
     process: str
     factory: str
     args: dict = dataclasses.field(default_factory=dict)
     first_n: int = 10  # units of the first calibration run
     n: int | None = None  # fixed units per repeat (no calibration)
-    env: dict | None = None
 
 
-def compare(p: Pool, sides: dict[str, Side], *, repeats: int = 5, seconds: float = 1.0,
-            fresh: bool = False) -> dict[str, dict]:
-    """Time every side, alternating (`fresh`: a process per repeat); {side: figures}: "rate" (median units/s),
-    "min", "max", "rates", "n", "repeats", "value", the factory's info, "process_s", or {"error": why}."""
-    out: dict[str, dict] = {name: {"rates": [], "process_s": []} for name in sides}
-    units: dict[str, int] = {}
+def summary(rates: list[float]) -> dict:
+    """"rate" (the median), "min", "max", "repeats" and "rates" of a side's repeats."""
+    return {"rate": statistics.median(rates), "min": min(rates), "max": max(rates), "repeats": len(rates),
+            "rates": rates}
 
-    def attempt(name: str, worker: Worker, setup: bool) -> None:
+
+def compare(p: Pool, sides: dict[str, Side], *, repeats: int = 5, seconds: float = 1.0) -> dict[str, dict]:
+    """Time every side in its worker, alternating repeat by repeat; {side: figures}: its `summary` in units/s,
+    "n" (units per repeat), "value", the factory's info, or {"error": why}."""
+    out: dict[str, dict] = {}
+
+    def guarded(name: str, step) -> None:
         try:
-            if setup:
-                out[name].update(_setup(worker, name, sides[name], seconds, units))
-            if fresh or not setup:
-                answer = worker.call(op="run", side=name, n=units[name])
-                out[name]["rates"].append(answer["units"] / answer["seconds"])
-                out[name].update(value=answer["value"], n=units[name])
+            step(p[sides[name].process])
         except WorkerError as e:
             out[name] = {"error": str(e)}
             print(f"  ({name}: {e})", file=sys.stderr)
-    for name in () if fresh else sides:
-        attempt(name, p[sides[name].process], True)
+
+    def repeat(name: str, worker: Worker) -> None:
+        answer = worker.call(op="run", side=name, n=out[name]["n"])
+        out[name]["rates"].append(answer["units"] / answer["seconds"])
+        out[name]["value"] = answer["value"]
+    for name in sides:
+        guarded(name, lambda worker: out.update({name: {**_setup(worker, name, sides[name], seconds), "rates": []}}))
     for r in range(repeats):
         for name in _turn([n for n in sides if "error" not in out[n]], r):
-            worker = p.fresh(sides[name].process, sides[name].env) if fresh else p[sides[name].process]
-            attempt(name, worker, fresh)
-            if fresh:
-                worker.close()
-                out[name].get("process_s", []).append(time.perf_counter() - worker.started)
+            guarded(name, lambda worker: repeat(name, worker))
     for fig in out.values():
-        if fig.get("rates"):
-            fig.update(rate=statistics.median(fig["rates"]), min=min(fig["rates"]), max=max(fig["rates"]),
-                       repeats=len(fig["rates"]))
+        fig.update(summary(fig["rates"]) if fig.get("rates") else {})
     return out
 
 
-def _setup(worker: Worker, name: str, side: Side, seconds: float, units: dict) -> dict:
-    """Build the side in `worker`, warm it up, and set its units per repeat (calibrated once)."""
+def _setup(worker: Worker, name: str, side: Side, seconds: float) -> dict:
+    """Build the side in `worker`, warm it up, calibrate its units per repeat: its info and "n"."""
     info = worker.call(op="setup", side=name, factory=side.factory, args=side.args)
-    n = units.get(name) or side.n
-    if n is None:
-        n = side.first_n
-        while (answer := worker.call(op="run", side=name, n=n))["seconds"] < min(0.25, seconds / 2) and n < 1e8:
-            n *= 4
-        n = max(1, round(n * seconds / answer["seconds"]))
-    if side.n is None:
-        worker.call(op="run", side=name, n=n)  # a warm-up at the final size
-    units[name] = n
-    return info
+    if side.n is not None:
+        return {**info, "n": side.n}
+    n = side.first_n
+    while (answer := worker.call(op="run", side=name, n=n))["seconds"] < min(0.25, seconds / 2) and n < 1e8:
+        n *= 4
+    n = max(1, round(n * seconds / answer["seconds"]))
+    worker.call(op="run", side=name, n=n)  # a warm-up at the final size
+    return {**info, "n": n}
 
 
 def mode_of(quick: bool, mode: str | None) -> str:
@@ -341,13 +321,12 @@ def serve() -> None:
     os.dup2(2, 1)  # anything printed from here on (python or C) goes to stderr
     sys.stdout = sys.stderr
     runs: dict = {}
-    for line in sys.stdin:
-        if (request := json.loads(line))["op"] == "quit":
-            break
+    for line in sys.stdin:  # until the caller closes it
+        request = json.loads(line)
         try:
             answer = _handle(request, runs)
         except Exception as e:  # noqa: BLE001 (reported to the caller, which decides)
-            answer = {"error": f"{type(e).__name__}: {e}", "traceback": "".join(traceback.format_exception(e)[-3:])}
+            answer = {"error": f"{type(e).__name__}: {e}"}
         answers.write(json.dumps(answer) + "\n")
 
 

@@ -17,7 +17,8 @@ import time
 from makemore_jax import models
 
 from benchmarks import machine
-from benchmarks.harness import best, command, compare, mode_of, pool, thread_sides, torch_threads, train_command
+from benchmarks.harness import best, command, compare, markdown, mode_of, pool, thread_sides, torch_threads, \
+    train_command
 from benchmarks.references import REFERENCES
 
 LECTURE_PATH = (("mlp", ("--init", "unit")), ("mlp-bn", ()), ("mlp-deep", ()), ("wavenet", ()))
@@ -59,17 +60,17 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
     total_torch = sum(r["torch_s"] for r in with_torch) if with_torch else None
     print(f"{steps:,} steps per model through `makemore-jax train` (fresh process: start-up, compile, training, "
           f"evaluation, checkpoint); the first model the median of {first_repeats} run(s). PyTorch: the lecture's "
-          f"loop, training only, 3 alternating repeats at its faster thread count, extrapolated.\n\n"
-          "| model | JAX end to end s | PyTorch lecture code s (extrapolated) | measured over | JAX is |\n"
-          "|---|---:|---:|---|---:|")
-    for (name, extra), r in zip(path, rows.values()):
-        label = f"{name} {' '.join(extra)}"
-        print(f"| {label} | {r['cli_s']:.1f} | {r['torch_s']:,.0f} | {r['torch_measured_steps']:,} steps x 3, "
-              f"{r['torch_threads']} thread(s), {r['torch_rate']:,.0f} steps/s | {r['torch_s'] / r['cli_s']:.1f}x |"
-              if r["torch_s"] else
-              f"| {label} | {r['cli_s']:.1f} | — ({'no reference' if torch else 'no torch'}) | | — |")
+          f"loop, training only, 3 alternating repeats at its faster thread count, extrapolated.\n")
+
+    def row(label: str, r: dict) -> list:
+        if not r["torch_s"]:
+            return [label, f"{r['cli_s']:.1f}", f"— ({'no reference' if torch else 'no torch'})", "", "—"]
+        return [label, f"{r['cli_s']:.1f}", f"{r['torch_s']:,.0f}", f"{r['torch_measured_steps']:,} steps x 3, "
+                f"{r['torch_threads']} thread(s), {r['torch_rate']:,.0f} steps/s", f"{r['torch_s'] / r['cli_s']:.1f}x"]
     speedup = f"**{total_torch / sum(r['cli_s'] for r in with_torch):.1f}x**" if with_torch else "—"
-    print(f"| **total** | **{total_jax:.1f}** | {f'**{total_torch:,.0f}**' if with_torch else '—'} | | {speedup} |")
+    markdown("model | JAX end to end s: | PyTorch lecture code s (extrapolated): | measured over | JAX is:",
+             [row(f"{name} {' '.join(extra)}", r) for (name, extra), r in zip(path, rows.values())]
+             + [["**total**", f"**{total_jax:.1f}**", f"**{total_torch:,.0f}**" if with_torch else "—", "", speedup]])
     if wall is not None:
         print(f"\nThe same {len(path)} commands {lanes} at a time (one per core, longest first): {wall:.1f} s wall.")
     if mode == "full":

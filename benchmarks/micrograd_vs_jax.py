@@ -58,24 +58,23 @@ def jax_side():
 
 
 def main(quick: bool = False, mode: str | None = None) -> dict:
-    """Time both; print a table; return {"micrograd_ms", "micrograd_gc_paused_ms", "jax_us",
-    "jax_first_call_s", "ratio", "ratio_gc_paused", "loss_micrograd", "loss_jax", "sides"}."""
+    """Time both; print a table; return {"loss_micrograd", "loss_jax", "ratio", "ratio_gc_paused", "sides"}."""
     repeats, seconds = SIZES[mode_of(quick, mode)]
     sides = {name: Side(process, f"benchmarks.micrograd_vs_jax:{factory}", args, first_n=1)
              for name, (process, factory, args) in SIDES.items()}
     with pool() as workers:
         figures = compare(workers, sides, repeats=repeats, seconds=seconds)
-    (mg, paused, jx), per_call = figures.values(), lambda f, unit: f"{unit / f['rate']:,.1f} ({unit / f['max']:,.1f}-" \
-        f"{unit / f['min']:,.1f})"
-    f = {"micrograd_ms": 1e3 / mg["rate"], "micrograd_gc_paused_ms": 1e3 / paused["rate"], "jax_us": 1e6 / jx["rate"],
-         "jax_first_call_s": jx["first_call_s"], "ratio": jx["rate"] / mg["rate"], "ratio_gc_paused": jx["rate"] /
-         paused["rate"], "loss_micrograd": mg["value"], "loss_jax": jx["value"], "device": jx["device"],
-         "repeats": repeats, "sides": figures}
+    mg, paused, jx = figures.values()
+    ratio, ratio_paused = jx["rate"] / mg["rate"], jx["rate"] / paused["rate"]
+
+    def per_call(f: dict, unit: float) -> str:
+        return f"{unit / f['rate']:,.1f} ({unit / f['max']:,.1f}-{unit / f['min']:,.1f})"
     print(f"moons MLP(2, [16, 16, 1]), 100 points, forward + backward; JAX on {jx['device']} in {jx['dtype']}; loss "
           f"{mg['value']:.6f} (micrograd) vs {jx['value']:.6f} (JAX); median of {repeats} alternating repeats\n")
     markdown("implementation | median time (min-max):", [
         ["micrograd", f"{per_call(mg, 1e3)} ms"], ["micrograd, cycle collector paused", f"{per_call(paused, 1e3)} ms"],
         ["jax.jit(jax.value_and_grad)", f"{per_call(jx, 1e6)} µs"],
         ["JAX first call (trace + compile)", f"{jx['first_call_s'] * 1e3:.0f} ms"],
-        ["ratio micrograd / JAX", f"{f['ratio']:,.0f}x ({f['ratio_gc_paused']:,.0f}x paused)"]])
-    return f
+        ["ratio micrograd / JAX", f"{ratio:,.0f}x ({ratio_paused:,.0f}x paused)"]])
+    return {"loss_micrograd": mg["value"], "loss_jax": jx["value"], "ratio": ratio, "ratio_gc_paused": ratio_paused,
+            "sides": figures}

@@ -12,8 +12,7 @@ import sys
 from benchmarks import machine, sides
 from benchmarks.harness import Side, compare, markdown, mode_of, out_dir, pool
 
-OURS = "JAX fused, XLA 1 thread (as the CLI)"
-SIDES = {OURS: "jax", "JAX fused, XLA threads": "jax-xla-threads",  # name -> process
+SIDES = {"JAX fused, XLA 1 thread (as the CLI)": "jax", "JAX fused, XLA threads": "jax-xla-threads",
          "PyTorch lecture eager, 1 thread": "torch-1t", "PyTorch lecture eager, 2 threads": "torch-2t"}
 SIZES = {"full": ({"batch": (1, 8, 64, 512, 4096), "width": (64, 256, 1024, 4096)}, 5, 0.4),
          "quick": ({"batch": (1, 512), "width": (64, 1024)}, 2, 0.05),
@@ -47,7 +46,7 @@ def grid(points: list[dict], sides_of, repeats: int, seconds: float, label: str)
 
 
 def main(quick: bool = False, mode: str | None = None) -> dict:
-    """Run both sweeps; print tables; draw the PNG; return {"points": [...], "peak_gflops", "png", "findings"}."""
+    """Run both sweeps; print tables; draw the PNG; return {"points": [...], "peak_gflops", "png", "torch"}."""
     mode = mode_of(quick, mode)
     (sizes, repeats, seconds), torch = SIZES[mode], machine.torch_available()
     peak = sides.matmul_peak(torch, n=512 if mode == "toy" else 2048, torch_threads=1 if mode != "full" else 2)
@@ -62,7 +61,6 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
     names = [n for n in SIDES if any(r["steps_per_s"].get(n) for r in results)]
     print(f"steps/s (GFLOP/s) per side, median of {repeats} alternating repeats; matmul peak {peak['best']:.0f} "
           "GFLOP/s.\n")
-    findings = []
     for sweep in SWEEPS:
         rows = [r for r in results if r["sweep"] == sweep]
         markdown(f"{SWEEPS[sweep]}: | MFLOP/step: | " + " | ".join(f"{n}:" for n in names), [
@@ -70,20 +68,7 @@ def main(quick: bool = False, mode: str | None = None) -> dict:
                 f"{r['steps_per_s'][n]:,.0f} ({r['gflops'][n]:.1f})" if r["steps_per_s"].get(n) else "—"
                 for n in names)] for r in rows])
         print()
-        findings += _finding(sweep, [r for r in rows if r["steps_per_s"].get(OURS)])
-    print("\n".join(f"- {line}" for line in findings))
-    return {"points": results, "peak_gflops": peak, "png": _plot(results, peak), "torch": torch, "findings": findings}
-
-
-def _finding(sweep: str, rows: list[dict]) -> list[str]:
-    """Where steps/s of the CLI's JAX setting falls to half its smallest-size value, and its best GFLOP/s."""
-    if len(rows) < 2:
-        return []
-    base, top = rows[0]["steps_per_s"][OURS], max(rows, key=lambda r: r["gflops"][OURS] or 0)
-    knee = next((r["value"] for r in rows if r["steps_per_s"][OURS] < base / 2), None)
-    return [f"{sweep}: JAX (as the CLI) runs {base:,.0f} steps/s at {sweep} {rows[0]['value']} and "
-            + ("never falls below half of it" if knee is None else f"first falls below half of it at {sweep} {knee}")
-            + f"; its highest GFLOP/s is {top['gflops'][OURS]:.1f} at {sweep} {top['value']}"]
+    return {"points": results, "peak_gflops": peak, "png": _plot(results, peak), "torch": torch}
 
 
 def _plot(results: list[dict], peak: dict) -> str | None:

@@ -17,7 +17,7 @@ import os
 import statistics
 
 from benchmarks import gpt, machine
-from benchmarks.harness import alternate, best, compare, markdown, one_call, out_dir, pool, thread_sides
+from benchmarks.harness import best, compare, markdown, one_call, out_dir, pool, thread_sides
 
 HELDOUT = os.path.join(machine.ROOT, "data", "shakespeare_heldout.txt")
 SEEDS = (0, 1, 2)
@@ -47,16 +47,6 @@ NO_CACHE = {"JAX_COMPILATION_CACHE_DIR": ""}  # every run compiles cold
 SPEED_STEPS = 80
 
 
-def heldout_loss(out: str) -> dict:
-    """{"heldout_loss": the exact loss of the run saved in `out` over the whole held-out play}."""
-    from makemore_jax import load_run
-    from makemore_jax.evaluate import kind_loss
-    run = load_run(out, data=gpt.CORPUS)
-    with open(HELDOUT, encoding="utf-8") as f:
-        arrays = run.model.kind.build(f.read(), run.vocab, run.config.block_size)
-    return {"heldout_loss": kind_loss(run.model, run.config, run.state.params, run.state.model_state, arrays)}
-
-
 def reference_threads() -> int:
     """nanoGPT's faster thread count here (1 or 2): its step timed at each, alternating."""
     if (os.cpu_count() or 1) < 2:
@@ -69,7 +59,7 @@ def reference_threads() -> int:
 
 def race(seeds=SEEDS, steps: int | None = None, threads: int | None = None) -> dict:
     """Both recipes (`steps` replaces both step counts: a toy race), `seeds` each, alternating; print the table."""
-    rows, threads = _turns(seeds, steps, steps, threads)
+    rows, threads = _whole_runs(seeds, steps, steps, threads)
     target = statistics.mean(r["val_loss"] for r in rows["reference"])
     wall = {side: statistics.median(r["wall_s"] for r in rs) for side, rs in rows.items()}
     print(f"Target: the reference's mean exact val over seeds {seeds}: {target:.4f}; reference at {threads} "
@@ -86,7 +76,7 @@ def race(seeds=SEEDS, steps: int | None = None, threads: int | None = None) -> d
 
 def budget(steps: dict = BUDGET_STEPS, threads: int | None = None) -> dict:
     """Each side in BUDGET_S (BUDGET_STEPS, BUDGET_FLAGS), one seed: its exact val and wall time."""
-    rows, threads = _turns((0,), steps["ours"], steps["reference"], threads, BUDGET_FLAGS)
+    rows, threads = _whole_runs((0,), steps["ours"], steps["reference"], threads, BUDGET_FLAGS)
     markdown("side | steps: | exact val: | wall s:", [[side, f"{steps[side]:,}", f"{r['val_loss']:.4f}",
                                                      f"{r['wall_s']:.1f}"] for side, (r,) in rows.items()])
     gap = rows["reference"][0]["val_loss"] - rows["ours"][0]["val_loss"]
@@ -94,17 +84,11 @@ def budget(steps: dict = BUDGET_STEPS, threads: int | None = None) -> dict:
     return {"rows": rows, "gap": gap, "threads": threads}
 
 
-def _turns(seeds, ours_steps, reference_steps, threads, flags=()) -> tuple[dict, int]:
-    """({"ours": [run per seed], "reference": [...]}, the reference's threads), the sides taking turns: fresh
-    processes, ours `makemore-jax train --model gpt-speedrun`, the reference nanoGPT's run (val only)."""
+def _whole_runs(seeds, ours_steps, reference_steps, threads, flags=()) -> tuple[dict, int]:
+    """gpt.whole_runs of gpt-speedrun and nanoGPT (val only, compile cache off), scored on the held-out play."""
     threads = threads or reference_threads()
-
-    def reference(seed):
-        result = gpt.run_reference(seed, steps=reference_steps, threads=threads, heldout=HELDOUT, train_loss=False)
-        return {**result, "wall_s": result["wall_s"] - result.pop("heldout_s")}  # the run alone
-    return alternate({"ours": lambda s: gpt.run_ours(s, model="gpt-speedrun", steps=ours_steps, env=NO_CACHE,
-                                                     flags=("--no-eval-train", *flags), after=heldout_loss),
-                      "reference": reference}, seeds), threads
+    return gpt.whole_runs(seeds, model="gpt-speedrun", steps=ours_steps, reference_steps=reference_steps,
+                          threads=threads, heldout=HELDOUT, flags=("--no-eval-train", *flags), env=NO_CACHE), threads
 
 
 # ----------------------------------------------------------------------------- ablations

@@ -576,6 +576,13 @@ def cut_log(path: str, step: int) -> None:
 # ----------------------------------------------------------------------------- train
 
 
+def placement(devices: int | None, shard: str):
+    """The data parallel mesh of `devices` (parallel.data_mesh), once `shard` is known to be one of parallel.SHARDS."""
+    if shard not in parallel.SHARDS:
+        raise UsageError(f"{{shard:word}}: expected one of {', '.join(parallel.SHARDS)}", shard=("shard", shard))
+    return data_mesh(devices)
+
+
 def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed: int = 42, out: str | None = None,
                 quiet: bool = True, resume: bool = False, overwrite: bool = False, devices: int | None = 1,
                 shard: str = "none", stop=None, tensorboard: bool = False, tokenizer=None,
@@ -589,45 +596,35 @@ def train_model(model: str = "mlp", *, data=None, steps: int | None = None, seed
         steps: training steps (default: the model's, e.g. 200,000 for the MLPs).
         seed: initialisation and minibatch seed (a resumed run keeps its own).
         out: a folder to checkpoint into (every SAVE_EVERY steps, at the end) with metrics.jsonl.
-        quiet: no progress output.
-        resume: continue the run saved in `out` (its settings; `steps` and training
-            settings may be raised or changed).
-        overwrite: replace a run already saved in `out` (otherwise that is refused).
-        devices: data parallel over this many devices, None for all (parallel.data_mesh), the
-            same numbers as one device up to float rounding; in a multi-process run
-            (parallel.initialize first) only process 0 prints and writes `out`.
-        shard: "none" (parameters and optimiser state replicated on every device) or "fsdp"
-            (split over the devices, parallel.state_shardings; each parameter needs an axis
-            that divides by the device count); checkpoints hold the whole state either way.
+        quiet: no progress output. overwrite: replace a run already saved in `out` (else refused).
+        resume: continue the run saved in `out` (its settings; training settings may change).
+        devices: data parallel over this many devices, None for all (parallel.data_mesh); in a
+            multi-process run (parallel.initialize first) only process 0 prints and writes `out`.
+        shard: "none" (the state replicated on every device) or "fsdp" (split over them,
+            parallel.state_shardings); checkpoints hold the whole state either way.
         stop: a threading.Event; once set (e.g. on SIGTERM) the chunk in flight is the last,
             its state is saved in `out` and Terminated raised.
-        tensorboard: also write TensorBoard event files into `out` (the tensorboard extra):
-            metrics.jsonl's loss and lr per chunk, every split's loss at the end.
-        tokenizer: a text model's tokens (tokens.py): "char" (the text's characters; the
-            default but for gpt2's, "gpt2"), "gpt2", a folder written by `makemore-jax tokenizer train` (or a
-            .model file), "bpe:N" (trained on the training split), or a tokenizer.Tokenizer;
+        tensorboard: also write metrics.jsonl's losses as TensorBoard events into `out` (an extra).
+        tokenizer: a text model's tokens (tokens.py): "char" (the default but for gpt2's, "gpt2"),
+            "gpt2", a `makemore-jax tokenizer train` folder or .model file, "bpe:N", a Tokenizer;
             a resumed run keeps its own unless this names it. A words model refuses one.
-        init_from: a run folder (one `train` saved, or `convert --from-hf` made) to start from:
-            its parameters and model settings, a fresh optimiser at step 0 (fine-tuning;
-            `initialised_run`); `model` must be its model.
+        init_from: a run folder (`train`'s or `convert --from-hf`'s) whose parameters and model
+            settings start this one, with a fresh optimiser at step 0 (fine-tuning; initialised_run).
         **overrides: any model config field (n_hidden=64, init="unit") or TrainConfig
             field (lr=0.05, batch_size=None, optimizer="adamw").
     Returns:
-        the trained Run; run.summary has steps, seconds, compile_seconds, final_loss, and
-        run.info["results"] the split losses.
+        the trained Run: run.summary (steps, seconds, compile_seconds, final_loss), run.info["results"].
     Raises:
-        UsageError, DataError, CheckpointError: a bad setting, data file or checkpoint
-            (checked before anything is allocated), or a model too big for the memory.
+        UsageError, DataError, CheckpointError: a bad setting, data file or checkpoint, or a model
+            too big for the memory (before anything is allocated).
         ImportError: tensorboard=True without tensorboardX (before anything is trained).
-        Stopped: training diverged (train.DIVERGENCE_FACTOR); `.run` holds the last good
-            state, also saved in `out`. Terminated (a Stopped): `stop` was set.
+        Stopped: training diverged; `.run` holds the last good state, also saved in `out`.
+            Terminated (a Stopped): `stop` was set.
     """
     spec = get_model(model)
     split_overrides(spec, overrides)
     check_tokenizer(spec, tokenizer)
-    if shard not in parallel.SHARDS:
-        raise UsageError(f"{{shard:word}}: expected one of {', '.join(parallel.SHARDS)}", shard=("shard", shard))
-    mesh = data_mesh(devices)
+    mesh = placement(devices, shard)
     writer = parallel.is_writer()  # only process 0 of a multi-process run prints and writes
     out_here, quiet = (out, quiet) if writer else (None, True)
     if steps is not None:

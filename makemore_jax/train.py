@@ -82,11 +82,8 @@ def train_state_from(model: Model, config, tc: TrainConfig, params: dict, key: j
     nanoGPT's init_from: fine-tuning a converted or trained model. The params init draws here
     are unused, so XLA drops them: no time is spent on a model's worth of random numbers.
     """
-    init_key, data_key = jax.random.split(key)
-    _, model_state = model.init(init_key, config)
-    opt_state = make_optimizer(tc, model.param_labels).init(params)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                      opt_state=opt_state, key=data_key)
+    fresh = init_train_state(model, config, tc, key)
+    return fresh.replace(params=params, opt_state=make_optimizer(tc, model.param_labels).init(params))
 
 
 def loss_fn(model: Model, config, params, model_state, x: jax.Array, y: jax.Array):

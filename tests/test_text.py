@@ -202,3 +202,12 @@ def test_gpt_train_eval_sample_and_bit_identical_resume(capsys, tmp_path, text_f
         run.generate(prompt="\u00e9")
     config = dataclasses.asdict(run.config)
     assert {k: config[k] for k in TINY} == TINY and config["tie_embeddings"] and not config["bias"]
+
+
+def test_control_characters_are_counted_on_the_bytes_as_on_the_characters():
+    rng = np.random.default_rng(0)
+    alphabet = [chr(c) for c in (0, 1, 9, 10, 12, 13, 27, 31, 32, 65, 127, 128, 0x85, 0xE9, 0x2028, 0x1F600)]
+    for _ in range(200):
+        s = "".join(rng.choice(alphabet, size=int(rng.integers(1, 30))))
+        by_character = sum((ch < " " and ch not in "\t\n\r\f") or ch == "\x7f" for ch in s)
+        assert text.control_characters(("\ufeff" + s).encode()) == by_character, repr(s)

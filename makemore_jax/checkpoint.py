@@ -179,8 +179,7 @@ def restore(template, state: dict, path: str = CHECKPOINT):
 
     Raises CheckpointError when the structure or any shape differs, naming the first leaf.
     """
-    expected = serialization.to_state_dict(template)
-    flat_expected = _flatten(expected)
+    flat_expected = leaves_by_name(template)
     flat_loaded = _flatten(state)
     if flat_expected.keys() != flat_loaded.keys():
         diff = sorted(flat_expected.keys() ^ flat_loaded.keys())[0]
@@ -192,6 +191,11 @@ def restore(template, state: dict, path: str = CHECKPOINT):
     restored = serialization.from_state_dict(template, state)
     restored = jax.tree.map(lambda t, v: np.asarray(v, dtype=t.dtype), template, restored)
     return restored.replace(key=jax.random.wrap_key_data(restored.key))
+
+
+def leaves_by_name(tree) -> dict:
+    """A pytree's leaves by the names a checkpoint gives them: {"blocks/0/attn/c_attn/W": leaf, ...}."""
+    return _flatten(serialization.to_state_dict(tree))
 
 
 def _flatten(tree, prefix: str = "") -> dict:

@@ -292,9 +292,8 @@ def fitted_params(params: dict, model: Model, config, init_from: str) -> dict:
     want = jax.eval_shape(lambda: model.init(jax.random.key(0), config)[0])
     if isinstance(params, dict) and "wpe" in params and isinstance(want, dict) and "wpe" in want:
         params = {**params, "wpe": params["wpe"][:want["wpe"].shape[0]]}  # rows past the new block_size unused
-    def shapes(tree) -> dict:  # "blocks/0/attn/c_attn/W" -> shape, as checkpoint.restore names the leaves
-        return {"/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): leaf.shape
-                for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+    def shapes(tree) -> dict:  # {"blocks/0/attn/c_attn/W": shape, ...}: the leaves as a checkpoint names them
+        return {name: tuple(leaf.shape) for name, leaf in checkpoint.leaves_by_name(tree).items()}
     saved, wanted = shapes(params), shapes(want)
     for name in sorted(saved.keys() | wanted.keys()):
         if saved.get(name) != wanted.get(name):

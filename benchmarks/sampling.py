@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 
 from benchmarks import machine, sides
-from benchmarks.harness import Side, best, compare, mode_of, pool, ratio, ratio_cell, table, thread_sides, \
+from benchmarks.harness import Side, best, compare, pool, ratio, ratio_cell, table, thread_sides, \
     torch_threads
 
 TARGET = 50.0
@@ -87,9 +87,8 @@ def torch_sampler(path: str, threads: int, batch: int | None, max_len: int):
     return _run(sample), {"threads": torch.get_num_threads(), "batch": batch}
 
 
-def main(quick: bool = False, mode: str | None = None) -> dict:
+def main(mode: str = "full") -> dict:
     """Time the samplers; print a table; return {"sides", "ratios", "batch", "train_steps"}."""
-    mode = mode_of(quick, mode)
     (batch, steps, repeats, seconds), torch = SIZES[mode], machine.torch_available()
     with tempfile.TemporaryDirectory() as tmp, pool() as workers:
         path = os.path.join(tmp, "mlp.npz")

@@ -13,7 +13,7 @@ import numpy as np
 from makemore_jax import data, models
 from makemore_jax.models import gpt2
 
-from benchmarks.harness import WorkerError, pool
+from benchmarks.harness import WorkerError, pool, torch_threads
 
 CHUNK = 1000  # steps per dispatch of the fused engine (the CLI's default chunk_size)
 
@@ -188,15 +188,16 @@ def matmul_gflops(framework: str, n: int = 2048, repeats: int = 10) -> dict:
 
 
 @functools.lru_cache(maxsize=None)  # once per process: training and scaling both report it
-def matmul_peak(torch: bool, n: int = 2048, torch_threads: int = 2) -> dict:
-    """{"jax": GFLOP/s with XLA's own threads, "torch": at `torch_threads` threads (or None), "best"}."""
-    peak = {"torch": None, "torch_threads": torch_threads}
+def matmul_peak(torch: bool, mode: str = "full") -> dict:
+    """{"jax": GFLOP/s with XLA's own threads, "torch": at the mode's most threads (or None), "best"}."""
+    n, threads = 512 if mode == "toy" else 2048, max(torch_threads(mode))
+    peak = {"torch": None, "torch_threads": threads}
     with pool() as p:
         call = lambda process, fw: p[process].call(op="call", factory="benchmarks.sides:matmul_gflops",  # noqa
                                                    args={"framework": fw, "n": n})["gflops"]
         peak["jax"] = call("jax-xla-threads", "jax")
         try:
-            peak["torch"] = call(f"torch-{torch_threads}t", "torch") if torch else None
+            peak["torch"] = call(f"torch-{threads}t", "torch") if torch else None
         except WorkerError:
             pass
     return {**peak, "best": max(v for v in (peak["jax"], peak["torch"]) if v)}

@@ -172,7 +172,7 @@ def ablations(target: float, fixed_s: float, base_steps: dict, parallel: int = 2
     return rows
 
 
-def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = None) -> dict:
+def main(mode: str = "full", argv: list[str] | None = None) -> dict:
     """The race (default), `--budget`, or `--ablations` (with the target and fixed cost of the race saved in
     BENCH_OUT/speedrun.json, else of a race run first). mode "toy": a few steps each, one seed, two changes."""
     argv, toy = list(argv or ()), mode == "toy"

@@ -16,7 +16,7 @@ import sys
 from makemore_jax import models
 
 from benchmarks import machine, sides
-from benchmarks.harness import Pool, Side, best, compare, markdown, mode_of, pool, rate_cell, ratio, ratio_cell, \
+from benchmarks.harness import Pool, Side, best, compare, markdown, pool, rate_cell, ratio, ratio_cell, \
     table, thread_sides, torch_threads
 from benchmarks.references import REFERENCES
 
@@ -41,12 +41,11 @@ def model_sides(name: str, *, torch: bool, quick: bool, chunk: int | None = None
     return out
 
 
-def main(quick: bool = False, mode: str | None = None, names: list[str] | None = None) -> dict:
+def main(mode: str = "full", names: list[str] | None = None) -> dict:
     """Time the models; print a summary table and one table per model; return {"models": {name: {"sides",
     "ratios", "gflops", "peak_share", "peak_rss_mb", "missing"}}, "peak_gflops", "repeats", ...}."""
-    mode = mode_of(quick, mode)
     (repeats, seconds), small, torch = SIZES[mode], mode != "full", machine.torch_available()
-    peak = sides.matmul_peak(torch, n=512 if mode == "toy" else 2048, torch_threads=1 if small else 2)
+    peak = sides.matmul_peak(torch, mode)
     results = {"models": {}, "peak_gflops": peak, "repeats": repeats, "seconds_per_repeat": seconds, "torch": torch}
     with pool() as shared:
         for name in names or sides.trained_models(mode):
@@ -92,9 +91,8 @@ def _print(results: dict) -> None:
         table(r["sides"], FUSED, "steps/s", r["peak_rss_mb"], r["process"])
 
 
-def evaluation(quick: bool = False, mode: str | None = None, names: list[str] | None = None) -> dict:
+def evaluation(mode: str = "full", names: list[str] | None = None) -> dict:
     """Time every model's evaluation; print a table; return {"models": {model: {"sides", "ratio", "examples"}}}."""
-    mode = mode_of(quick, mode)
     (repeats, seconds), torch, results = SIZES[mode], machine.torch_available(), {}
     one = None if mode == "full" else 1  # one pass per repeat, no calibration
     with pool() as workers:  # one process per framework for all models (start-up is most of a quick run)

@@ -31,14 +31,14 @@ def prepare(path: str, steps: int) -> dict:
     p = jax.device_get(ts.params)
     (hidden,), out = p["layers"], p["out"]["linear"]
     np.savez(path, C=p["C"], W1=hidden["linear"]["W"], b1=hidden["linear"]["b"], W2=out["W"], b2=out["b"])
-    return {"loss": summary["final_loss"], "max_len": 2 * max(map(len, sides.corpus("mlp")[0]))}
+    return {"loss": summary["final_loss"], "max_len": 2 * max(map(len, sides.prepared("mlp").loaded.items))}
 
 
 def _load(path: str) -> tuple[dict, int, object]:
     """(parameters, block_size, vocab) saved by `prepare`."""
     with np.load(path) as f:
         p = {k: f[k] for k in f.files}
-    return p, p["W1"].shape[0] // p["C"].shape[1], sides.corpus("mlp")[1]
+    return p, p["W1"].shape[0] // p["C"].shape[1], sides.prepared("mlp").vocab
 
 
 def _run(sample):

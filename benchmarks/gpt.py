@@ -15,7 +15,7 @@ import tempfile
 import time
 
 from benchmarks import machine
-from benchmarks.harness import Side, alternate, best, command, markdown, mode_of, one_call, out_dir, ratio_cell, \
+from benchmarks.harness import Side, alternate, best, command, markdown, one_call, out_dir, ratio_cell, \
     thread_sides, train_command
 
 CORPUS = os.path.join(machine.ROOT, "data", "shakespeare.txt")  # data.DEFAULT_TEXT, without importing JAX
@@ -74,10 +74,9 @@ def reference(config: dict, train: dict, seed: int, corpus: str = CORPUS, thread
 
 def ours_command(model: str, seed: int, out: str, *, corpus: str = CORPUS, steps: int | None = None,
                  flags=()) -> list[str]:
-    """`makemore-jax train --model MODEL` on `corpus` as a user runs it (the recipe's steps unless `steps`)."""
-    from makemore_jax import models
-    warmup = models.get(model).train_defaults.get("warmup_steps", 0)
-    short = ["--steps", str(steps), "--warmup-steps", str(min(steps, warmup))] if steps else []
+    """`makemore-jax train --model MODEL` on `corpus` as a user runs it (the recipe's steps unless `steps`: the
+    command cuts the warmup to them)."""
+    short = ["--steps", str(steps)] if steps else []
     return train_command(model, out, "--seed", str(seed), "--data", corpus, *short, *flags)
 
 
@@ -178,14 +177,14 @@ def scaling(mode: str, torch: bool) -> list[dict]:
     return points
 
 
-def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = None) -> dict:
+def main(mode: str = "full", argv: list[str] | None = None) -> dict:
     """`--parity`: the reproduction (3 seeds, the recipe's steps, whole runs' wall s); else the speed figures:
     the `training` benchmark's gpt rows, the scaling grid."""
-    mode, torch = mode_of(quick, mode), machine.torch_available()
+    torch = machine.torch_available()
     if "--parity" in (argv or ()):
         return parity(cache=os.path.join(out_dir(), "gpt-parity"), torch=torch)
     from benchmarks import training
     print("### Training steps/s (the `training` benchmark's gpt rows)\n")
-    steps = training.main(quick=quick, mode=mode, names=["gpt"])
+    steps = training.main(mode, names=["gpt"])
     print("\n### Scaling: steps/s over n_embd x block_size (4 layers, 4 heads, batch 12)\n")
     return {"training": steps["models"]["gpt"], "peak_gflops": steps["peak_gflops"], "scaling": scaling(mode, torch)}

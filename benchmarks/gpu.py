@@ -93,7 +93,7 @@ def gpt2_row(speed: dict, overrides: dict, batch: int, device_kind: str) -> dict
     return {side: speed_of.figures(fig["rate"], 1.0) for side, fig in speed.items() if "rate" in fig}
 
 
-def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = None) -> dict:
+def main(mode: str = "full", argv: list[str] | None = None) -> dict:
     """Run the check; print one table of steps and one of steps/s; return {"steps": rows, "speed": {...}}."""
     dry = "--dry-run" in (argv or ()) or mode == "toy"
     recipe, batch, steps, cpu_steps, repeats, seconds = SIZES["dry" if dry else "full"]

@@ -226,11 +226,6 @@ def _setup(worker: Worker, name: str, side: Side, seconds: float) -> dict:
     return {**info, "n": n}
 
 
-def mode_of(quick: bool, mode: str | None) -> str:
-    """A benchmark's size: "full", "quick" or "toy" (the smoke tests' $BENCH_MODE)."""
-    return mode or ("quick" if quick else "full")
-
-
 def torch_threads(mode: str) -> tuple[int, ...]:
     """The PyTorch thread counts a mode times (the faster counts): 1 and 2, or 1 in a short run."""
     return (1, 2) if mode == "full" else (1,)

@@ -17,7 +17,7 @@ import time
 from makemore_jax import models
 
 from benchmarks import machine
-from benchmarks.harness import best, command, compare, markdown, mode_of, pool, thread_sides, torch_threads, \
+from benchmarks.harness import best, command, compare, markdown, pool, thread_sides, torch_threads, \
     train_command
 from benchmarks.references import REFERENCES
 
@@ -35,9 +35,8 @@ def path_wall_seconds(path: list[tuple[str, tuple[str, ...]]], steps: int, lanes
         return time.perf_counter() - t
 
 
-def main(quick: bool = False, mode: str | None = None) -> dict:
+def main(mode: str = "full") -> dict:
     """Run the path; print a table; return {"rows": {model: {...}}, "total_jax_s", "total_torch_s", ...}."""
-    mode = mode_of(quick, mode)
     (steps, torch_seconds, first_repeats, n_models), torch, rows = SIZES[mode], machine.torch_available(), {}
     path = [(m, extra) for m, extra in LECTURE_PATH if m in models.REGISTRY][:n_models]
     for i, (name, extra) in enumerate(path):

@@ -6,7 +6,7 @@
 
 import gc
 
-from benchmarks.harness import Side, compare, markdown, mode_of, pool
+from benchmarks.harness import Side, compare, markdown, pool
 
 SIZES = {"full": (5, 0.5), "quick": (3, 0.05), "toy": (1, 0.0)}  # repeats, seconds per repeat
 SIDES = {"micrograd": ("micrograd", "micrograd_side", {"gc_paused": False}),
@@ -57,9 +57,9 @@ def jax_side():
     return run, {"device": str(jax.devices()[0]), "dtype": str(params[0]["W"].dtype)}
 
 
-def main(quick: bool = False, mode: str | None = None) -> dict:
+def main(mode: str = "full") -> dict:
     """Time both; print a table; return {"loss_micrograd", "loss_jax", "ratio", "ratio_gc_paused", "sides"}."""
-    repeats, seconds = SIZES[mode_of(quick, mode)]
+    repeats, seconds = SIZES[mode]
     sides = {name: Side(process, f"benchmarks.micrograd_vs_jax:{factory}", args, first_n=1)
              for name, (process, factory, args) in SIDES.items()}
     with pool() as workers:

@@ -34,8 +34,9 @@ def run(model: str, flags, seed: int, steps: int, data: str | None) -> dict:
     return {**row["results"], "wall_s": row["wall_s"]}
 
 
-def main(quick: bool = False, mode: str | None = None, only: str = "") -> dict:
-    """Every recipe whose name contains `only`, over its seeds (2 with quick); print a markdown table."""
+def main(mode: str = "full", only: str = "") -> dict:
+    """Every recipe whose name contains `only`, over its seeds (2 in a short mode); print a markdown table."""
+    quick = mode != "full"
     steps, data, results = 20_000 if quick else 200_000, shared_names(), {}
     print(f"\n{'makemore' if data else 'the bundled (makemore original not found at ../shared/data)'}'s "
           f"names.txt, the lectures' split, {steps:,} steps\n\n"
@@ -54,4 +55,4 @@ def main(quick: bool = False, mode: str | None = None, only: str = "") -> dict:
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv[1:], only=" ".join(a for a in sys.argv[1:] if a != "--quick"))
+    main("quick" if "--quick" in sys.argv[1:] else "full", only=" ".join(a for a in sys.argv[1:] if a != "--quick"))

@@ -12,7 +12,7 @@ import tempfile
 import numpy as np
 
 from benchmarks import machine, sides
-from benchmarks.harness import Side, best, compare, mode_of, pool, ratio, ratio_cell, table, thread_sides, \
+from benchmarks.harness import Side, best, compare, pool, ratio, ratio_cell, table, thread_sides, \
     torch_threads
 
 TARGET = 50.0
@@ -31,14 +31,14 @@ def prepare(path: str, steps: int) -> dict:
     p = jax.device_get(ts.params)
     (hidden,), out = p["layers"], p["out"]["linear"]
     np.savez(path, C=p["C"], W1=hidden["linear"]["W"], b1=hidden["linear"]["b"], W2=out["W"], b2=out["b"])
-    return {"loss": summary["final_loss"], "max_len": 2 * max(map(len, sides.corpus("mlp")[0]))}
+    return {"loss": summary["final_loss"], "max_len": 2 * max(map(len, sides.prepared("mlp").loaded.items))}
 
 
 def _load(path: str) -> tuple[dict, int, object]:
     """(parameters, block_size, vocab) saved by `prepare`."""
     with np.load(path) as f:
         p = {k: f[k] for k in f.files}
-    return p, p["W1"].shape[0] // p["C"].shape[1], sides.corpus("mlp")[1]
+    return p, p["W1"].shape[0] // p["C"].shape[1], sides.prepared("mlp").vocab
 
 
 def _run(sample):
@@ -87,9 +87,8 @@ def torch_sampler(path: str, threads: int, batch: int | None, max_len: int):
     return _run(sample), {"threads": torch.get_num_threads(), "batch": batch}
 
 
-def main(quick: bool = False, mode: str | None = None) -> dict:
+def main(mode: str = "full") -> dict:
     """Time the samplers; print a table; return {"sides", "ratios", "batch", "train_steps"}."""
-    mode = mode_of(quick, mode)
     (batch, steps, repeats, seconds), torch = SIZES[mode], machine.torch_available()
     with tempfile.TemporaryDirectory() as tmp, pool() as workers:
         path = os.path.join(tmp, "mlp.npz")

@@ -10,7 +10,7 @@ import os
 import sys
 
 from benchmarks import machine, sides
-from benchmarks.harness import Side, compare, markdown, mode_of, out_dir, pool
+from benchmarks.harness import Side, compare, markdown, out_dir, pool
 
 SIDES = {"JAX fused, XLA 1 thread (as the CLI)": "jax", "JAX fused, XLA threads": "jax-xla-threads",
          "PyTorch lecture eager, 1 thread": "torch-1t", "PyTorch lecture eager, 2 threads": "torch-2t"}
@@ -45,11 +45,10 @@ def grid(points: list[dict], sides_of, repeats: int, seconds: float, label: str)
     return out
 
 
-def main(quick: bool = False, mode: str | None = None) -> dict:
+def main(mode: str = "full") -> dict:
     """Run both sweeps; print tables; draw the PNG; return {"points": [...], "peak_gflops", "png", "torch"}."""
-    mode = mode_of(quick, mode)
     (sizes, repeats, seconds), torch = SIZES[mode], machine.torch_available()
-    peak = sides.matmul_peak(torch, n=512 if mode == "toy" else 2048, torch_threads=1 if mode != "full" else 2)
+    peak = sides.matmul_peak(torch, mode)
     points = [{"sweep": "batch", "value": b, "batch": b, "width": 200} for b in sizes["batch"]] + \
         [{"sweep": "width", "value": w, "batch": 32, "width": w} for w in sizes["width"]]
     results = grid(points, lambda sweep, value, batch, width: point_sides(

@@ -10,29 +10,26 @@ import timeit
 
 import numpy as np
 
-from makemore_jax import data, models
+from makemore_jax import models
 from makemore_jax.models import gpt2
 
-from benchmarks.harness import WorkerError, pool
+from benchmarks.harness import WorkerError, pool, torch_threads
 
 CHUNK = 1000  # steps per dispatch of the fused engine (the CLI's default chunk_size)
 
 
 @functools.lru_cache(maxsize=None)
-def corpus(model_name: str, path: str | None = None) -> tuple:
-    """The items of `path` (default: the model's bundled file) as its data kind reads them, and their vocabulary
-    (the model's default tokens)."""
-    model = models.get(model_name)
-    items = data.read_data(path, model.kind).items
-    return items, model.kind.vocab(items, model.tokenizer)
+def prepared(model_name: str, overrides: str = "{}", path: str | None = None):
+    """lifecycle.prepare of the model on `path` (default: its bundled file) with the JSON `overrides` (config or
+    training fields), once per process."""
+    from makemore_jax.lifecycle import prepare
+    return prepare(model_name, data=path, overrides=json.loads(overrides))
 
 
 def problem(model_name: str, overrides: dict | None = None, *, split: str = "train", path: str | None = None):
-    """(model, config, X, Y, vocab): `overrides` of the config, one of the data kind's splits of `path`."""
-    model, (items, vocab) = models.get(model_name), corpus(model_name, path)
-    config = model.make_config(vocab_size=vocab.size, words=items, **dict(overrides or {}))
-    part = dict(zip(model.kind.splits, model.kind.split(items)))[split]
-    return (model, config, *model.kind.build(part, vocab, config.block_size), vocab)
+    """(model, config, X, Y, vocab): `prepared` with `overrides`, the arrays of one of the data kind's splits."""
+    p = prepared(model_name, json.dumps(overrides or {}, sort_keys=True), path)
+    return (p.model, p.config, *p.splits[split], p.vocab)
 
 
 def train_config(model: models.Model, batch_size: int | None = 0):
@@ -64,34 +61,6 @@ def reference_module(model_name: str):
 # ----------------------------------------------------------------------------- JAX
 
 
-def jax_setup(model: str, batch_size: int | None = 0, overrides: dict | None = None, seed: int = 0):
-    """(model, config, tc, ts, train_step, X, Y): the library's step, not compiled."""
-    import jax
-
-    from makemore_jax.train import create_train_state, make_optimizer, make_train_step
-    m, config, X, Y, _ = problem(model, overrides)
-    tc = train_config(m, batch_size)
-    ts = create_train_state(m, config, tc, jax.random.key(seed))
-    return m, config, tc, ts, make_train_step(m, config, make_optimizer(tc, m.param_labels)), X, Y
-
-
-@functools.lru_cache(maxsize=None)
-def _compiled(model: str, batch_size: int | None, overrides: str, seed: int) -> dict:
-    """jax_setup's pieces, one batch, draw, the compiled step, info, and its compile s (for the first side
-    that asks: a step is compiled once per process)."""
-    import jax
-    setup = m, config, tc, ts, train_step, X, Y = jax_setup(model, batch_size, json.loads(overrides), seed)
-    B, draw = tc.batch_size, functools.partial(m.kind.batch, block_size=config.block_size)
-    batch = (X, Y) if B is None else tuple(a[0] for a in draw((X, Y), ts.key, jax.numpy.arange(1), B))
-    t = time.perf_counter()
-    step = jax.jit(train_step).lower(ts, batch).compile()
-    cost = step.cost_analysis()
-    info = {"flops_per_step": float((cost[0] if isinstance(cost, (list, tuple)) else cost or {}).get("flops", 0))
-            or None, "batch_size": B, "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(ts.params))}
-    return {"setup": setup, "batch": batch, "draw": draw, "step": step, "info": info,
-            "compile_s": time.perf_counter() - t}
-
-
 def fused_run(chunk_fn, ts, X, Y, chunk: int):
     """run(n) over a jitted chunk(ts, X, Y) -> (ts, losses) of `chunk` steps: ceil(n / chunk) dispatches."""
     import jax
@@ -107,15 +76,23 @@ def fused_run(chunk_fn, ts, X, Y, chunk: int):
 def jax_training(model: str, loop: str = "fused", batch_size: int | None = 0, overrides: dict | None = None,
                  seed: int = 0, chunk: int | None = None):
     """The engine's fused chunk of `chunk` steps (default: CHUNK, fewer for slow steps) or a per-step
-    `jax.jit` loop fed from the host, the same batches; "compile_s" counts the step where this side built it."""
+    `jax.jit` loop fed from the host, the same batches; "compile_s" counts this side's compiles."""
     import jax
 
-    from makemore_jax.train import make_train_chunk
-    c = _compiled(model, batch_size, json.dumps(overrides or {}, sort_keys=True), seed)
-    (m, config, tc, ts, train_step, X, Y), batch, draw, step = c["setup"], c["batch"], c["draw"], c["step"]
-    (compile_s, c["compile_s"]), B, t = (c["compile_s"], 0.0), tc.batch_size, time.perf_counter()
-    info = {**c["info"], **({"chunk": (chunk := chunk or _chunk_size(step, ts, batch))} if loop == "fused" else {})}
+    from makemore_jax.train import create_train_state, make_optimizer, make_train_chunk, make_train_step
+    m, config, X, Y, _ = problem(model, overrides)
+    tc = train_config(m, batch_size)
+    ts, B = create_train_state(m, config, tc, jax.random.key(seed)), tc.batch_size
+    train_step = make_train_step(m, config, make_optimizer(tc, m.param_labels))
+    draw = functools.partial(m.kind.batch, block_size=config.block_size)
+    batch = (X, Y) if B is None else tuple(a[0] for a in draw((X, Y), ts.key, jax.numpy.arange(1), B))
+    t = time.perf_counter()
+    step = jax.jit(train_step).lower(ts, batch).compile()
+    cost = step.cost_analysis()
+    info = {"flops_per_step": float((cost[0] if isinstance(cost, (list, tuple)) else cost or {}).get("flops", 0))
+            or None, "batch_size": B, "params": sum(int(np.prod(p.shape)) for p in jax.tree.leaves(ts.params))}
     if loop == "fused":
+        info["chunk"] = chunk = chunk or _chunk_size(step, ts, batch)
         run = fused_run(make_train_chunk(train_step, chunk, B, batch=draw).lower(ts, X, Y).compile(), ts, X, Y, chunk)
     else:
         state = {"ts": ts}
@@ -128,7 +105,7 @@ def jax_training(model: str, loop: str = "fused", batch_size: int | None = 0, ov
                 ts, metrics = step(ts, batch if B is None else (xs[i], ys[i]))
             state["ts"] = ts
             return n, float(metrics["loss"])
-    return run, {**info, "compile_s": compile_s + time.perf_counter() - t}
+    return run, {**info, "compile_s": time.perf_counter() - t}
 
 
 def _chunk_size(step, ts, batch, budget_s: float = 0.25) -> int:
@@ -188,15 +165,16 @@ def matmul_gflops(framework: str, n: int = 2048, repeats: int = 10) -> dict:
 
 
 @functools.lru_cache(maxsize=None)  # once per process: training and scaling both report it
-def matmul_peak(torch: bool, n: int = 2048, torch_threads: int = 2) -> dict:
-    """{"jax": GFLOP/s with XLA's own threads, "torch": at `torch_threads` threads (or None), "best"}."""
-    peak = {"torch": None, "torch_threads": torch_threads}
+def matmul_peak(torch: bool, mode: str = "full") -> dict:
+    """{"jax": GFLOP/s with XLA's own threads, "torch": at the mode's most threads (or None), "best"}."""
+    n, threads = 512 if mode == "toy" else 2048, max(torch_threads(mode))
+    peak = {"torch": None, "torch_threads": threads}
     with pool() as p:
         call = lambda process, fw: p[process].call(op="call", factory="benchmarks.sides:matmul_gflops",  # noqa
                                                    args={"framework": fw, "n": n})["gflops"]
         peak["jax"] = call("jax-xla-threads", "jax")
         try:
-            peak["torch"] = call(f"torch-{torch_threads}t", "torch") if torch else None
+            peak["torch"] = call(f"torch-{threads}t", "torch") if torch else None
         except WorkerError:
             pass
     return {**peak, "best": max(v for v in (peak["jax"], peak["torch"]) if v)}

@@ -105,27 +105,16 @@ def variants(base_steps: dict, changes: dict = CHANGES) -> list[dict]:
 def _fit(variant: dict, steps: int, chunk: int, val: bool = False, seed: int = 0) -> tuple:
     """Train `variant` (model, overrides) `steps` steps on the corpus as the CLI would: (summary, [[step,
     exact val after each chunk], ...] if `val`)."""
-    import jax
-
-    from makemore_jax import models
+    from makemore_jax import loop
     from makemore_jax.evaluate import kind_loss
-    from makemore_jax.train import TrainConfig, create_train_state, fit
-
-    from benchmarks.sides import problem
-    m, over = models.get(variant["model"]), variant["overrides"]
-    model_over = {k: v for k, v in over.items() if k in m.config_fields}
-    train_over = {k: v for k, v in over.items() if k not in m.config_fields}
-    warmup = {**m.train_defaults, **train_over}.get("warmup_steps", 0)
-    tc = TrainConfig(**{**m.train_defaults, "warmup_steps": min(warmup, steps), **train_over, "steps": steps,
-                        "chunk_size": chunk, "eval_train": False})
-    _, config, X, Y, _ = problem(m.name, model_over, path=gpt.CORPUS)
-    val_arrays, curve = problem(m.name, model_over, split="val", path=gpt.CORPUS)[2:4], []
-
-    class ValEvery:  # a loop callback
-        def on_chunk(self, ts, step, losses, elapsed):
-            curve.append([int(ts.step), kind_loss(m, config, ts.params, ts.model_state, val_arrays)])
-    ts = create_train_state(m, config, tc, jax.random.key(seed))
-    return fit(m, config, tc, X, Y, ts, callbacks=[ValEvery()] if val else [])[1], curve
+    from makemore_jax.lifecycle import new_run, prepare
+    from makemore_jax.train import fit
+    run, curve = new_run(prepare(variant["model"], data=gpt.CORPUS, overrides={
+        **variant["overrides"], "steps": steps, "chunk_size": chunk, "eval_train": False}), seed), []
+    record = loop.Call(lambda ts: curve.append([int(ts.step), kind_loss(
+        run.model, run.config, ts.params, ts.model_state, run.splits["val"])]))
+    return fit(run.model, run.config, run.train_config, *run.splits["train"], run.state,
+               callbacks=[record] if val else [])[1], curve
 
 
 def trace(variant: dict) -> dict:
@@ -172,7 +161,7 @@ def ablations(target: float, fixed_s: float, base_steps: dict, parallel: int = 2
     return rows
 
 
-def main(quick: bool = False, mode: str | None = None, argv: list[str] | None = None) -> dict:
+def main(mode: str = "full", argv: list[str] | None = None) -> dict:
     """The race (default), `--budget`, or `--ablations` (with the target and fixed cost of the race saved in
     BENCH_OUT/speedrun.json, else of a race run first). mode "toy": a few steps each, one seed, two changes."""
     argv, toy = list(argv or ()), mode == "toy"

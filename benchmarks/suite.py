@@ -1,4 +1,4 @@
-"""The benchmark suite: every benchmark (a function here, `main(quick=False, mode=None) -> dict` of its module
+"""The benchmark suite: every benchmark (a function here, `main(mode="full") -> dict` of its module
 unless named, that prints markdown tables), or those named; results.md and results.json, with the machine,
 to --out.
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if not record["torch"]:
         md.append("PyTorch columns skipped: torch is not installed (pip install torch==2.13.0) or --no-torch.\n")
     print(header, flush=True)
-    start, mode = time.perf_counter(), {"mode": os.environ["BENCH_MODE"]} if os.environ.get("BENCH_MODE") else {}
+    start, mode = time.perf_counter(), os.environ.get("BENCH_MODE") or ("quick" if args.quick else "full")
     from benchmarks.harness import sharing
     with sharing() if args.quick else contextlib.nullcontext():  # --quick: one worker per process name
         for name in args.names or DEFAULT:
@@ -100,10 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n## {name}: {what}\n", flush=True)
             t, tee = time.perf_counter(), _Tee(sys.stdout)
             with contextlib.redirect_stdout(tee):
-                mode.update({"argv": extra} if extra else {})
                 module, _, function = entry.partition(":")
                 result = getattr(importlib.import_module(f"benchmarks.{module}"), function or "main")(
-                    quick=args.quick, **mode)
+                    mode, **({"argv": extra} if extra else {}))
             seconds = time.perf_counter() - t
             print(f"\n({name}: {seconds:.0f} s)", flush=True)
             record["benchmarks"][name] = {"seconds": seconds, "result": _plain(result)}

@@ -9,7 +9,7 @@ import os
 import statistics
 import time
 
-from benchmarks.harness import alternate, markdown, mode_of, one_call, summary
+from benchmarks.harness import alternate, markdown, one_call, summary
 
 LRS, SEEDS, BATCH = (0.05, 0.1), (1, 2, 3, 4), 32  # 2 x 4 = 8 runs
 SERIAL, SWEPT = "one after another", "swept at once"
@@ -49,9 +49,9 @@ def timed(swept: bool, steps: int, chunk: int = 1000) -> dict:
             "devices": len(jax.devices())}
 
 
-def main(quick: bool = False, mode: str | None = None) -> dict:
+def main(mode: str = "full") -> dict:
     """Both sides in fresh processes, taking turns; print a table; return the figures and ratios."""
-    steps, repeats = SIZES[mode_of(quick, mode)]
+    steps, repeats = SIZES[mode]
     runs = alternate({name: lambda _, swept=swept: one_call("jax", "benchmarks.sweep:timed", {
         "swept": swept, "steps": steps}) for name, swept in ((SERIAL, False), (SWEPT, True))}, range(repeats))
     figures = {name: {**summary([r["steps_per_s"] for r in rs]), "value": rs[-1]["loss"], "devices": rs[-1]["devices"],

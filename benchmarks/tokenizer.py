@@ -63,8 +63,8 @@ def encode(which: str) -> dict:
     return {**out, "tokens": len(ids), "bytes_per_token": len(text.encode()) / len(ids)}
 
 
-def main(quick: bool = False, mode: str | None = None, argv=None) -> dict:
-    short = quick or mode == "toy"
+def main(mode: str = "full", argv=None) -> dict:
+    short = mode != "full"
     repeats, rows = 1 if short else 3, {}
     time_of = lambda side, v: one_call("tokenizer", "benchmarks.tokenizer:train",  # noqa: E731
                                        {"side": side, "vocab_size": v})["seconds"]
@@ -87,4 +87,4 @@ def main(quick: bool = False, mode: str | None = None, argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv[1:])
+    main("quick" if "--quick" in sys.argv[1:] else "full")

@@ -3,20 +3,20 @@ PyTorch at its faster thread count. --quick: the first model of each data kind, 
 
 `main`, training steps/s: the fused engine against a per-step `jax.jit` loop, the lectures' code,
 torch.nn + torch.optim and torch.compile (not in --quick), GFLOP/s against the matmul peak, each process's
-peak memory. `evaluation`, examples/s of the exact loss over a whole split (--quick: dev or val) by
-`evaluate.kind_loss` against the references' `split_loss`, fresh parameters.
+peak memory (one worker per process for every model: the peak so far). `evaluation`, examples/s of the exact
+loss over a whole split (--quick: dev or val) by `evaluate.kind_loss` against the references' `split_loss`,
+fresh parameters.
 
     python -m benchmarks training [--quick]
     python -m benchmarks evaluation [--quick]
 """
 
-import contextlib
 import sys
 
 from makemore_jax import models
 
 from benchmarks import machine, sides
-from benchmarks.harness import Pool, Side, best, compare, markdown, mode_of, pool, rate_cell, ratio, ratio_cell, \
+from benchmarks.harness import Side, best, compare, markdown, pool, rate_cell, ratio, ratio_cell, \
     table, thread_sides, torch_threads
 from benchmarks.references import REFERENCES
 
@@ -41,22 +41,20 @@ def model_sides(name: str, *, torch: bool, quick: bool, chunk: int | None = None
     return out
 
 
-def main(quick: bool = False, mode: str | None = None, names: list[str] | None = None) -> dict:
+def main(mode: str = "full", names: list[str] | None = None) -> dict:
     """Time the models; print a summary table and one table per model; return {"models": {name: {"sides",
     "ratios", "gflops", "peak_share", "peak_rss_mb", "missing"}}, "peak_gflops", "repeats", ...}."""
-    mode = mode_of(quick, mode)
     (repeats, seconds), small, torch = SIZES[mode], mode != "full", machine.torch_available()
-    peak = sides.matmul_peak(torch, n=512 if mode == "toy" else 2048, torch_threads=1 if small else 2)
+    peak = sides.matmul_peak(torch, mode)
     results = {"models": {}, "peak_gflops": peak, "repeats": repeats, "seconds_per_repeat": seconds, "torch": torch}
-    with pool() as shared:
+    with pool() as workers:  # one per process name: its peak memory is the largest of the models so far
         for name in names or sides.trained_models(mode):
             print(f"  training: {name}", file=sys.stderr, flush=True)
             side_set = model_sides(name, torch=torch, quick=small, chunk=10 if mode == "toy" else None)
-            with contextlib.nullcontext(shared) if small else Pool() as p:
-                figures = compare(p, side_set, repeats=repeats, seconds=seconds)
-                row = _summarise(name, figures, peak, torch=torch, quick=small)
-                results["models"][name] = {**row, "peak_rss_mb": p.peak_rss_mb(),
-                                           "process": {side: s.process for side, s in side_set.items()}}
+            figures = compare(workers, side_set, repeats=repeats, seconds=seconds)
+            results["models"][name] = {**_summarise(name, figures, peak, torch=torch, quick=small),
+                                       "peak_rss_mb": workers.peak_rss_mb(),
+                                       "process": {side: s.process for side, s in side_set.items()}}
     _print(results)
     return results
 
@@ -92,9 +90,8 @@ def _print(results: dict) -> None:
         table(r["sides"], FUSED, "steps/s", r["peak_rss_mb"], r["process"])
 
 
-def evaluation(quick: bool = False, mode: str | None = None, names: list[str] | None = None) -> dict:
+def evaluation(mode: str = "full", names: list[str] | None = None) -> dict:
     """Time every model's evaluation; print a table; return {"models": {model: {"sides", "ratio", "examples"}}}."""
-    mode = mode_of(quick, mode)
     (repeats, seconds), torch, results = SIZES[mode], machine.torch_available(), {}
     one = None if mode == "full" else 1  # one pass per repeat, no calibration
     with pool() as workers:  # one process per framework for all models (start-up is most of a quick run)

@@ -23,6 +23,7 @@ import time
 
 import pytest
 
+from conftest import ONE_CPU_THREAD
 from makemore_jax import checkpoint
 from makemore_jax.cli import main
 from makemore_jax import load_run, train_model
@@ -369,8 +370,10 @@ def test_checkpoints_are_spaced_by_time_as_well_as_steps(tmp_path, data_file, mo
 
 
 def peak_rss_mb(*args) -> float:
+    """The command's peak resident memory, run with XLA's own optimisation as users run it rather than the
+    suite's compile-fast flags (conftest.py): this run is bound by executing the draws, not by compiling."""
     proc = subprocess.Popen([sys.executable, "-m", "makemore_jax", *map(str, args)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, env={**os.environ, "XLA_FLAGS": ONE_CPU_THREAD})
     _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the most of all children so far
     proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 0, proc.stderr.read()

@@ -1,7 +1,9 @@
 """Issue 11: every user mistake and every fault ends in one clear line; no run loses or misrecords work.
 
-Each test runs the real command in a subprocess (`python -m makemore_jax ...`); the
-checkpoints they start from are made in-process with train_model, which is faster.
+The tests about the process itself (signals, a closed pipe, /dev/full as standard output, peak memory,
+the umask, a FIFO, the lock of a killed process, an address-space limit) run the real command in a
+subprocess (`python -m makemore_jax ...`); the others call cli.main in this process, which skips the
+seconds of importing JAX again. The checkpoints they start from are made in-process with train_model.
 """
 
 import builtins
@@ -21,6 +23,7 @@ import time
 
 import pytest
 
+from conftest import ONE_CPU_THREAD
 from makemore_jax import checkpoint
 from makemore_jax.cli import main
 from makemore_jax import load_run, train_model
@@ -30,6 +33,18 @@ def cli(*args, timeout=120, **kwargs) -> subprocess.CompletedProcess:
     streams = {} if "stdout" in kwargs else {"capture_output": True}
     return subprocess.run([sys.executable, "-m", "makemore_jax", *map(str, args)], text=True, timeout=timeout,
                           **streams, **kwargs)
+
+
+def run_main(capsys, *args) -> subprocess.CompletedProcess:
+    """`makemore-jax ARGS` as cli.main in this process (an argparse refusal's SystemExit gives its status):
+    the status and what it wrote to standard output and standard error, as cli() returns them."""
+    capsys.readouterr()
+    try:
+        code = main([*map(str, args)])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out, err)
 
 
 def one_error_line(proc, status=2) -> str:
@@ -109,9 +124,9 @@ class FullDisk(io.RawIOBase):
 # ----------------------------------------------------------------------------- hangs and crashes
 
 
-def test_a_model_too_big_for_memory_is_refused_before_allocating(tmp_path, data_file):
+def test_a_model_too_big_for_memory_is_refused_before_allocating(tmp_path, data_file, capsys):
     out = tmp_path / "huge"
-    proc = cli("train", "--n-hidden", 1_000_000_000, "--steps", 100, "--data", data_file, "--out", out, timeout=60)
+    proc = run_main(capsys, "train", "--n-hidden", 1_000_000_000, "--steps", 100, "--data", data_file, "--out", out)
     line = one_error_line(proc)
     assert "needs about" in line and "GB" in line and "available" in line
     assert not out.exists()
@@ -317,7 +332,7 @@ def log_without_times(folder) -> list[dict]:
             for line in (folder / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_sigterm_saves_the_chunk_in_flight_and_resume_equals_a_straight_run(tmp_path, data_file):
+def test_sigterm_saves_the_chunk_in_flight_and_resume_equals_a_straight_run(tmp_path, data_file, capsys):
     straight = tmp_path / "straight"
     assert main(["train", *map(str, PREEMPTED), "--data", data_file, "--out", str(straight), "--quiet"]) == 0
     for moment in ("compiling", "mid-run"):
@@ -334,7 +349,7 @@ def test_sigterm_saves_the_chunk_in_flight_and_resume_equals_a_straight_run(tmp_
             f"makemore-jax: terminated at step {step:,} of 6,000 (SIGTERM); the state is saved in "
             f"{out / 'checkpoint.msgpack'}; continue with --resume"), err
         assert 0 < step < 6_000 and (step >= 600) == (moment == "mid-run")
-        proc = cli("train", "--resume", *PREEMPTED, "--data", data_file, "--out", out)
+        proc = run_main(capsys, "train", "--resume", *PREEMPTED, "--data", data_file, "--out", out)
         assert proc.returncode == 0, proc.stderr
         assert (out / "checkpoint.msgpack").read_bytes() == (straight / "checkpoint.msgpack").read_bytes()
         assert log_without_times(out) == log_without_times(straight)
@@ -355,8 +370,10 @@ def test_checkpoints_are_spaced_by_time_as_well_as_steps(tmp_path, data_file, mo
 
 
 def peak_rss_mb(*args) -> float:
+    """The command's peak resident memory, run with XLA's own optimisation as users run it rather than the
+    suite's compile-fast flags (conftest.py): this run is bound by executing the draws, not by compiling."""
     proc = subprocess.Popen([sys.executable, "-m", "makemore_jax", *map(str, args)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, env={**os.environ, "XLA_FLAGS": ONE_CPU_THREAD})
     _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the most of all children so far
     proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 0, proc.stderr.read()
@@ -370,13 +387,14 @@ def test_sampling_streams_in_bounded_memory(bigram_dir):
     assert large - small < 50, (small, large)
 
 
-def test_streamed_samples_are_the_batches_of_fold_in_keys_and_counted_right(bigram_dir):
+def test_streamed_samples_are_the_batches_of_fold_in_keys_and_counted_right(bigram_dir, capsys):
     import jax
 
     from makemore_jax.run import SAMPLE_BATCH
     from makemore_jax.sample import decode, novelty, sample_ids
     n = 2 * SAMPLE_BATCH + 5_000
-    proc = cli("sample", "--out", bigram_dir, "-n", n, "--seed", 5, "--temperature", 30)  # wild: empty names too
+    proc = run_main(capsys, "sample", "--out", bigram_dir, "-n", n, "--seed", 5,
+                    "--temperature", 30)  # wild: empty names too
     assert proc.returncode == 0, proc.stderr
     *lines, summary = proc.stdout.splitlines()
     run = load_run(bigram_dir)
@@ -396,92 +414,95 @@ def test_streamed_samples_are_the_batches_of_fold_in_keys_and_counted_right(bigr
 # ----------------------------------------------------------------------------- one line, not a traceback
 
 
-def test_one_word_is_refused_and_five_train_with_empty_splits_said(tmp_path):
+def test_one_word_is_refused_and_five_train_with_empty_splits_said(tmp_path, capsys):
     one, five = tmp_path / "one.txt", tmp_path / "five.txt"
     one.write_text("emma\n")
     five.write_text("emma\nolivia\nava\nisabella\nsophia\n")
-    assert "too few" in one_error_line(cli("train", "--model", "bigram", "--data", one, "--out", tmp_path / "a"))
-    proc = cli("train", "--model", "bigram", "--data", five, "--out", tmp_path / "b", "-n", "3")
+    assert "too few" in one_error_line(run_main(capsys, "train", "--model", "bigram", "--data", one,
+                                                "--out", tmp_path / "a"))
+    proc = run_main(capsys, "train", "--model", "bigram", "--data", five, "--out", tmp_path / "b", "-n", "3")
     assert proc.returncode == 0, proc.stderr
     assert "dev empty" in proc.stdout and "loss (nats, bits/char): train" in proc.stdout
 
 
-def test_an_unusable_out_is_refused_before_the_data_is_read(tmp_path):
+def test_an_unusable_out_is_refused_before_the_data_is_read(tmp_path, capsys):
     a_file = tmp_path / "file"
     a_file.write_text("")
     missing = tmp_path / "missing.txt"  # would fail too, later
-    assert "is a file" in one_error_line(cli("train", "--data", missing, "--out", a_file))
-    assert "cannot be created" in one_error_line(cli("train", "--data", missing, "--out", a_file / "sub"))
+    assert "is a file" in one_error_line(run_main(capsys, "train", "--data", missing, "--out", a_file))
+    assert "cannot be created" in one_error_line(run_main(capsys, "train", "--data", missing, "--out", a_file / "sub"))
 
 
-def test_sample_from_a_checkpoint_without_max_word_len(bigram_dir, tmp_path):
+def test_sample_from_a_checkpoint_without_max_word_len(bigram_dir, tmp_path, capsys):
     meta, raw = checkpoint.load(bigram_dir)
     del meta["max_word_len"]
     run = load_run(bigram_dir)
     checkpoint.save(str(tmp_path), run.state, {k: v for k, v in meta.items() if k not in ("format", "step")})
-    proc = cli("sample", "--out", tmp_path, "-n", 4, "--quiet")
+    proc = run_main(capsys, "sample", "--out", tmp_path, "-n", 4, "--quiet")
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 4, proc.stderr
 
 
 # ----------------------------------------------------------------------------- wrong or lost results
 
 
-def test_a_huge_learning_rate_stops_with_exit_1_and_strict_json(tmp_path, data_file):
+def test_a_huge_learning_rate_stops_with_exit_1_and_strict_json(tmp_path, data_file, capsys):
     out = tmp_path / "lr"
-    proc = cli("train", "--lr", "1e6", "--steps", 40, "--chunk-size", 4, "--n-hidden", 8, "--data", data_file,
-               "--out", out, "-n", 0, "--quiet")
+    proc = run_main(capsys, "train", "--lr", "1e6", "--steps", 40, "--chunk-size", 4, "--n-hidden", 8,
+                    "--data", data_file, "--out", out, "-n", 0, "--quiet")
     line = one_error_line(proc, status=1)
     assert "training diverged: the loss" in line and "more than 10x the initial" in line and "last good" in line
     meta = strict_json((out / "checkpoint.json").read_text())
     assert meta["step"] < 40 and load_run(str(out)).evaluate()["dev"] < 4  # the kept state is a good one
 
 
-def test_json_holds_null_where_a_loss_is_infinite(tmp_path, data_file):
+def test_json_holds_null_where_a_loss_is_infinite(tmp_path, data_file, capsys):
     out = tmp_path / "inf"  # no smoothing: bigrams unseen in training have probability 0 on dev
-    proc = cli("train", "--model", "bigram", "--smoothing", 0, "--data", data_file, "--out", out, "-n", 0)
+    proc = run_main(capsys, "train", "--model", "bigram", "--smoothing", 0, "--data", data_file, "--out", out, "-n", 0)
     assert proc.returncode == 0, proc.stderr
     results = strict_json((out / "checkpoint.json").read_text())["results"]
     assert results["dev_loss"] is None and results["train_loss"] > 0
 
 
-def test_resume_keeps_the_seed_counts_this_runs_steps_and_cuts_the_log(mlp_copy, data_file):
+def test_resume_keeps_the_seed_counts_this_runs_steps_and_cuts_the_log(mlp_copy, data_file, capsys):
     log = mlp_copy / "metrics.jsonl"
     with open(log, "a") as f:  # an earlier resume, interrupted after logging past the checkpoint
         f.write('{"step": 300, "loss": 2.5}\n{"step": 400, "loss": 2.4}\n')
-    proc = cli("train", "--resume", "--steps", 300, "--data", data_file, "--out", mlp_copy, "-n", 0, "--quiet")
+    proc = run_main(capsys, "train", "--resume", "--steps", 300, "--data", data_file, "--out", mlp_copy, "-n", 0,
+                    "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "trained 100 steps (now at step 300)" in proc.stdout
     assert strict_json((mlp_copy / "checkpoint.json").read_text())["seed"] == 7
     assert [strict_json(line)["step"] for line in log.read_text().splitlines()] == [100, 200, 200, 300, 300]
-    line = one_error_line(cli("train", "--resume", "--steps", 300, "--data", data_file, "--out", mlp_copy))
+    line = one_error_line(run_main(capsys, "train", "--resume", "--steps", 300, "--data", data_file, "--out", mlp_copy))
     assert "at step 300 already" in line and "--steps" in line
 
 
-def test_an_existing_run_needs_resume_or_overwrite(mlp_copy, data_file):
+def test_an_existing_run_needs_resume_or_overwrite(mlp_copy, data_file, capsys):
     before = snapshot(mlp_copy)
-    line = one_error_line(cli("train", "--model", "bigram", "--data", data_file, "--out", mlp_copy))
+    line = one_error_line(run_main(capsys, "train", "--model", "bigram", "--data", data_file, "--out", mlp_copy))
     assert "holds a checkpoint already" in line and "--resume" in line and "--overwrite" in line
     assert snapshot(mlp_copy) == before  # metrics.jsonl too
-    proc = cli("train", "--model", "bigram", "--data", data_file, "--out", mlp_copy, "--overwrite", "-n", 0)
+    proc = run_main(capsys, "train", "--model", "bigram", "--data", data_file, "--out", mlp_copy, "--overwrite",
+                    "-n", 0)
     assert proc.returncode == 0 and sorted(os.listdir(mlp_copy)) == ["checkpoint.json", "checkpoint.msgpack"]
 
 
-def test_damaged_arrays_fail_their_checksum(mlp_copy):
+def test_damaged_arrays_fail_their_checksum(mlp_copy, capsys):
     path = mlp_copy / "checkpoint.msgpack"
     blob = bytearray(path.read_bytes())
     table = load_run(str(mlp_copy)).state.params["C"]  # the embedding's bytes, somewhere in the file
     at = bytes(blob).index(bytes(memoryview(__import__("numpy").asarray(table)).cast("B")))
     blob[at + 5] ^= 0x40
     path.write_bytes(bytes(blob))
-    assert "checksum" in one_error_line(cli("sample", "--out", mlp_copy))
+    assert "checksum" in one_error_line(run_main(capsys, "sample", "--out", mlp_copy))
 
 
-def test_other_data_is_an_error_for_resume_and_a_warning_for_eval(mlp_copy, tmp_path, names):
+def test_other_data_is_an_error_for_resume_and_a_warning_for_eval(mlp_copy, tmp_path, names, capsys):
     other = tmp_path / "other.txt"
     other.write_text("\n".join(reversed(names)) + "\n")  # same characters, other file
-    line = one_error_line(cli("train", "--resume", "--steps", 300, "--data", other, "--out", mlp_copy))
+    line = one_error_line(run_main(capsys, "train", "--resume", "--steps", 300, "--data", other, "--out", mlp_copy))
     assert "not the data the checkpoint" in line
-    proc = cli("eval", "--data", other, "--out", mlp_copy)
+    proc = run_main(capsys, "eval", "--data", other, "--out", mlp_copy)
     assert proc.returncode == 0 and "warning:" in proc.stderr and "not the data this run was trained on" in proc.stderr
 
 
@@ -497,13 +518,13 @@ def test_files_honour_the_umask(tmp_path, data_file):
         "checkpoint.msgpack": 0o640, "checkpoint.json": 0o640, "metrics.jsonl": 0o640}
 
 
-def test_messages_name_the_flags_as_typed(tmp_path, data_file):
+def test_messages_name_the_flags_as_typed(tmp_path, data_file, capsys):
     # more cases run in-process in test_cli.py::test_bad_flags_give_one_line_and_status_2
-    assert "--n-hidden must be at least 1" in one_error_line(cli("train", "--n-hidden", 0, "--data", data_file,
-                                                                 "--out", tmp_path))
+    assert "--n-hidden must be at least 1" in one_error_line(run_main(capsys, "train", "--n-hidden", 0,
+                                                                      "--data", data_file, "--out", tmp_path))
 
 
-def test_help_says_meanings_defaults_choices_and_where_to_look(tmp_path, data_file):
+def test_help_says_meanings_defaults_choices_and_where_to_look(tmp_path, data_file, capsys):
     from makemore_jax.cli import build_parser
     parser = build_parser()
     top = parser.format_help()
@@ -514,13 +535,14 @@ def test_help_says_meanings_defaults_choices_and_where_to_look(tmp_path, data_fi
     assert "transformer: pytorch = torch's layer defaults" in train
     assert "(default bigram-nn: 0.0)" in train and "(default mlp, mlp-bn: 200; mlp-deep: 100;" in train
     assert "under --resume the run keeps its own seed and this changes only the samples" in train
-    proc = cli("train", "--model", "bigram", "--steps", 5, "--lr", 3, "--optimizer", "adamw", "--data", data_file,
-               "--out", tmp_path, "-n", 0)
+    proc = run_main(capsys, "train", "--model", "bigram", "--steps", 5, "--lr", 3, "--optimizer", "adamw",
+                    "--data", data_file, "--out", tmp_path, "-n", 0)
     assert proc.returncode == 0 and "fitted in closed form; it ignores --steps, --optimizer, --lr" in proc.stderr
 
 
-def test_empty_samples_are_shown_and_counted(bigram_dir):
-    proc = cli("sample", "--out", bigram_dir, "-n", 300, "--temperature", 50)  # near uniform: ~1/27 end at once
+def test_empty_samples_are_shown_and_counted(bigram_dir, capsys):
+    proc = run_main(capsys, "sample", "--out", bigram_dir, "-n", 300,
+                    "--temperature", 50)  # near uniform: ~1/27 end at once
     lines = proc.stdout.splitlines()
     shown = lines[:-1].count("(empty name)")
     assert proc.returncode == 0 and "" not in lines and shown >= 3

@@ -307,13 +307,19 @@ def test_forward_is_the_mlp_bn_model():
 
     model = models.get("mlp-bn")
     config = model.make_config(vocab_size=27, n_hidden=64)
-    params, state = model.init(jax.random.key(0), config)
-    params = jax.tree.map(lambda p: p + 0.1, params)  # gamma/beta/b2 away from 1/0/0
-    X = jax.random.randint(jax.random.key(1), (32, 3), 0, 27)
-    Y = jax.random.randint(jax.random.key(2), (32,), 0, 27)
-    logits, _ = model.bind(config)(params, state, X, train=True)
-    manual_loss, _ = forward(from_model_params(params), X, Y)
-    np.testing.assert_allclose(manual_loss, cross_entropy(logits, Y), rtol=1e-5)
-    _, grads = manual_grads(from_model_params(params), X, Y)
-    auto = jax.grad(lambda p: cross_entropy(model.bind(config)(p, state, X, train=True)[0], Y))(params)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6), grads, from_model_params(auto))
+    apply = model.bind(config)
+
+    @jax.jit  # one compile, not one per operation
+    def both_ways(key):
+        params, state = model.init(key, config)
+        params = jax.tree.map(lambda p: p + 0.1, params)  # gamma/beta/b2 away from 1/0/0
+        X = jax.random.randint(jax.random.key(1), (32, 3), 0, 27)
+        Y = jax.random.randint(jax.random.key(2), (32,), 0, 27)
+        model_loss = lambda p: cross_entropy(apply(p, state, X, train=True)[0], Y)  # noqa: E731
+        manual_loss, _ = forward(from_model_params(params), X, Y)
+        _, grads = manual_grads(from_model_params(params), X, Y)
+        return manual_loss, model_loss(params), grads, from_model_params(jax.grad(model_loss)(params))
+
+    manual_loss, loss, grads, auto = both_ways(jax.random.key(0))
+    np.testing.assert_allclose(manual_loss, loss, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-6), grads, auto)

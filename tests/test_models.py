@@ -109,7 +109,8 @@ def test_initial_loss_is_near_uniform_with_the_fixed_inits(name, bundled_words):
     config = model.make_config(vocab_size=vocab.size)
     X, Y = build_context_dataset(bundled_words[:2000], vocab, config.block_size)
     params, state = model.init(jax.random.key(0), config)
-    loss = cross_entropy(model.bind(config)(params, state, jnp.asarray(X), train=True)[0], jnp.asarray(Y))
+    apply = jax.jit(model.bind(config), static_argnames="train")  # one compile, not one per operation
+    loss = cross_entropy(apply(params, state, jnp.asarray(X), train=True)[0], jnp.asarray(Y))
     assert abs(float(loss) - math.log(vocab.size)) < 0.05
 
 
@@ -131,7 +132,7 @@ def test_loss_gradients_match_finite_differences(name, x64):
     params = jax.tree.map(lambda p: p.astype(jnp.float64), params)
     state = jax.tree.map(lambda p: p.astype(jnp.float64), state)
     x, y = random_batch(jax.random.key(1), config, 8)
-    loss = lambda p: loss_fn(model, config, p, state, x, y)[0]
+    loss = jax.jit(lambda p: loss_fn(model, config, p, state, x, y)[0])  # compiled once, not op by op
     check_grads(loss, (params,), order=1, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5)
 
 

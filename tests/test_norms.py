@@ -42,10 +42,13 @@ def test_norm_and_its_gradients_match_flax(kind, shape):
     params, fn, module, variables = ours_and_flax(kind)
     x = normal(3, shape, loc=2.0, scale=3.0)
     weights = normal(4, shape)  # a random linear read-out, so every output's gradient counts
-    np.testing.assert_allclose(fn(params, x), module.apply({"params": variables}, x), rtol=1e-5, atol=1e-5)
+    # each side jitted: compiled once, not op by op
+    np.testing.assert_allclose(jax.jit(fn)(params, x), jax.jit(module.apply)({"params": variables}, x), rtol=1e-5,
+                               atol=1e-5)
 
-    ours = jax.grad(lambda p, x: jnp.sum(weights * fn(p, x)), argnums=(0, 1))(params, x)
-    ref = jax.grad(lambda v, x: jnp.sum(weights * module.apply({"params": v}, x)), argnums=(0, 1))(variables, x)
+    ours = jax.jit(jax.grad(lambda p, x: jnp.sum(weights * fn(p, x)), argnums=(0, 1)))(params, x)
+    ref = jax.jit(jax.grad(lambda v, x: jnp.sum(weights * module.apply({"params": v}, x)), argnums=(0, 1)))(
+        variables, x)
     np.testing.assert_allclose(ours[1], ref[1], rtol=1e-5, atol=1e-5)  # d / dx
     ours_p = {"gamma": ours[0]["gamma"].ravel(), **({"beta": ours[0]["beta"].ravel()} if "beta" in ours[0] else {})}
     ref_p = {"gamma": ref[0]["scale"], **({"beta": ref[0]["bias"]} if "bias" in ref[0] else {})}
@@ -152,7 +155,7 @@ def test_a_few_training_steps_lower_the_loss(name, config, count):
     y = jax.random.randint(jax.random.key(3), (64,), 0, 27)
     tc = TrainConfig(steps=30, batch_size=64, lr=0.2, chunk_size=30)
     ts = create_train_state(model, config, tc, jax.random.key(0))
-    first = float(models_loss(model, config, ts.params, ts.model_state, x, y))
+    first = float(jax.jit(models_loss, static_argnums=(0, 1))(model, config, ts.params, ts.model_state, x, y))
     ts, summary = fit(model, config, tc, np.asarray(x), np.asarray(y), ts)
     assert np.isfinite(summary["final_loss"]) and summary["final_loss"] < first - 0.05
     if config.norm != "batch":

@@ -30,7 +30,7 @@ from .settings import SettingError, UsageError
 
 TRAIN_SHARE = 0.9  # nanoGPT's: the first 90% trains, the last 10% is val
 BINARY_SHARE = 0.05  # more control characters than this share (tab, newline, CR, FF aside): a binary file
-EVAL_TOKENS = 65_536  # positions per evaluation batch (rows = EVAL_TOKENS // block_size) ...
+EVAL_TOKENS = 4_096  # positions per evaluation batch (rows = EVAL_TOKENS // block_size; small ones stay in cache) ...
 EVAL_LOGITS = 2 ** 26  # ... and at most this many logits (positions x vocabulary) in one batch
 
 

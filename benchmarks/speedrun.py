@@ -35,7 +35,6 @@ CHANGES = {
     "ReLU² MLP": ({"activation": "relu2"}, {"activation": "gelu"}),
     "untied head": ({"tie_embeddings": False}, {"tie_embeddings": True}),
     "zero-init projections": ({"zero_init_proj": True}, {"zero_init_proj": False}),
-    "logit soft-cap 15": ({"softcap": 15.0}, {"softcap": 0.0}),
     "Muon": ({"optimizer": "muon", "matrix_lr": 0.02}, {"optimizer": "adamw"}),
     "WSD schedule": ({"schedule": "wsd", "warmup_steps": 0, "decay_fraction": 0.5},
                      {"schedule": "cosine", "warmup_steps": 10}),

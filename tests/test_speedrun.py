@@ -34,7 +34,7 @@ def test_the_entry_is_the_transformer_with_every_speedrun_option():
     config = model.make_config(vocab_size=76)
     assert model.init is transformer.init and model.kind.name == "text"
     assert (config.pos, config.norm, config.qk_norm, config.activation, config.tie_embeddings, config.zero_init_proj,
-            config.softcap) == ("rotary", "rms-nogain", True, "relu2", False, True, 15.0)
+            config.softcap) == ("rotary", "rms-nogain", True, "relu2", False, True, 0.0)
     tc = optim.TrainConfig(**model.train_defaults)
     assert (tc.optimizer, tc.schedule, tc.eval_train) == ("muon", "wsd", False)
     params, _ = transformer.init(jax.random.key(0), config)

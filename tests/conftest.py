@@ -153,6 +153,18 @@ def random_tokens(config, batch: int, key: int = 2):
     return jax.random.randint(jax.random.key(key), (batch, config.block_size), 0, config.vocab_size)
 
 
+def run_cli(capsys, *argv) -> tuple:
+    """`makemore-jax ARGV` as cli.main in this process: (exit status, standard output, standard error) since
+    capsys was last read; an argparse refusal's SystemExit gives its status."""
+    from makemore_jax.cli import main
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def json_log(path: str, tc):
     """The run's metrics.jsonl callback (loop.JsonLog) for a TrainConfig, as lifecycle.GradientFit builds it."""
     from makemore_jax import loop

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from conftest import run_cli
 from makemore_jax.cli import main
 
 
@@ -15,12 +16,6 @@ def small_data(tmp_path_factory, bundled_words):
     path = tmp_path_factory.mktemp("data") / "names.txt"
     path.write_text("\n".join(bundled_words[:2000]) + "\n", encoding="utf-8")
     return str(path)
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_bigram_train_eval_sample(capsys, tmp_path, small_data):

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import ONE_CPU_THREAD
+from conftest import ONE_CPU_THREAD, run_cli
 from makemore_jax import checkpoint
 from makemore_jax.cli import main
 from makemore_jax import load_run, train_model
@@ -39,12 +39,7 @@ def run_main(capsys, *args) -> subprocess.CompletedProcess:
     """`makemore-jax ARGS` as cli.main in this process (an argparse refusal's SystemExit gives its status):
     the status and what it wrote to standard output and standard error, as cli() returns them."""
     capsys.readouterr()
-    try:
-        code = main([*map(str, args)])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(list(args), code, out, err)
+    return subprocess.CompletedProcess(list(args), *run_cli(capsys, *args))
 
 
 def one_error_line(proc, status=2) -> str:

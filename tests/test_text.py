@@ -14,13 +14,12 @@ import numpy as np
 import pytest
 
 from makemore_jax import data, kinds, models, text
-from makemore_jax.cli import main
 from makemore_jax.evaluate import kind_loss
 from makemore_jax.generate import generate_ids
 from makemore_jax.run import load_run
 from makemore_jax.train import TrainConfig, create_train_state, fit
 
-from conftest import assert_trees_close
+from conftest import assert_trees_close, run_cli
 
 GPT = models.get("gpt")
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 8}
@@ -43,12 +42,6 @@ def text_file(tmp_path_factory, corpus):
 
 def tiny(vocab_size, **over):
     return GPT.make_config(vocab_size=vocab_size, **{**TINY, **over})
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # ----------------------------------------------------------------------------- the kind

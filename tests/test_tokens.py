@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from makemore_jax import checkpoint, data, text, tokenizer, tokens
-from makemore_jax.cli import main
 from makemore_jax.generate import generate_ids
 from makemore_jax.lifecycle import prepare, train_model
 from makemore_jax.run import load_run
 from makemore_jax.settings import UsageError
+
+from conftest import run_cli
 
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 32, "batch_size": 4, "warmup_steps": 1,
         "chunk_size": 2}
@@ -37,12 +38,6 @@ def text_file(tmp_path_factory, corpus):
 @pytest.fixture(scope="module")
 def bpe_run(text_file):
     return train_model("gpt", data=text_file, tokenizer="bpe:300", steps=2, **TINY)
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line(err: str) -> str:

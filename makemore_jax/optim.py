@@ -68,6 +68,7 @@ class TrainConfig:
     matrix_lr: float = _field(0.02, "muon: peak learning rate of the Muon group (the transformer blocks' weight "
                                     "matrices); the same schedule shape as --lr's")
     muon_momentum: float = _field(0.95, "muon: the Muon group's Nesterov momentum")
+    muon_ns_steps: int = _field(5, "muon: quintic Newton-Schulz iterations that orthogonalise each update")
     clip_norm: float | None = _field(None, "clip the global gradient norm to this")
     chunk_size: int = _field(1000, "steps per device dispatch and per log line")
     save_every_seconds: float = _field(60.0, "--out: checkpoint after the first chunk that ends this many seconds "
@@ -100,6 +101,7 @@ class TrainConfig:
             ("matrix_lr", self.matrix_lr > 0 and math.isfinite(self.matrix_lr),
              f"must be a positive number, got {self.matrix_lr}"),
             ("muon_momentum", 0 <= self.muon_momentum < 1, f"must be in [0, 1), got {self.muon_momentum}"),
+            ("muon_ns_steps", self.muon_ns_steps >= 1, f"must be at least 1, got {self.muon_ns_steps}"),
             ("clip_norm", self.clip_norm is None or self.clip_norm > 0, f"must be positive, got {self.clip_norm}"),
             ("chunk_size", self.chunk_size >= 1, f"must be at least 1, got {self.chunk_size}"),
             ("save_every_seconds", self.save_every_seconds > 0, f"must be positive, got {self.save_every_seconds}"),
@@ -199,7 +201,8 @@ def muon_group(tc: TrainConfig, weight_decay, labels) -> optax.GradientTransform
     decay the whole group.
     """
     return optax.chain(
-        optax.contrib.scale_by_muon(beta=tc.muon_momentum, weight_dimension_numbers=labels.dimensions),
+        optax.contrib.scale_by_muon(ns_steps=tc.muon_ns_steps, beta=tc.muon_momentum,
+                                    weight_dimension_numbers=labels.dimensions),
         scale_by_width(labels.dimensions),
         optax.add_decayed_weights(weight_decay),
         optax.scale_by_learning_rate(make_schedule(dataclasses.replace(tc, lr=tc.matrix_lr))))

@@ -26,21 +26,21 @@ TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 8}
 QUINTIC = (3.4445, -4.7750, 2.0315)  # Muon's Newton-Schulz coefficients: x -> a x + b x^3 + c x^5, 5 times
 
 
-def quintic5(x):
+def quintic(x, steps=5):
     a, b, c = QUINTIC
-    for _ in range(5):
+    for _ in range(steps):
         x = a * x + b * x ** 3 + c * x ** 5
     return x
 
 
-def newton_schulz_reference(g):
-    """What 5 quintic steps on g / |g|_F make of g = U S V^T: U quintic5(S / |g|_F) V^T (float64),
+def newton_schulz_reference(g, steps=5):
+    """What `steps` quintic steps on g / |g|_F make of g = U S V^T: U quintic(S / |g|_F) V^T (float64),
     and the band the quintic maps [smallest S / |g|_F, 1] into."""
     g = np.asarray(g, np.float64)
     u, s, vt = np.linalg.svd(g, full_matrices=False)
     x = s / np.linalg.norm(g)
-    image = quintic5(np.linspace(x.min(), 1.0, 200_001))
-    return u @ np.diag(quintic5(x)) @ vt, (image.min(), image.max())
+    image = quintic(np.linspace(x.min(), 1.0, 200_001), steps)
+    return u @ np.diag(quintic(x, steps)) @ vt, (image.min(), image.max())
 
 
 def tiny_params(name="gpt", **over):
@@ -93,6 +93,16 @@ def test_muon_update_of_each_matrix_is_the_orthogonalised_gradient():
         assert_near_orthogonal(W[:, j].reshape(C, -1), G[:, j].reshape(C, -1))
     whole, _ = newton_schulz_reference(G.reshape(C, -1))  # not the [C, 3C] matrix orthogonalised as one
     assert np.abs(W.reshape(C, -1) - whole).max() > 0.1
+
+
+def test_muon_ns_steps_sets_the_newton_schulz_iterations():
+    params = tiny_params()
+    grads = random_like(params)
+    tc = TrainConfig(optimizer="muon", steps=10, matrix_lr=1.0, weight_decay=0.0, muon_ns_steps=2)
+    direction = -np.asarray(first_update(tc, params, grads)["blocks"][0]["attn"]["c_proj"]["W"])
+    g = grads["blocks"][0]["attn"]["c_proj"]["W"]
+    np.testing.assert_allclose(direction, newton_schulz_reference(g, steps=2)[0], atol=1e-5)
+    assert np.abs(direction - newton_schulz_reference(g)[0]).max() > 0.05  # two steps are not five
 
 
 def test_adamw_group_is_adamw_alone_and_a_model_without_blocks_is_all_adamw():
@@ -187,6 +197,7 @@ def test_bad_settings_are_refused_by_field():
                        ({"decay_fraction": 0.0}, "decay_fraction"), ({"decay_fraction": 1.5}, "decay_fraction"),
                        ({"matrix_lr": 0.0}, "matrix_lr"), ({"matrix_lr": math.inf}, "matrix_lr"),
                        ({"muon_momentum": 1.0}, "muon_momentum"),
+                       ({"muon_ns_steps": 0}, "muon_ns_steps"),
                        ({"optimizer": "muon", "schedule": "wsd", "steps": 10, "warmup_steps": 9}, "warmup_steps")]:
         with pytest.raises(ValueError) as info:
             TrainConfig(**bad)

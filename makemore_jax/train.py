@@ -56,6 +56,9 @@ class Diverged(RuntimeError):
 # (-O3) spends ~4 s of CPU on LLVM for the random draws of the lecture MLP, -O2 ~1.4 s, with
 # the same numbers (tests/test_train.py checks them against the -O3 compile).
 INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 2}
+# The training chunk too: -O2 compiles gpt-speedrun's in ~0.9 s less than -O3 and its steps run
+# as fast, with the same numbers (benchmarks/ABLATIONS.md, "Speedrun").
+CHUNK_COMPILER_OPTIONS = INIT_COMPILER_OPTIONS
 
 
 def init_train_state(model: Model, config, tc: TrainConfig, key: jax.Array) -> TrainState:
@@ -244,7 +247,7 @@ def fit(model: Model, config, tc: TrainConfig, X: np.ndarray, Y: np.ndarray, ts:
     def compile_chunk(n: int):
         batch = functools.partial(model.kind.batch, block_size=config.block_size)
         compiled = make_train_chunk(train_step, n, step_rows(tc), all_metrics=metrics_fn is not None,
-                                    batch=batch).lower(ts, X, Y).compile()
+                                    batch=batch).lower(ts, X, Y).compile(CHUNK_COMPILER_OPTIONS)
         return lambda state: compiled(state, X, Y)
 
     start = int(ts.step)

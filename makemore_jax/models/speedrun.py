@@ -10,8 +10,8 @@ entry's overrides of `transformer.Config` and of `optim.TrainConfig`:
   - Muon (orthogonalised momentum) on the blocks' matrices and AdamW on the embeddings, the
     head and the rest (optim.param_groups), under a warmup-stable-decay schedule with no
     warmup that decays over the second half of the run;
-  - two blocks instead of four, and a wider batch than nanoGPT's (24 windows of 64
-    characters), over which Muon's per-step orthogonalisation is spread; 200 steps.
+  - two blocks instead of four, and a wider batch than nanoGPT's (32 windows of 64
+    characters), over which Muon's per-step orthogonalisation is spread; 150 steps.
 benchmarks/speedrun.py races it against the nanoGPT reference and measures which of these
 changes pay at this size (benchmarks/ABLATIONS.md, "Speedrun"); logit soft-capping, which
 did not, is left out (`--softcap 15` puts it back).
@@ -37,8 +37,8 @@ SPEEDRUN_CONFIG = {
 
 SPEEDRUN_TRAIN = {
     "optimizer": "muon",
-    "batch_size": 24,
-    "steps": 200,
+    "batch_size": 32,
+    "steps": 150,
     "lr": 3e-3,  # the AdamW group's peak (embeddings, head)
     "matrix_lr": 0.02,  # the Muon group's peak (the blocks' matrices)
     "b1": 0.9,

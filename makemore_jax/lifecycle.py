@@ -18,6 +18,7 @@ the right thing for either.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import math
@@ -684,9 +685,12 @@ def fit_and_evaluate(run: Run, out: str | None, *, quiet: bool, resume: bool, me
     """
     fitter = fitting(run.model)
     board = open_board(run, out, resume) if tensorboard else None
+    evaluation = compile_evaluation_ahead(run) if fitter.trains and mesh is None else None
     try:
         fitter.fit(run, out, quiet=quiet, resume=resume, mesh=mesh, shard=shard, stop=stop,
                    board=board if fitter.trains else None, gathers=gathers)
+        if evaluation is not None:
+            evaluation.result()  # compiled by now, or it raises what evaluate would
         losses = run.evaluate(train=run.train_config.eval_train)
         if board is not None:
             board.log_splits(int(run.state.step), losses)
@@ -697,6 +701,18 @@ def fit_and_evaluate(run: Run, out: str | None, *, quiet: bool, resume: bool, me
     if out is not None:
         save(run, out)
         fitter.log_results(out, run)
+
+
+def compile_evaluation_ahead(run: Run) -> concurrent.futures.Future:
+    """Compile the run's final evaluation in a thread while training compiles and runs (Run.compile_evaluation).
+
+    XLA compiles a program on one core, so while the main thread compiles the training chunk
+    the other core compiles the evaluation's: the evaluation at the end starts at once.
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="compile-evaluation")
+    evaluation = pool.submit(run.compile_evaluation, train=run.train_config.eval_train)
+    pool.shutdown(wait=False)  # the thread ends with its one task
+    return evaluation
 
 
 def open_board(run: Run, out: str, resume: bool):

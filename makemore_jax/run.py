@@ -108,7 +108,21 @@ class Run:
         from .evaluate import kind_loss
         ts = self.state
         return {name: kind_loss(self.model, self.config, ts.params, ts.model_state, arrays)
-                for name, arrays in self.splits.items() if len(arrays[0]) and (train or name != "train")}
+                for name, arrays in self._evaluated(train)}
+
+    def compile_evaluation(self, *, train: bool = True) -> None:
+        """Compile what `evaluate(train=train)` runs, from the state's shapes alone, and run nothing;
+        the evaluate that follows starts at once (evaluate.compile_split_loss)."""
+        import jax
+
+        from .evaluate import kind_loss
+        shapes = jax.eval_shape(lambda: (self.state.params, self.state.model_state))
+        for _, arrays in self._evaluated(train):
+            kind_loss(self.model, self.config, *shapes, arrays, compile_only=True)
+
+    def _evaluated(self, train: bool) -> list[tuple[str, tuple]]:
+        """The splits `evaluate` scores: the non-empty ones, the training split only with `train`."""
+        return [(name, arrays) for name, arrays in self.splits.items() if len(arrays[0]) and (train or name != "train")]
 
     def logits(self, ids) -> np.ndarray:
         """The model's eval-mode logits at every position of one sequence, as transformers' `model(ids).logits[0]`.

@@ -48,6 +48,35 @@ def test_train_model_is_the_functional_core(words, tmp_path):
     assert os.path.isfile(path) and load_run(str(tmp_path / "copy")).sample(5, seed=1) == names
 
 
+def backend_compiles(fn) -> int:
+    """How many programs XLA compiles while fn() runs (JAX's backend-compile events)."""
+    events = []
+    listener = lambda name, *_, **__: events.append(name) if name == BACKEND_COMPILE else None  # noqa: E731
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        fn()
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    return len(events)
+
+
+BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+
+
+def test_the_evaluation_compiled_ahead_is_the_one_evaluate_runs(words):
+    """Run.compile_evaluation (what the train command runs in a thread while training compiles) leaves
+    the very programs evaluate then runs: evaluate compiles nothing, and its losses are split_loss's."""
+    run = train_model("mlp", data=words, steps=4, seed=3, n_embd=7, n_hidden=13, chunk_size=2, eval_train=False)
+    evaluate._batch_loss.clear_cache()  # train_model evaluated these splits already
+    assert backend_compiles(lambda: run.compile_evaluation(train=False)) >= 1
+    losses = {}
+    assert backend_compiles(lambda: losses.update(run.evaluate(train=False))) == 0
+    X, Y = run.splits["test"]
+    assert set(losses) == {"dev", "test"} and losses["test"] == evaluate.split_loss(
+        run.model.bind(run.config), run.state.params, run.state.model_state, X, Y)
+    assert backend_compiles(lambda: run.compile_evaluation(train=True)) == 1  # the training split's batch rows
+
+
 def test_train_model_refuses_before_training(words, tmp_path):
     with pytest.raises(UsageError, match="n_hidden=8 does not apply to model bigram"):
         train_model("bigram", data=words, n_hidden=8)

@@ -92,10 +92,6 @@ FIELD_HELP = {  # model config field -> what it means (defaults and models are a
     "activation": "the MLP's nonlinearity: gelu (flavour from --gelu) or relu2 (relu(x)^2)",
     "zero_init_proj": "the residual projections (attention's and the MLP's c_proj) start at zero",
     "softcap": "when > 0, logits = softcap * tanh(logits / softcap)",
-    "value_embeds": "each block adds its own embedding of the input tokens to the attention's values "
-                    "(modded-nanogpt's value embeddings)",
-    "unet_skips": "the last n_layer // 2 blocks' inputs add learned multiples of the first blocks' outputs, the "
-                  "outermost pair first (modded-nanogpt's U-net skips)",
     "attention": "einsum (nn.attention), fused (jax.nn.dot_product_attention: cuDNN's flash kernel on a GPU in "
                  "bfloat16 or float16, else XLA's), or auto: the kernel where it applies, else einsum",
     "smoothing": "count added to every character pair before normalising",

@@ -115,8 +115,6 @@ class Config:
     activation: str = "gelu"  # the MLP's: "gelu" (flavour from `gelu`) or "relu2" (relu(x)^2)
     zero_init_proj: bool = False  # the residual projections (attn and MLP c_proj) start at zero
     softcap: float = 0.0  # > 0: logits = softcap * tanh(logits / softcap)
-    value_embeds: bool = False  # each block adds its own embedding of the tokens to the attention's values
-    unet_skips: bool = False  # the last n_layer // 2 blocks' inputs add learned multiples of the first ones' outputs
     pad_vocab_to: int = 1  # wte's rows (and the head's columns) rounded up to a multiple of this (GPT-2: 64)
     attention: str = "auto"  # "einsum", "fused" (jax.nn.dot_product_attention) or "auto" (nn.attention_implementation)
 
@@ -154,12 +152,6 @@ def init(key: jax.Array, config: Config) -> tuple[dict, dict]:
     params = {"wte": nn.embedding_init(key_wte, padded_vocab(config), C) * embedding_scale,
               "blocks": [_block_init(block_key, config, dense, proj) for block_key in block_keys],
               **_norm_init("ln_f", config)}
-    if config.value_embeds:  # each block's table from its own key, so the blocks' other draws stay as they were
-        for block_params, block_key in zip(params["blocks"], block_keys):
-            block_params["ve"] = nn.embedding_init(jax.random.fold_in(block_key, 1), padded_vocab(config), C) \
-                * embedding_scale
-    if config.unet_skips:
-        params["skip_weights"] = jnp.ones((config.n_layer // 2,))
     if config.pos == "learned":
         params["wpe"] = nn.embedding_init(key_wpe, config.block_size, C) * embedding_scale
     if not config.tie_embeddings:
@@ -181,7 +173,6 @@ def flops_per_token(config: Config) -> float:
     used = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(params))
     used -= math.prod(params["wpe"].shape) if "wpe" in params else 0
     used -= 0 if config.tie_embeddings else math.prod(params["wte"].shape)
-    used -= sum(math.prod(b["ve"].shape) for b in params["blocks"] if "ve" in b)  # value embeddings: lookups
     L, H, Q, T = config.n_layer, config.n_head, config.n_embd // config.n_head, config.block_size
     return 6.0 * used + 12.0 * L * H * Q * T
 
@@ -276,23 +267,19 @@ def _rope(positions: jax.Array, config: Config, dtype, batch: int = 1) -> tuple 
     return tuple(jnp.tile(t, (batch, 1))[:, None] for t in tables)
 
 
-def _qkv(params: dict, x: jax.Array, dtype, config: Config, rope: tuple[jax.Array, jax.Array] | None,
-         tokens: jax.Array | None) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Residual x [N, C] -> q, k, v [N, H, D]: ln_1, one combined qkv projection, QK-norm, rotary,
-    and under value_embeds the block's embedding of each row's token added to v.
+def _qkv(params: dict, x: jax.Array, dtype, config: Config,
+         rope: tuple[jax.Array, jax.Array] | None) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Residual x [N, C] -> q, k, v [N, H, D]: ln_1, one combined qkv projection, QK-norm, rotary.
 
     The projection's weight is [C, 3, H, D] (bias [3, H, D]), flax's multi-head layout: the
     head count lives in the parameters' shape. It runs as one [N, C] x [C, 3C] matmul. rope:
-    cos, sin broadcastable to [N, H, D/2] (each row's position), or None (no rotary). tokens:
-    int [N], each row's token (read only under value_embeds).
+    cos, sin broadcastable to [N, H, D/2] (each row's position), or None (no rotary).
     """
     c_attn = params["attn"]["c_attn"]
     flat = jax.tree.map(lambda a: a.reshape(*a.shape[:-3], -1), c_attn)  # W [C, 3C], b [3C]
     qkv = _dense(flat, _norm(params, "ln_1", x, config), dtype)  # [N, 3C]
     qkv = qkv.reshape(x.shape[0], *c_attn["W"].shape[1:])  # [N, 3, H, D]
     q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]
-    if config.value_embeds:  # modded-nanogpt's value embeddings: a token's own vector straight into the values
-        v = v + nn.embedding(params["ve"], tokens).reshape(v.shape).astype(v.dtype)
     if config.qk_norm:
         q, k = ops.rms_norm(q), ops.rms_norm(k)
     if rope is not None:  # after QK-norm; a rotation keeps each head's RMS, so the order is moot
@@ -319,8 +306,7 @@ def _head(params: dict, x: jax.Array, config: Config) -> jax.Array:
 
 
 def block(params: dict, x: jax.Array, attend: Callable, *, config: Config, dtype,
-          rope: tuple[jax.Array, jax.Array] | None = None, drop: Callable = lambda x: x,
-          tokens: jax.Array | None = None) -> tuple[jax.Array, Any]:
+          rope: tuple[jax.Array, jax.Array] | None = None, drop: Callable = lambda x: x) -> tuple[jax.Array, Any]:
     """One pre-norm block on the residual stream: x + attention branch, then + MLP branch.
 
     `apply` (every position) and `decode_step` (one position, with the key/value cache)
@@ -334,11 +320,10 @@ def block(params: dict, x: jax.Array, attend: Callable, *, config: Config, dtype
         config: the model's Config; dtype: the compute dtype of the dense layers.
         rope: cos, sin broadcastable to [N, H, D/2] (pos="rotary"), or None.
         drop: dropout on each branch's output (train mode with dropout), else the identity.
-        tokens: int [N], each row's token (value_embeds).
     Returns:
         (x [N, C] in the stream's dtype, attend's aux).
     """
-    q, k, v = _qkv(params, x, dtype, config, rope, tokens)
+    q, k, v = _qkv(params, x, dtype, config, rope)
     y, aux = attend(q, k, v)
     x = x + drop(_dense(params["attn"]["c_proj"], y.reshape(x.shape[0], -1), dtype))  # the stream stays float32
     return x + drop(_mlp(params, x, config)), aux
@@ -362,25 +347,9 @@ def apply(params: dict, state: dict, idx: jax.Array, *, train: bool, config: Con
         y = nn.attention(*(a.reshape(B, T, *a.shape[1:]) for a in (q, k, v)), dropout=attn_drop, implementation=how)
         return y.reshape(q.shape), None
 
-    x, _ = _blocks(params, x, lambda p, x, _: block(p, x, causal, config=config, dtype=dtype, rope=rope, drop=drop,
-                                                    tokens=idx.reshape(-1)), [None] * config.n_layer, config)
+    for block_params in params["blocks"]:
+        x, _ = block(block_params, x, causal, config=config, dtype=dtype, rope=rope, drop=drop)
     return _head(params, x, config).reshape(B, T, -1), state
-
-
-def _blocks(params: dict, x: jax.Array, run: Callable, per_block: list, config: Config) -> tuple[jax.Array, list]:
-    """The stack: x [N, C] through every block in order, `run(block_params, x, block's item of per_block)
-    -> (x, aux)`; under unet_skips the last n_layer // 2 blocks' inputs first add skip_weights[j] x the
-    output of block n_layer // 2 - 1 - j (modded-nanogpt's U-net: the outer blocks pair up). Returns
-    (x [N, C], [aux of each block])."""
-    half, skips, auxes = config.n_layer // 2 if config.unet_skips else 0, [], []
-    for i, (block_params, item) in enumerate(zip(params["blocks"], per_block)):
-        if half and i >= config.n_layer - half:
-            x = x + params["skip_weights"][i - (config.n_layer - half)].astype(x.dtype) * skips.pop()
-        x, aux = run(block_params, x, item)
-        auxes.append(aux)
-        if i < half:
-            skips.append(x)
-    return x, auxes
 
 
 def _attention_implementation(config: Config, dtype, *, attn_dropout: bool = False) -> str:
@@ -436,9 +405,10 @@ def decode_step(params: dict, state: dict, cache: list[dict], token: jax.Array, 
     dtype = _compute_dtype(params["wte"], config)
     x = _embed(params, token, pos, config)  # [n, C]
     rope = _rope(pos, config, dtype)  # cos, sin [1, 1, D/2]: every sequence is at position pos
-    how = _attention_implementation(config, dtype)
-    x, new_cache = _blocks(params, x, lambda p, x, layer: block(p, x, _cached_attention(layer, pos, how), config=config,
-                                                                dtype=dtype, rope=rope, tokens=token), cache, config)
+    how, new_cache = _attention_implementation(config, dtype), []
+    for block_params, layer in zip(params["blocks"], cache):
+        x, layer = block(block_params, x, _cached_attention(layer, pos, how), config=config, dtype=dtype, rope=rope)
+        new_cache.append(layer)
     return _head(params, x, config), new_cache
 
 
@@ -476,7 +446,7 @@ def param_labels(params: dict) -> dict:
 def decayed(params: dict) -> dict:
     """True for the weights ("W") and the embeddings (wte, wpe); False for the biases (c_attn's
     b [3, H, D] too, 3-D as it is) and the norms' parameters (labels.py)."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: _key(path, -1) in ("W", "wte", "wpe", "ve"), params)
+    return jax.tree_util.tree_map_with_path(lambda path, _: _key(path, -1) in ("W", "wte", "wpe"), params)
 
 
 def muon_dimensions(tree: dict) -> dict:

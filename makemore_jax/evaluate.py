@@ -39,7 +39,7 @@ def split_loss(apply: Callable, params, state, X: np.ndarray, Y: np.ndarray, *, 
     Returns:
         mean negative log-likelihood per counted target (nats).
     """
-    batch_size = batch_rows(len(X), batch_size)
+    batch_size = rows_per_batch(len(X), batch_size)
     pad = -len(X) % batch_size  # padded rows get target -1, which the loss ignores
     X = np.concatenate([X, np.zeros((pad, *X.shape[1:]), X.dtype)])
     Y = np.concatenate([Y, np.full((pad, *Y.shape[1:]), IGNORE, Y.dtype)])
@@ -49,7 +49,7 @@ def split_loss(apply: Callable, params, state, X: np.ndarray, Y: np.ndarray, *, 
     return total / max(count, 1)
 
 
-def batch_rows(n: int, batch_size: int) -> int:
+def rows_per_batch(n: int, batch_size: int) -> int:
     """split_loss's rows per batch for n examples: as many batches as batch_size makes, each as small as it can be."""
     batch_size = max(1, min(batch_size, n))
     return -(-n // -(-n // batch_size))
@@ -62,19 +62,28 @@ def compile_split_loss(apply: Callable, params, state, X: np.ndarray, Y: np.ndar
     dtypes are read (params, state: arrays or jax.ShapeDtypeStruct trees): from a thread, this
     compile overlaps another one (the training's), on a core that compile leaves idle.
     """
-    rows = batch_rows(len(X), batch_size)
+    rows = rows_per_batch(len(X), batch_size)
     batch = lambda a: jax.ShapeDtypeStruct((rows, *a.shape[1:]), a.dtype)  # noqa: E731
     _batch_loss.lower(apply, params, state, batch(X), batch(Y)).compile()
 
 
-def kind_loss(model, config, params, state, arrays, *, compile_only: bool = False, **kwargs) -> float | None:
-    """`split_loss` of a split's arrays as the model's data kind evaluates them (eval_arrays, eval_batch);
-    with compile_only, `compile_split_loss` of them instead (None)."""
+def kind_batches(model, config, arrays) -> tuple[np.ndarray, np.ndarray, int]:
+    """A split's arrays as the model's data kind evaluates them: (X, Y, batch_size) (eval_arrays, eval_batch)."""
     kind = model.kind
     X, Y = kind.eval_arrays(arrays, config.block_size)
-    loss = compile_split_loss if compile_only else split_loss
-    return loss(model.bind(config), params, state, X, Y, batch_size=kind.eval_batch(config.block_size, config.vocab_size),
-                **kwargs)
+    return X, Y, kind.eval_batch(config.block_size, config.vocab_size)
+
+
+def kind_loss(model, config, params, state, arrays, **kwargs) -> float:
+    """`split_loss` of a split's arrays as the model's data kind evaluates them (kind_batches)."""
+    X, Y, batch_size = kind_batches(model, config, arrays)
+    return split_loss(model.bind(config), params, state, X, Y, batch_size=batch_size, **kwargs)
+
+
+def compile_kind_loss(model, config, params, state, arrays) -> None:
+    """`compile_split_loss` of what `kind_loss` with these arguments runs."""
+    X, Y, batch_size = kind_batches(model, config, arrays)
+    compile_split_loss(model.bind(config), params, state, X, Y, batch_size=batch_size)
 
 
 def bits(nats: float) -> float:

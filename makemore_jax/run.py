@@ -115,10 +115,10 @@ class Run:
         the evaluate that follows starts at once (evaluate.compile_split_loss)."""
         import jax
 
-        from .evaluate import kind_loss
+        from .evaluate import compile_kind_loss
         shapes = jax.eval_shape(lambda: (self.state.params, self.state.model_state))
         for _, arrays in self._evaluated(train):
-            kind_loss(self.model, self.config, *shapes, arrays, compile_only=True)
+            compile_kind_loss(self.model, self.config, *shapes, arrays)
 
     def _evaluated(self, train: bool) -> list[tuple[str, tuple]]:
         """The splits `evaluate` scores: the non-empty ones, the training split only with `train`."""
